@@ -1,0 +1,7 @@
+//! One module per subcommand; each defines `Args` (clap) and `run(Args)`.
+
+pub mod devices;
+pub mod eval;
+pub mod features;
+pub mod models;
+pub mod transcribe;

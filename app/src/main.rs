@@ -1,0 +1,53 @@
+//! `hark`: the command-line front end.
+//!
+//! `main` only turns flags into a validated command and reports errors; each
+//! subcommand lives in its own module under `cmd/` and owns its `Args`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// hark: fast, exact local speech recognition.
+#[derive(Debug, Parser)]
+#[command(name = "hark", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compute acoustic features (Kaldi fbank or Whisper log-mel) of an audio file.
+    Features(cmd::features::Args),
+    /// List audio input devices (and compute devices).
+    Devices(cmd::devices::Args),
+    /// Transcribe audio files or directories.
+    Transcribe(cmd::transcribe::Args),
+    /// Manage models: list, pull, info, rm, import.
+    Models(cmd::models::Args),
+    /// Evaluate a model on a test set (WER/CER).
+    Eval(cmd::eval::Args),
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Features(a) => cmd::features::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
+        Command::Transcribe(a) => cmd::transcribe::run(a),
+        Command::Models(a) => cmd::models::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("hark: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! hark-audio: file decoding, microphone capture, resampling, feature extraction.

@@ -1,0 +1,1 @@
+//! hark-engine: tensors, dtypes, runtime-selected kernels, ops, KV cache, delegates.

@@ -1,0 +1,1 @@
+//! Evaluation: WER/CER scoring, text normalisers, dataset readers.

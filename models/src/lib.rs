@@ -1,0 +1,6 @@
+//! hark-models: model families (Whisper, conformer-AED), decoding, the model store,
+//! and evaluation (WER/CER, text normalisers, dataset readers).
+
+pub mod eval;
+pub mod store;
+pub mod whisper;

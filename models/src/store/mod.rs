@@ -1,0 +1,1 @@
+//! The model store: built-in model names, pulling, importing, converting.

@@ -1,0 +1,1 @@
+//! Whisper: encoder, decoder, decoding (greedy, beam, timestamps, long-form).

@@ -1,0 +1,1 @@
+//! End-to-end tests for hark live in `tests/tests/`; shared helpers here.

@@ -1,0 +1,1 @@
+//! hark-tokenizer: Whisper byte-level BPE, SentencePiece and unit-list tokenizers.
