@@ -1,1 +1,3 @@
 //! Whisper: encoder, decoder, decoding (greedy, beam, timestamps, long-form).
+
+pub mod config;

@@ -1,0 +1,1 @@
+//! hark-format Whisper configuration (`config.json`), shared by importers and the model.
