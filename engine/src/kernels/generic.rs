@@ -1,0 +1,191 @@
+//! Portable scalar reference kernels.
+//!
+//! These define the semantics every SIMD variant is tested against: straightforward loops,
+//! sequential f32 accumulation, `f32::exp`. They are also the fallback on CPUs without
+//! AVX2. Contracts are documented on the fn-pointer types in the parent module.
+
+use half::{bf16, f16};
+
+use super::{linear_dims, MatMut, MatRef};
+
+fn linear_generic<W: Copy>(
+    name: &str,
+    x: &[f32],
+    w: &[W],
+    bias: Option<&[f32]>,
+    mut out: MatMut<'_>,
+    widen: impl Fn(W) -> f32,
+) {
+    let (m, k, n) = linear_dims(name, x.len(), w.len(), bias, &out);
+    for i in 0..m {
+        let xr = &x[i * k..(i + 1) * k];
+        let orow = out.row_mut(i);
+        for j in 0..n {
+            let wr = &w[j * k..(j + 1) * k];
+            let mut acc = 0.0f32;
+            for l in 0..k {
+                acc += xr[l] * widen(wr[l]);
+            }
+            orow[j] = acc + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+}
+
+/// Reference f32-weight linear layer ([`super::LinearF32Fn`]).
+pub fn linear_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: MatMut<'_>) {
+    linear_generic("linear_f32", x, w, bias, out, |v| v)
+}
+
+/// Reference f16-weight linear layer ([`super::LinearF16Fn`]).
+pub fn linear_f16(x: &[f32], w: &[f16], bias: Option<&[f32]>, out: MatMut<'_>) {
+    linear_generic("linear_f16", x, w, bias, out, f16::to_f32)
+}
+
+/// Reference bf16-weight linear layer ([`super::LinearBf16Fn`]).
+pub fn linear_bf16(x: &[f32], w: &[bf16], bias: Option<&[f32]>, out: MatMut<'_>) {
+    linear_generic("linear_bf16", x, w, bias, out, bf16::to_f32)
+}
+
+/// Symmetric dynamic quantisation of one activation row, the definition shared by every
+/// int8 kernel: `sx = max|x| / 127`, `q[l] = round_half_even(x[l] · (127 / max|x|))`
+/// clamped to `[-127, 127]` (the product is computed in f32 exactly like the SIMD paths).
+/// Returns `sx` (0 for an all-zero row, which quantises to zeros).
+pub fn quantize_row_i8(x: &[f32], q: &mut [i8]) -> f32 {
+    assert_eq!(x.len(), q.len(), "quantize_row_i8: length mismatch");
+    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return if amax == 0.0 { 0.0 } else { f32::NAN };
+    }
+    let inv = 127.0f32 / amax;
+    for (qv, &v) in q.iter_mut().zip(x) {
+        *qv = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+    }
+    amax / 127.0
+}
+
+/// Reference int8-weight linear layer ([`super::LinearI8Fn`]).
+pub fn linear_i8(x: &[f32], w: &[i8], scales: &[f32], bias: Option<&[f32]>, mut out: MatMut<'_>) {
+    let (m, k, n) = linear_dims("linear_i8", x.len(), w.len(), bias, &out);
+    assert!(
+        scales.len() == n,
+        "linear_i8: {} scales for n={n}",
+        scales.len()
+    );
+    let mut qx = vec![0i8; k];
+    for i in 0..m {
+        let sx = quantize_row_i8(&x[i * k..(i + 1) * k], &mut qx);
+        let orow = out.row_mut(i);
+        for j in 0..n {
+            let wr = &w[j * k..(j + 1) * k];
+            let acc: i32 = qx.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum();
+            orow[j] = acc as f32 * sx * scales[j] + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+}
+
+/// Reference strided matmul ([`super::MatmulF32Fn`]).
+pub fn matmul_f32(a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, mut out: MatMut<'_>) {
+    let (m, k, n) = matmul_dims(&a, &b, &out);
+    for i in 0..m {
+        let orow = out.row_mut(i);
+        for (j, o) in orow.iter_mut().enumerate().take(n) {
+            let mut acc = 0.0f32;
+            for l in 0..k {
+                acc += a.at(i, l) * b.at(l, j);
+            }
+            *o = if accumulate { *o + acc } else { acc };
+        }
+    }
+}
+
+/// Checks matmul shapes, returns `(m, k, n)`; panics on a mismatch (caller bug).
+pub(crate) fn matmul_dims(
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    out: &MatMut<'_>,
+) -> (usize, usize, usize) {
+    assert!(
+        a.cols() == b.rows() && a.rows() == out.rows() && b.cols() == out.cols(),
+        "matmul_f32: a {}×{} · b {}×{} into out {}×{}",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols(),
+        out.rows(),
+        out.cols()
+    );
+    (a.rows(), a.cols(), b.cols())
+}
+
+/// Reference dot product.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: length mismatch");
+    a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)
+}
+
+/// Reference `y += alpha·x`.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv += alpha * xv;
+    }
+}
+
+/// Reference `x *= alpha`.
+pub fn scale(alpha: f32, x: &mut [f32]) {
+    for v in x {
+        *v *= alpha;
+    }
+}
+
+/// Reference sum.
+pub fn sum(x: &[f32]) -> f32 {
+    x.iter().sum()
+}
+
+/// Reference maximum (`-inf` for an empty slice; NaNs are ignored).
+pub fn max(x: &[f32]) -> f32 {
+    x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// Reference in-place exp (`f32::exp`).
+pub fn exp(x: &mut [f32]) {
+    for v in x {
+        *v = v.exp();
+    }
+}
+
+/// Reference `x = exp(x - shift)`, returning the sum.
+pub fn exp_sum(x: &mut [f32], shift: f32) -> f32 {
+    let mut s = 0.0;
+    for v in x {
+        *v = (*v - shift).exp();
+        s += *v;
+    }
+    s
+}
+
+/// Reference f16 → f32.
+pub fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16_to_f32: length mismatch");
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
+    }
+}
+
+/// Reference f32 → f16 (round to nearest even).
+pub fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    assert_eq!(src.len(), dst.len(), "f32_to_f16: length mismatch");
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(s);
+    }
+}
+
+/// Reference bf16 → f32.
+pub fn bf16_to_f32(src: &[bf16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "bf16_to_f32: length mismatch");
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
+    }
+}
