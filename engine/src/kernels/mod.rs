@@ -325,7 +325,7 @@ pub(crate) fn linear_dims(
         return (m, 0, n);
     }
     assert!(
-        x_len % m == 0,
+        x_len.checked_rem(m) == Some(0),
         "{name}: x has {x_len} values, not a multiple of m={m}"
     );
     let k = x_len / m;

@@ -3,6 +3,19 @@
 
 use super::Kernels;
 
+// Register tiles index their accumulator arrays explicitly (`acc[r][c]`), which reads better
+// than iterator chains and unrolls identically; tile fns take raw operand pointers.
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+mod avx2;
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+mod avx512;
+mod large;
+
+/// Above this many activation rows, float-weight linear layers switch from the dot-form
+/// register tiles (one pass over the weights) to the packed, blocked GEMM in [`large`].
+/// Chosen from the `gemm` benches (see `engine/benches/gemm.rs`).
+pub(crate) const LARGE_M: usize = 24;
+
 /// AVX2 + FMA + F16C present.
 pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
@@ -20,7 +33,40 @@ pub(crate) fn has_avx512() -> bool {
 }
 
 /// Overwrites entries with AVX2 variants (caller checked [`has_avx2`]).
-pub(crate) fn install_avx2(_k: &mut Kernels) {}
+pub(crate) fn install_avx2(k: &mut Kernels) {
+    k.linear_f32 = avx2::linear_f32;
+    k.linear_f16 = avx2::linear_f16;
+    k.linear_bf16 = avx2::linear_bf16;
+    k.linear_i8 = avx2::linear_i8;
+    k.matmul_f32 = large::matmul_f32;
+    k.dot = avx2::dot;
+    k.axpy = avx2::axpy;
+    k.scale = avx2::scale;
+    k.sum = avx2::sum;
+    k.max = avx2::max;
+    k.exp = avx2::exp;
+    k.exp_sum = avx2::exp_sum;
+    k.f16_to_f32 = avx2::f16_to_f32;
+    k.f32_to_f16 = avx2::f32_to_f16;
+}
 
-/// Overwrites entries with AVX-512 variants (caller checked [`has_avx512`]).
-pub(crate) fn install_avx512(_k: &mut Kernels) {}
+/// Overwrites entries with AVX-512 variants (caller checked [`has_avx512`]); int8 uses VNNI
+/// when present and keeps the AVX2 kernel otherwise.
+pub(crate) fn install_avx512(k: &mut Kernels) {
+    k.linear_f32 = avx512::linear_f32;
+    k.linear_f16 = avx512::linear_f16;
+    k.linear_bf16 = avx512::linear_bf16;
+    if is_x86_feature_detected!("avx512vnni") {
+        k.linear_i8 = avx512::linear_i8_vnni;
+    }
+    k.dot = avx512::dot;
+    k.axpy = avx512::axpy;
+    k.scale = avx512::scale;
+    k.sum = avx512::sum;
+    k.max = avx512::max;
+    k.exp = avx512::exp;
+    k.exp_sum = avx512::exp_sum;
+    k.f16_to_f32 = avx512::f16_to_f32;
+    k.f32_to_f16 = avx512::f32_to_f16;
+    k.bf16_to_f32 = avx512::bf16_to_f32;
+}

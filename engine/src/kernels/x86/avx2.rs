@@ -1,0 +1,640 @@
+//! AVX2 + FMA + F16C kernels (8 f32 lanes, 16 ymm registers).
+//!
+//! Same dot-form register tiles as the AVX-512 level (see `avx512.rs`), sized for 16
+//! registers: up to 2 rows × 4 weight rows, or up to 6 rows × 2 weight rows. AVX2 has no
+//! masked byte/half loads, so `k` tails (< 8 values) are copied into a zero-padded stack
+//! buffer. int8 uses the `vpsignb` trick: `|qx|` (u8) × `sign(qx)·qw` (i8) with `vpmaddubsw`
+//! cannot saturate because both magnitudes are ≤ 127 (2·127·127 < 32767).
+
+use std::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use super::super::{generic, linear_dims, MatMut};
+
+/// Maximum activation rows handled in one pass over the weights.
+pub(super) const MR: usize = 6;
+
+/// Loads 8 weights widened to f32.
+pub(super) trait Load8: Copy + Default {
+    /// 8 values at `p` (unaligned).
+    unsafe fn load(p: *const Self) -> __m256;
+}
+
+impl Load8 for f32 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(p: *const f32) -> __m256 {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+impl Load8 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load(p: *const f16) -> __m256 {
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+}
+
+impl Load8 for bf16 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(p: *const bf16) -> __m256 {
+        unsafe {
+            let h = _mm_loadu_si128(p as *const __m128i);
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+        }
+    }
+}
+
+/// `n < 8` values at `p`, zero-padded, via a stack copy (reads only `n` values).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn load_tail<W: Load8>(p: *const W, n: usize) -> __m256 {
+    let mut buf = [W::default(); 8];
+    unsafe {
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+        W::load(buf.as_ptr())
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// One `R×C` tile: `out[r][c] = Σ_l x[r][l]·w[c][l] + bias[c]` (bias may be null).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile<W: Load8, const R: usize, const C: usize>(
+    x: *const f32,
+    k: usize,
+    w: *const W,
+    bias: *const f32,
+    out: *mut f32,
+    ors: usize,
+) {
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let mut wv = [_mm256_setzero_ps(); C];
+        let mut l = 0;
+        while l + 8 <= k {
+            for c in 0..C {
+                wv[c] = W::load(w.add(c * k + l));
+            }
+            for r in 0..R {
+                let xv = _mm256_loadu_ps(x.add(r * k + l));
+                for c in 0..C {
+                    acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+                }
+            }
+            l += 8;
+        }
+        if l < k {
+            let t = k - l;
+            for c in 0..C {
+                wv[c] = load_tail(w.add(c * k + l), t);
+            }
+            for r in 0..R {
+                let xv = load_tail(x.add(r * k + l), t);
+                for c in 0..C {
+                    acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+                }
+            }
+        }
+        for r in 0..R {
+            for c in 0..C {
+                let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+                *out.add(r * ors + c) = hsum(acc[r][c]) + b;
+            }
+        }
+    }
+}
+
+type TileFn<W> = unsafe fn(*const f32, usize, *const W, *const f32, *mut f32, usize);
+
+/// Tile for `r` rows: the wide one (`C` = 4 for r ≤ 2, else 2) and the 1-column tail.
+fn tiles_for<W: Load8>(r: usize) -> (usize, TileFn<W>, TileFn<W>) {
+    match r {
+        1 => (4, tile::<W, 1, 4>, tile::<W, 1, 1>),
+        2 => (4, tile::<W, 2, 4>, tile::<W, 2, 1>),
+        3 => (2, tile::<W, 3, 2>, tile::<W, 3, 1>),
+        4 => (2, tile::<W, 4, 2>, tile::<W, 4, 1>),
+        5 => (2, tile::<W, 5, 2>, tile::<W, 5, 1>),
+        _ => (2, tile::<W, 6, 2>, tile::<W, 6, 1>),
+    }
+}
+
+fn linear_small<W: Load8>(
+    name: &str,
+    x: &[f32],
+    w: &[W],
+    bias: Option<&[f32]>,
+    mut out: MatMut<'_>,
+) {
+    let (m, k, n) = linear_dims(name, x.len(), w.len(), bias, &out);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let ors = out.row_stride();
+    let op = out.as_mut_ptr();
+    let bp = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+    let nb = if m <= MR {
+        n
+    } else {
+        ((128 * 1024 / (k * size_of::<W>()).max(1)) / 4 * 4).max(4)
+    };
+    let mut j0 = 0;
+    while j0 < n {
+        let j1 = (j0 + nb).min(n);
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(MR);
+            let (cw, tw, t1) = tiles_for::<W>(r);
+            let mut j = j0;
+            while j < j1 {
+                let wide = j + cw <= j1;
+                // SAFETY: offsets inside the checked operands; AVX2 detected before install.
+                unsafe {
+                    let b = if bp.is_null() { bp } else { bp.add(j) };
+                    let t = if wide { tw } else { t1 };
+                    t(
+                        x.as_ptr().add(i * k),
+                        k,
+                        w.as_ptr().add(j * k),
+                        b,
+                        op.add(i * ors + j),
+                        ors,
+                    );
+                }
+                j += if wide { cw } else { 1 };
+            }
+            i += r;
+        }
+        j0 = j1;
+    }
+}
+
+/// f32 weights.
+pub(super) fn linear_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: MatMut<'_>) {
+    if out.rows() > super::LARGE_M {
+        super::large::linear_f32(x, w, bias, out)
+    } else {
+        linear_small("linear_f32", x, w, bias, out)
+    }
+}
+
+/// f16 weights.
+pub(super) fn linear_f16(x: &[f32], w: &[f16], bias: Option<&[f32]>, out: MatMut<'_>) {
+    if out.rows() > super::LARGE_M {
+        super::large::linear_f16(x, w, bias, out, f16_to_f32)
+    } else {
+        linear_small("linear_f16", x, w, bias, out)
+    }
+}
+
+/// bf16 weights.
+pub(super) fn linear_bf16(x: &[f32], w: &[bf16], bias: Option<&[f32]>, out: MatMut<'_>) {
+    if out.rows() > super::LARGE_M {
+        super::large::linear_bf16(x, w, bias, out, generic::bf16_to_f32)
+    } else {
+        linear_small("linear_bf16", x, w, bias, out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// int8
+
+/// int8 tile: `xq` rows are quantised activations (i8, row stride `kp`, zero-padded to a
+/// multiple of 32), `w` rows i8 with stride `k` (tail copied into a padded buffer).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_i8<const R: usize, const C: usize>(
+    xq: *const i8,
+    sx: *const f32,
+    kp: usize,
+    w: *const i8,
+    k: usize,
+    scales: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    ors: usize,
+) {
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); C]; R];
+        let mut wv = [_mm256_setzero_si256(); C];
+        let mut l = 0;
+        while l < k {
+            for c in 0..C {
+                wv[c] = if l + 32 <= k {
+                    _mm256_loadu_si256(w.add(c * k + l) as *const __m256i)
+                } else {
+                    let mut buf = [0i8; 32];
+                    std::ptr::copy_nonoverlapping(w.add(c * k + l), buf.as_mut_ptr(), k - l);
+                    _mm256_loadu_si256(buf.as_ptr() as *const __m256i)
+                };
+            }
+            for r in 0..R {
+                let xv = _mm256_loadu_si256(xq.add(r * kp + l) as *const __m256i);
+                let ax = _mm256_sign_epi8(xv, xv);
+                for c in 0..C {
+                    let p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[c], xv));
+                    acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(p16, ones));
+                }
+            }
+            l += 32;
+        }
+        for c in 0..C {
+            let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
+            let sw = *scales.add(c);
+            for r in 0..R {
+                *out.add(r * ors + c) = hsum_i32(acc[r][c]) as f32 * *sx.add(r) * sw + b;
+            }
+        }
+    }
+}
+
+type TileI8Fn = unsafe fn(
+    *const i8,
+    *const f32,
+    usize,
+    *const i8,
+    usize,
+    *const f32,
+    *const f32,
+    *mut f32,
+    usize,
+);
+
+/// Rows per int8 tile (accumulators + temporaries fit 16 registers).
+const MR_I8: usize = 4;
+
+fn tiles_i8_for(r: usize) -> (TileI8Fn, TileI8Fn) {
+    match r {
+        1 => (tile_i8::<1, 2>, tile_i8::<1, 1>),
+        2 => (tile_i8::<2, 2>, tile_i8::<2, 1>),
+        3 => (tile_i8::<3, 2>, tile_i8::<3, 1>),
+        _ => (tile_i8::<4, 2>, tile_i8::<4, 1>),
+    }
+}
+
+/// int8 weights (see [`super::super::LinearI8Fn`]).
+pub(super) fn linear_i8(
+    x: &[f32],
+    w: &[i8],
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    mut out: MatMut<'_>,
+) {
+    let (m, k, n) = linear_dims("linear_i8", x.len(), w.len(), bias, &out);
+    assert!(
+        scales.len() == n,
+        "linear_i8: {} scales for n={n}",
+        scales.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kp = k.div_ceil(32) * 32;
+    let mut xq = vec![0i8; m * kp];
+    let mut sx = vec![0f32; m];
+    for i in 0..m {
+        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], &mut xq[i * kp..i * kp + k]);
+    }
+    let ors = out.row_stride();
+    let op = out.as_mut_ptr();
+    let bp = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+    let nb = if m <= MR_I8 {
+        n
+    } else {
+        ((256 * 1024 / k.max(1)) / 2 * 2).max(2)
+    };
+    let mut j0 = 0;
+    while j0 < n {
+        let j1 = (j0 + nb).min(n);
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(MR_I8);
+            let (t2, t1) = tiles_i8_for(r);
+            let mut j = j0;
+            while j < j1 {
+                let wide = j + 2 <= j1;
+                // SAFETY: offsets inside the checked operands; AVX2 detected before install.
+                unsafe {
+                    let b = if bp.is_null() { bp } else { bp.add(j) };
+                    let t = if wide { t2 } else { t1 };
+                    t(
+                        xq.as_ptr().add(i * kp),
+                        sx.as_ptr().add(i),
+                        kp,
+                        w.as_ptr().add(j * k),
+                        k,
+                        scales.as_ptr().add(j),
+                        b,
+                        op.add(i * ors + j),
+                        ors,
+                    );
+                }
+                j += if wide { 2 } else { 1 };
+            }
+            i += r;
+        }
+        j0 = j1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Vector helpers
+
+/// Dot product.
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: length mismatch");
+    // SAFETY: equal lengths; AVX2 detected.
+    unsafe { dot_impl(a, b) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    unsafe {
+        while i + 32 <= n {
+            for (u, s) in acc.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(ap.add(i + 8 * u)),
+                    _mm256_loadu_ps(bp.add(i + 8 * u)),
+                    *s,
+                );
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(ap.add(i)),
+                _mm256_loadu_ps(bp.add(i)),
+                acc[0],
+            );
+            i += 8;
+        }
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut r = hsum(s);
+    for j in i..n {
+        r += a[j] * b[j];
+    }
+    r
+}
+
+/// `y += alpha·x`.
+pub(super) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    // SAFETY: equal lengths; AVX2 detected.
+    unsafe { axpy_impl(alpha, x, y) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_impl(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    let a = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            let v = _mm256_fmadd_ps(
+                a,
+                _mm256_loadu_ps(x.as_ptr().add(i)),
+                _mm256_loadu_ps(y.as_ptr().add(i)),
+            );
+            _mm256_storeu_ps(y.as_mut_ptr().add(i), v);
+            i += 8;
+        }
+    }
+    for j in i..n {
+        y[j] = alpha.mul_add(x[j], y[j]);
+    }
+}
+
+/// `x *= alpha`.
+pub(super) fn scale(alpha: f32, x: &mut [f32]) {
+    // SAFETY: AVX2 detected.
+    unsafe { scale_impl(alpha, x) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn scale_impl(alpha: f32, x: &mut [f32]) {
+    let n = x.len();
+    let a = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(a, _mm256_loadu_ps(p)));
+            i += 8;
+        }
+    }
+    for v in &mut x[i..] {
+        *v *= alpha;
+    }
+}
+
+/// Sum.
+pub(super) fn sum(x: &[f32]) -> f32 {
+    // SAFETY: AVX2 detected.
+    unsafe { sum_impl(x) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn sum_impl(x: &[f32]) -> f32 {
+    let n = x.len();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    unsafe {
+        while i + 32 <= n {
+            for (u, s) in acc.iter_mut().enumerate() {
+                *s = _mm256_add_ps(_mm256_loadu_ps(x.as_ptr().add(i + 8 * u)), *s);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_add_ps(_mm256_loadu_ps(x.as_ptr().add(i)), acc[0]);
+            i += 8;
+        }
+    }
+    let mut r = hsum(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ));
+    for v in &x[i..] {
+        r += v;
+    }
+    r
+}
+
+/// Maximum (`-inf` for empty input; NaNs ignored).
+pub(super) fn max(x: &[f32]) -> f32 {
+    // SAFETY: AVX2 detected.
+    unsafe { max_impl(x) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn max_impl(x: &[f32]) -> f32 {
+    let n = x.len();
+    let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            // max_ps returns the second operand when either is NaN: keep the accumulator.
+            acc = _mm256_max_ps(_mm256_loadu_ps(x.as_ptr().add(i)), acc);
+            i += 8;
+        }
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: 8-float buffer.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    lanes
+        .iter()
+        .chain(&x[i..])
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// `exp` of 8 lanes: same range reduction and Cephes polynomial as the AVX-512 `exp16`;
+/// `2^n` (n ∈ [-150, 129] after clamping x to [-104, 89]) is applied as two factors
+/// `2^(n>>1)·2^(n-(n>>1))`, each a normal float built from its exponent bits, so the result
+/// overflows to +inf and underflows gradually to 0 like `f32::exp`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-104.0)),
+        _mm256_set1_ps(89.0),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.398_2e-3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.333_452e-3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.166_579_6e-2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666_666_5e-1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5));
+    let r2 = _mm256_mul_ps(r, r);
+    let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+    let ni = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(ni);
+    let n2 = _mm256_sub_epi32(ni, n1);
+    let bias = _mm256_set1_epi32(127);
+    let f1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1, bias)));
+    let f2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n2, bias)));
+    _mm256_mul_ps(_mm256_mul_ps(e, f1), f2)
+}
+
+/// In-place exp.
+pub(super) fn exp(x: &mut [f32]) {
+    // SAFETY: AVX2 detected.
+    unsafe { exp_sum_impl(x, 0.0) };
+}
+
+/// In-place `exp(x - shift)`, returns the sum.
+pub(super) fn exp_sum(x: &mut [f32], shift: f32) -> f32 {
+    // SAFETY: AVX2 detected.
+    unsafe { exp_sum_impl(x, shift) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_sum_impl(x: &mut [f32], shift: f32) -> f32 {
+    let n = x.len();
+    let s = _mm256_set1_ps(shift);
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            let p = x.as_mut_ptr().add(i);
+            let v = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), s));
+            _mm256_storeu_ps(p, v);
+            acc = _mm256_add_ps(acc, v);
+            i += 8;
+        }
+    }
+    let mut total = hsum(acc);
+    if i < n {
+        let t = n - i;
+        let mut buf = [0f32; 8];
+        buf[..t].copy_from_slice(&x[i..]);
+        let mut out = [0f32; 8];
+        // SAFETY: 8-float buffers.
+        unsafe {
+            _mm256_storeu_ps(
+                out.as_mut_ptr(),
+                exp8(_mm256_sub_ps(_mm256_loadu_ps(buf.as_ptr()), s)),
+            )
+        };
+        x[i..].copy_from_slice(&out[..t]);
+        total += out[..t].iter().sum::<f32>();
+    }
+    total
+}
+
+/// f16 → f32.
+pub(super) fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16_to_f32: length mismatch");
+    // SAFETY: equal lengths; AVX2+F16C detected.
+    unsafe { f16_to_f32_impl(src, dst) }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_to_f32_impl(src: &[f16], dst: &mut [f32]) {
+    let n = src.len();
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), f16::load(src.as_ptr().add(i)));
+            i += 8;
+        }
+    }
+    for j in i..n {
+        dst[j] = src[j].to_f32();
+    }
+}
+
+/// f32 → f16 (round to nearest even).
+pub(super) fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    assert_eq!(src.len(), dst.len(), "f32_to_f16: length mismatch");
+    // SAFETY: equal lengths; AVX2+F16C detected.
+    unsafe { f32_to_f16_impl(src, dst) }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f32_to_f16_impl(src: &[f32], dst: &mut [f16]) {
+    let n = src.len();
+    let mut i = 0;
+    unsafe {
+        while i + 8 <= n {
+            let h =
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+            _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+            i += 8;
+        }
+    }
+    for j in i..n {
+        dst[j] = f16::from_f32(src[j]);
+    }
+}
