@@ -1,0 +1,390 @@
+//! Fused scaled-dot-product attention over `[T, heads·head_dim]` layouts.
+//!
+//! For every (query row, head) the scores against the keys are produced in blocks of
+//! [`KEY_BLOCK`] keys on the stack and folded into a running ("online") softmax: running
+//! max `m`, running sum `l` and an f32 accumulator of `head_dim` values that is rescaled
+//! by `exp(m_old - m_new)` whenever the max grows (Milakov & Gimelshein 2018, as in
+//! FlashAttention). No `[T, T]` score matrix is ever materialised and the op never
+//! allocates; (row tile, head) pairs run in parallel on the shared pool.
+//!
+//! Keys and values are read through [`Rows`] views: a row stride and column offset (so a
+//! fused QKV projection output can be used in place) and, optionally, an index table of
+//! physical rows — this is how a beam reads its history from the KV cache without a copy.
+//!
+//! Optional terms: an additive mask `[tq, tk]`, causal masking (query `i` sits at
+//! absolute position `tk - tq + i`), and ESPnet's relative-position term
+//! (`espnet/nets/pytorch_backend/transformer/attention.py`,
+//! `RelPositionMultiHeadedAttention`): `score = ((q + u)·k + (q + v)·p) · scale`, where `p`
+//! is the projected relative encoding row — with `rel_shift` row `c - (i_abs - j)`
+//! (`c = (P-1)/2`, `P = 2T-1` rows from `rel_positional_encoding`), without it row `j`
+//! (legacy variant).
+
+use crate::error::{check_len, Error, Result};
+use crate::ops::SharedMut;
+use crate::threads;
+
+/// Keys scored per block of the online softmax.
+pub const KEY_BLOCK: usize = 64;
+/// Largest supported head dimension (stack accumulator size).
+pub const MAX_HEAD_DIM: usize = 256;
+
+/// A read-only view of rows of an f32 matrix: row `j` starts at
+/// `index[j] · stride + col` (or `j · stride + col` without index table).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    data: &'a [f32],
+    len: usize,
+    stride: usize,
+    col: usize,
+    index: Option<&'a [u32]>,
+}
+
+impl<'a> Rows<'a> {
+    /// `len` consecutive rows with row stride `stride` (elements).
+    pub fn new(data: &'a [f32], len: usize, stride: usize) -> Self {
+        Rows {
+            data,
+            len,
+            stride,
+            col: 0,
+            index: None,
+        }
+    }
+
+    /// Rows at physical positions `index[j]` (row stride `stride`).
+    pub fn indexed(data: &'a [f32], stride: usize, index: &'a [u32]) -> Self {
+        Rows {
+            data,
+            len: index.len(),
+            stride,
+            col: 0,
+            index: Some(index),
+        }
+    }
+
+    /// The same rows starting at column `col` (e.g. the K part of a fused QKV output).
+    pub fn with_col(mut self, col: usize) -> Self {
+        self.col = col;
+        self
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `width` values of row `j`.
+    #[inline]
+    pub fn row(&self, j: usize, width: usize) -> &'a [f32] {
+        let p = match self.index {
+            Some(ix) => ix[j] as usize,
+            None => j,
+        };
+        let s = p * self.stride + self.col;
+        &self.data[s..s + width]
+    }
+
+    /// Checks that every row has `width` readable values.
+    pub fn check(&self, op: &'static str, arg: &'static str, width: usize) -> Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        let max_row = match self.index {
+            Some(ix) => ix.iter().copied().max().unwrap_or(0) as usize,
+            None => self.len - 1,
+        };
+        let need = max_row * self.stride + self.col + width;
+        if need > self.data.len() || (self.len > 1 && self.stride < width && self.index.is_none()) {
+            return Err(Error::BufferLength {
+                op,
+                arg,
+                expected: need,
+                got: self.data.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// ESPnet relative-position term.
+#[derive(Debug, Clone, Copy)]
+pub struct RelPosTerm<'a> {
+    /// Projected relative encodings (`linear_pos(pos_emb)`), rows of `heads·head_dim`.
+    pub pos: Rows<'a>,
+    /// `pos_bias_u` flattened `[heads·head_dim]` (added to q for the content term).
+    pub bias_u: &'a [f32],
+    /// `pos_bias_v` flattened `[heads·head_dim]` (added to q for the position term).
+    pub bias_v: &'a [f32],
+    /// Apply `rel_shift` (new-style `RelPositionalEncoding`, `2T-1` rows); `false` for the
+    /// legacy encoding (row `j` for key `j`).
+    pub shift: bool,
+}
+
+/// Attention options.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionOpts<'a> {
+    /// Number of heads.
+    pub heads: usize,
+    /// Dimension per head (≤ [`MAX_HEAD_DIM`]).
+    pub head_dim: usize,
+    /// Score scale, usually `1/sqrt(head_dim)`.
+    pub scale: f32,
+    /// Mask keys after the query's absolute position.
+    pub causal: bool,
+    /// Additive mask `[tq, tk]` (0 or `-inf`/large negative).
+    pub mask: Option<&'a [f32]>,
+    /// Relative-position term.
+    pub rel: Option<RelPosTerm<'a>>,
+}
+
+impl<'a> AttentionOpts<'a> {
+    /// `heads` × `head_dim`, scale `1/sqrt(head_dim)`, no mask.
+    pub fn new(heads: usize, head_dim: usize) -> Self {
+        AttentionOpts {
+            heads,
+            head_dim,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            causal: false,
+            mask: None,
+            rel: None,
+        }
+    }
+
+    /// Enables causal masking.
+    pub fn causal(mut self, causal: bool) -> Self {
+        self.causal = causal;
+        self
+    }
+
+    /// Sets an additive `[tq, tk]` mask.
+    pub fn with_mask(mut self, mask: &'a [f32]) -> Self {
+        self.mask = Some(mask);
+        self
+    }
+
+    /// Sets the relative-position term.
+    pub fn with_rel(mut self, rel: RelPosTerm<'a>) -> Self {
+        self.rel = Some(rel);
+        self
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = [0f32; 8];
+    let ac = a.chunks_exact(8);
+    let bc = b.chunks_exact(8);
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            s[i] += x[i] * y[i];
+        }
+    }
+    let mut t = (s[0] + s[4]) + (s[1] + s[5]) + (s[2] + s[6]) + (s[3] + s[7]);
+    for (x, y) in ar.iter().zip(br) {
+        t += x * y;
+    }
+    t
+}
+
+#[inline]
+fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(o, v)| *o += a * v);
+}
+
+/// Multi-head attention: `out[i, h] = softmax_j(score(i, j, h)) · v[j, h]`.
+///
+/// `q` has `tq` rows, `k` and `v` have `tk` rows, each row holding `heads·head_dim`
+/// values (head `h` at columns `h·head_dim..`). `out` is `[tq, heads·head_dim]`.
+/// Rows whose keys are all masked produce zeros.
+pub fn attention(
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
+    opts: &AttentionOpts<'_>,
+    out: &mut [f32],
+) -> Result<()> {
+    const OP: &str = "attention";
+    let (h, d) = (opts.heads, opts.head_dim);
+    let hd = h * d;
+    let (tq, tk) = (q.len(), k.len());
+    if d == 0 || d > MAX_HEAD_DIM {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!("head_dim {d} must be in 1..={MAX_HEAD_DIM}"),
+        });
+    }
+    if v.len() != tk {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!("{tk} keys but {} values", v.len()),
+        });
+    }
+    q.check(OP, "q", hd)?;
+    k.check(OP, "k", hd)?;
+    v.check(OP, "v", hd)?;
+    check_len(OP, "out", out.len(), tq * hd)?;
+    if tk < tq && opts.causal {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!("causal attention with {tq} queries but only {tk} keys"),
+        });
+    }
+    if let Some(m) = opts.mask {
+        check_len(OP, "mask", m.len(), tq * tk)?;
+    }
+    if let Some(r) = &opts.rel {
+        check_len(OP, "bias_u", r.bias_u.len(), hd)?;
+        check_len(OP, "bias_v", r.bias_v.len(), hd)?;
+        r.pos.check(OP, "pos", hd)?;
+        let p = r.pos.len();
+        let ok = if r.shift {
+            p % 2 == 1 && (p - 1) / 2 + 1 >= tk && tk >= tq
+        } else {
+            p >= tk
+        };
+        if !ok {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "{p} relative position rows do not cover {tq} queries × {tk} keys (need {} rows{})",
+                    if r.shift { 2 * tk - 1 } else { tk },
+                    if r.shift { ", odd, with rel_shift" } else { "" }
+                ),
+            });
+        }
+    }
+    if tq == 0 {
+        return Ok(());
+    }
+    let row_tile = if tq >= 64 { 16 } else { tq.max(1) };
+    let tiles = tq.div_ceil(row_tile);
+    let tasks = tiles * h;
+    let shared = SharedMut::new(out);
+    let run = |task: usize| {
+        let (tile, head) = (task / h, task % h);
+        let r0 = tile * row_tile;
+        let r1 = (r0 + row_tile).min(tq);
+        for i in r0..r1 {
+            // SAFETY: each (row, head) output segment is written by exactly one task.
+            let o = unsafe { shared.slice(i * hd + head * d, d) };
+            attend_one(&q, &k, &v, opts, tq, tk, i, head, o);
+        }
+    };
+    if tq * tk * hd < (1 << 15) {
+        (0..tasks).for_each(run);
+    } else {
+        threads::pool().parallel_for(tasks, run);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn attend_one(
+    q: &Rows<'_>,
+    k: &Rows<'_>,
+    v: &Rows<'_>,
+    opts: &AttentionOpts<'_>,
+    tq: usize,
+    tk: usize,
+    i: usize,
+    head: usize,
+    out: &mut [f32],
+) {
+    let d = opts.head_dim;
+    let hd = opts.heads * d;
+    let c0 = head * d;
+    let qi_abs = tk - tq + i;
+    let jmax = if opts.causal { qi_abs + 1 } else { tk };
+    let qrow = &q.row(i, hd)[c0..c0 + d];
+    let mut qu_buf = [0f32; MAX_HEAD_DIM];
+    let mut qv_buf = [0f32; MAX_HEAD_DIM];
+    let qu = &mut qu_buf[..d];
+    let qv = &mut qv_buf[..d];
+    match &opts.rel {
+        Some(r) => {
+            for t in 0..d {
+                qu[t] = qrow[t] + r.bias_u[c0 + t];
+                qv[t] = qrow[t] + r.bias_v[c0 + t];
+            }
+        }
+        None => qu.copy_from_slice(qrow),
+    }
+    let mut acc_buf = [0f32; MAX_HEAD_DIM];
+    let acc = &mut acc_buf[..d];
+    let mut s = [0f32; KEY_BLOCK];
+    let mut m = f32::NEG_INFINITY;
+    let mut l = 0f32;
+    let mask_row = opts.mask.map(|mk| &mk[i * tk..(i + 1) * tk]);
+    let mut j0 = 0;
+    while j0 < jmax {
+        let j1 = (j0 + KEY_BLOCK).min(jmax);
+        let mut bm = f32::NEG_INFINITY;
+        for j in j0..j1 {
+            let kr = &k.row(j, hd)[c0..c0 + d];
+            let mut sc = dot(qu, kr);
+            if let Some(r) = &opts.rel {
+                let prow = if r.shift {
+                    (r.pos.len() - 1) / 2 + j - qi_abs
+                } else {
+                    j
+                };
+                sc += dot(qv, &r.pos.row(prow, hd)[c0..c0 + d]);
+            }
+            sc *= opts.scale;
+            if let Some(mr) = mask_row {
+                sc += mr[j];
+            }
+            s[j - j0] = sc;
+            bm = bm.max(sc);
+        }
+        if bm > f32::NEG_INFINITY {
+            let m_new = m.max(bm);
+            if m > f32::NEG_INFINITY && m_new > m {
+                let corr = (m - m_new).exp();
+                l *= corr;
+                acc.iter_mut().for_each(|a| *a *= corr);
+            }
+            m = m_new;
+            for j in j0..j1 {
+                let p = (s[j - j0] - m).exp();
+                if p > 0.0 {
+                    l += p;
+                    axpy(acc, p, &v.row(j, hd)[c0..c0 + d]);
+                }
+            }
+        }
+        j0 = j1;
+    }
+    if l > 0.0 {
+        let inv = 1.0 / l;
+        for t in 0..d {
+            out[t] = acc[t] * inv;
+        }
+    } else {
+        out.fill(0.0);
+    }
+}
+
+/// ESPnet `rel_shift` on one `[t, 2t-1]` score matrix: `out[i, j] = x[i, j + t - 1 - i]`,
+/// `out` is `[t, t]`. (The fused [`attention`] applies the same indexing itself.)
+pub fn rel_shift(x: &[f32], t: usize, out: &mut [f32]) -> Result<()> {
+    if t == 0 {
+        return Ok(());
+    }
+    let p = 2 * t - 1;
+    check_len("rel_shift", "x", x.len(), t * p)?;
+    check_len("rel_shift", "out", out.len(), t * t)?;
+    for i in 0..t {
+        for j in 0..t {
+            out[i * t + j] = x[i * p + j + t - 1 - i];
+        }
+    }
+    Ok(())
+}
