@@ -1,3 +1,24 @@
 //! Whisper: encoder, decoder, decoding (greedy, beam, timestamps, long-form).
+//!
+//! - [`model`]: the network (immutable weights, `Arc`-shareable) and the per-stream
+//!   [`DecoderState`] (in-place KV cache, cross-attention K/V once per window);
+//! - [`decode`]: one window's decoding (greedy / beam / sampling + Whisper logit rules),
+//!   following CTranslate2, which faster-whisper runs;
+//! - [`transcribe`]: long-form loop (30 s window, seek, temperature fallback,
+//!   no-speech skip, prompt conditioning), following faster-whisper.
 
 pub mod config;
+pub mod import_ct2;
+pub mod import_hf;
+pub mod decode;
+pub mod error;
+mod kernels;
+pub mod model;
+pub mod transcribe;
+pub mod weights;
+
+pub use decode::{GenerateOptions, Generation, SpecialTokens};
+pub use error::{Result, WhisperError};
+pub use model::{DecoderState, EncoderOutput, WhisperModel};
+pub use transcribe::{Segment, TranscribeOptions, TranscriptionInfo, Whisper};
+pub use weights::Precision;

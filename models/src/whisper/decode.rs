@@ -1,0 +1,445 @@
+//! Decoding of one 30 s window: greedy, beam search and temperature sampling, with
+//! Whisper's logit rules — following CTranslate2 (`src/decoding.cc` BeamSearch /
+//! GreedySearch, `src/models/whisper.cc` WhisperReplica::generate and
+//! ApplyTimestampRules), which is what faster-whisper runs.
+//!
+//! Behaviour kept from CTranslate2 on purpose (it decides parity with faster-whisper):
+//! - the prompt is split at the last task token: everything before it is forwarded in
+//!   one pass, decoding starts from it, and `max_length = min(448/2, 448 - start_step)`;
+//! - no-speech probability = softmax of the raw logits at `<|startoftranscript|>`;
+//! - logit rules in order: suppress tokens, suppress-at-begin (step 0), timestamp rules
+//!   (no `<|notimestamps|>`; first token must be a timestamp ≤ max initial; pairs;
+//!   monotonic; if the timestamp mass beats the best text token, force a timestamp);
+//! - beam search keeps 2×beam candidates per step, registers candidates ending in EOT
+//!   as finished (scored by cumulative log-prob) and refills the beam from the
+//!   remaining candidates; it stops once `round(beam × patience)` hypotheses finished;
+//!   final scores are divided by `length^length_penalty` (length without EOT);
+//! - greedy scores are the sum of the chosen tokens' log-probs (EOT included), divided
+//!   the same way.
+
+use rand::Rng;
+
+use super::error::{Result, WhisperError};
+use super::kernels::log_softmax_into;
+use super::model::{DecoderState, WhisperModel};
+
+/// Special token ids the decoder needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecialTokens {
+    /// `<|endoftext|>`
+    pub eot: u32,
+    /// `<|startoftranscript|>`
+    pub sot: u32,
+    /// `<|notimestamps|>`
+    pub no_timestamps: u32,
+    /// `<|nospeech|>` / `<|nocaptions|>`
+    pub no_speech: u32,
+    /// first timestamp token `<|0.00|>`
+    pub timestamp_begin: u32,
+    /// last token id (the last timestamp)
+    pub timestamp_end: u32,
+}
+
+/// Options of one window's decoding (CTranslate2 `WhisperOptions` names).
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Beam width (1 = greedy).
+    pub beam_size: usize,
+    /// Beam patience factor.
+    pub patience: f32,
+    /// Length penalty exponent of the final score.
+    pub length_penalty: f32,
+    /// Sampling temperature (0 = deterministic).
+    pub sampling_temperature: f32,
+    /// Number of sampled hypotheses when `sampling_temperature > 0`.
+    pub num_hypotheses: usize,
+    /// Maximum total length (prompt + generated), 448.
+    pub max_length: usize,
+    /// Token ids never generated.
+    pub suppress_tokens: Vec<u32>,
+    /// Token ids suppressed at the first step (`suppress_blank`).
+    pub begin_suppress_tokens: Vec<u32>,
+    /// Index of the largest allowed first timestamp (1.0 s / 0.02 = 50).
+    pub max_initial_timestamp_index: u32,
+    /// Seed of the sampler.
+    pub seed: u64,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            beam_size: 5,
+            patience: 1.0,
+            length_penalty: 1.0,
+            sampling_temperature: 0.0,
+            num_hypotheses: 1,
+            max_length: 448,
+            suppress_tokens: Vec::new(),
+            begin_suppress_tokens: Vec::new(),
+            max_initial_timestamp_index: 50,
+            seed: 0,
+        }
+    }
+}
+
+/// Result of decoding one window.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Generated token ids (without the prompt and without EOT).
+    pub tokens: Vec<u32>,
+    /// Final score: cumulative log-prob / length^length_penalty.
+    pub score: f32,
+    /// Probability of the no-speech token at the start of the transcript.
+    pub no_speech_prob: f32,
+}
+
+/// Applies the Whisper logit rules to one row of logits (in place; disabled entries are
+/// set to -inf). `seq` = tokens generated so far by this row, `step` = its length.
+fn apply_rules(
+    logits: &mut [f32],
+    seq: &[u32],
+    opts: &GenerateOptions,
+    sp: &SpecialTokens,
+    timestamps: bool,
+    lp_buf: &mut Vec<f32>,
+) {
+    let step = seq.len();
+    for &t in &opts.suppress_tokens {
+        if let Some(v) = logits.get_mut(t as usize) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    if step == 0 {
+        for &t in &opts.begin_suppress_tokens {
+            if let Some(v) = logits.get_mut(t as usize) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+    }
+    if !timestamps {
+        return;
+    }
+    let tb = sp.timestamp_begin as usize;
+    let te = (sp.timestamp_end as usize).min(logits.len() - 1);
+    logits[sp.no_timestamps as usize] = f32::NEG_INFINITY;
+    let mut check_prob = false;
+    if step == 0 {
+        logits[..tb].fill(f32::NEG_INFINITY);
+        let maxi = tb + opts.max_initial_timestamp_index as usize;
+        if maxi < te {
+            logits[maxi + 1..=te].fill(f32::NEG_INFINITY);
+        }
+    } else {
+        let last = seq[step - 1] as usize;
+        if last >= tb {
+            let penult = if step >= 2 { seq[step - 2] as usize } else { last };
+            if penult >= tb {
+                logits[tb..=te].fill(f32::NEG_INFINITY);
+            } else {
+                logits[..sp.eot as usize].fill(f32::NEG_INFINITY);
+                check_prob = true;
+            }
+        } else {
+            check_prob = true;
+        }
+        if let Some(&lastts) = seq.iter().rev().find(|&&t| t as usize >= tb) {
+            logits[tb..lastts as usize].fill(f32::NEG_INFINITY);
+        }
+    }
+    if check_prob {
+        lp_buf.resize(logits.len(), 0.0);
+        log_softmax_into(logits, lp_buf);
+        let max_text = lp_buf[..tb].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let ts = &lp_buf[tb..=te];
+        let m = ts.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let lse = if m == f32::NEG_INFINITY { m } else { m + ts.iter().map(|&v| (v - m).exp()).sum::<f32>().ln() };
+        if lse > max_text {
+            logits[..tb].fill(f32::NEG_INFINITY);
+        }
+    }
+}
+
+fn no_speech_prob(logits: &[f32], id: u32) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+    logits.get(id as usize).map_or(0.0, |&v| (v - max).exp() / sum)
+}
+
+/// Decodes one window whose audio was set with [`WhisperModel::set_audio`].
+/// `prompt` = `[<|startofprev|> previous text…] <|startoftranscript|> [lang task]
+/// [<|notimestamps|>]`.
+pub fn generate(
+    model: &WhisperModel,
+    st: &mut DecoderState,
+    prompt: &[u32],
+    sp: &SpecialTokens,
+    opts: &GenerateOptions,
+) -> Result<Generation> {
+    let sot_index = prompt
+        .iter()
+        .position(|&t| t == sp.sot)
+        .ok_or_else(|| WhisperError::Invalid("the prompt has no <|startoftranscript|> token".into()))?;
+    let mut prompt_length = sot_index;
+    while prompt_length < prompt.len() && prompt[prompt_length] >= sp.sot && prompt[prompt_length] <= sp.no_timestamps {
+        prompt_length += 1;
+    }
+    if prompt_length != prompt.len() {
+        return Err(WhisperError::Invalid("decoder prefixes after the task tokens are not supported".into()));
+    }
+    let start_token = prompt[prompt_length - 1];
+    let timestamps = start_token != sp.no_timestamps;
+    let before = &prompt[..prompt_length - 1];
+    let rows_needed = opts.beam_size.max(opts.num_hypotheses).max(1);
+    if rows_needed > st.max_beams() {
+        return Err(WhisperError::Invalid(format!(
+            "{rows_needed} decoder rows requested but the state holds {}",
+            st.max_beams()
+        )));
+    }
+    st.len = 0;
+    let mut nsp = None;
+    if !before.is_empty() {
+        let beams = vec![0usize; before.len()];
+        let pos: Vec<usize> = (0..before.len()).collect();
+        let hidden = model.decode_rows(st, before, &beams, &pos)?;
+        st.len = before.len();
+        if sot_index < before.len() {
+            let d = model.dims().n_text_state;
+            let lg = model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1);
+            nsp = Some(no_speech_prob(&lg, sp.no_speech));
+        }
+    }
+    let start_step = st.len;
+    let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
+    if max_steps == 0 {
+        return Err(WhisperError::Invalid("the prompt fills the whole decoder context".into()));
+    }
+    if opts.sampling_temperature > 0.0 || opts.beam_size <= 1 {
+        let n = if opts.sampling_temperature > 0.0 { opts.num_hypotheses.max(1) } else { 1 };
+        greedy(model, st, start_token, sp, opts, timestamps, n, max_steps, nsp)
+    } else {
+        beam_search(model, st, start_token, sp, opts, timestamps, max_steps, nsp)
+    }
+}
+
+fn replicate_row0(st: &mut DecoderState, n: usize) {
+    let src = vec![0usize; n];
+    st.reorder(&src);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn greedy(
+    model: &WhisperModel,
+    st: &mut DecoderState,
+    start: u32,
+    sp: &SpecialTokens,
+    opts: &GenerateOptions,
+    timestamps: bool,
+    n: usize,
+    max_steps: usize,
+    mut nsp: Option<f32>,
+) -> Result<Generation> {
+    let v = model.dims().n_vocab;
+    let d = model.dims().n_text_state;
+    replicate_row0(st, n);
+    let mut rng = rand::rngs::StdRng::seed_from_u64_compat(opts.seed);
+    let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut scores = vec![0f32; n];
+    let mut done = vec![false; n];
+    let mut next = vec![start; n];
+    let mut lp = vec![0f32; v];
+    let mut buf = Vec::new();
+    let base = st.len;
+    for step in 0..max_steps {
+        let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
+        if active.is_empty() {
+            break;
+        }
+        let toks: Vec<u32> = active.iter().map(|&i| next[i]).collect();
+        let pos = vec![base + step; active.len()];
+        let hidden = model.decode_rows(st, &toks, &active, &pos)?;
+        st.len = base + step + 1;
+        let mut logits = model.logits(&hidden, active.len());
+        for (r, &i) in active.iter().enumerate() {
+            let row = &mut logits[r * v..(r + 1) * v];
+            if step == 0 && nsp.is_none() {
+                nsp = Some(no_speech_prob(row, sp.no_speech));
+            }
+            apply_rules(row, &seqs[i], opts, sp, timestamps, &mut buf);
+            log_softmax_into(row, &mut lp);
+            let tok = if opts.sampling_temperature > 0.0 {
+                sample(&lp, opts.sampling_temperature, &mut rng)
+            } else {
+                argmax(&lp)
+            };
+            scores[i] += lp[tok];
+            let tok = tok as u32;
+            let last = step + 1 == max_steps;
+            if tok == sp.eot {
+                done[i] = true;
+            } else {
+                seqs[i].push(tok);
+                next[i] = tok;
+                if last {
+                    done[i] = true;
+                }
+            }
+        }
+        let _ = d;
+    }
+    // finalize: normalized score, best first
+    let mut best = 0;
+    let mut best_score = f32::NEG_INFINITY;
+    let mut finals = Vec::with_capacity(n);
+    for i in 0..n {
+        let len = seqs[i].len().max(1) as f32;
+        let s = scores[i] / len.powf(opts.length_penalty);
+        finals.push(s);
+        if s > best_score {
+            best_score = s;
+            best = i;
+        }
+    }
+    Ok(Generation { tokens: std::mem::take(&mut seqs[best]), score: finals[best], no_speech_prob: nsp.unwrap_or(0.0) })
+}
+
+fn argmax(x: &[f32]) -> usize {
+    let mut bi = 0;
+    let mut bv = f32::NEG_INFINITY;
+    for (i, &v) in x.iter().enumerate() {
+        if v > bv {
+            bv = v;
+            bi = i;
+        }
+    }
+    bi
+}
+
+fn sample(lp: &[f32], temperature: f32, rng: &mut impl Rng) -> usize {
+    let max = lp.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let w: Vec<f32> = lp.iter().map(|&v| ((v - max) / temperature).exp()).collect();
+    let total: f32 = w.iter().sum();
+    let mut r = rng.gen::<f32>() * total;
+    for (i, &x) in w.iter().enumerate() {
+        if r < x {
+            return i;
+        }
+        r -= x;
+    }
+    argmax(lp)
+}
+
+trait SeedCompat {
+    fn seed_from_u64_compat(seed: u64) -> Self;
+}
+
+impl SeedCompat for rand::rngs::StdRng {
+    fn seed_from_u64_compat(seed: u64) -> Self {
+        use rand::SeedableRng;
+        rand::rngs::StdRng::seed_from_u64(seed)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn beam_search(
+    model: &WhisperModel,
+    st: &mut DecoderState,
+    start: u32,
+    sp: &SpecialTokens,
+    opts: &GenerateOptions,
+    timestamps: bool,
+    max_steps: usize,
+    mut nsp: Option<f32>,
+) -> Result<Generation> {
+    let v = model.dims().n_vocab;
+    let beam = opts.beam_size;
+    let ncand = 2 * beam;
+    let max_candidates = ((beam as f32) * opts.patience).round().max(1.0) as usize;
+    let base = st.len;
+    // alive beams: sequences and cumulative scores; step 0 has one row.
+    let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
+    let mut scores: Vec<f32> = vec![0.0];
+    let mut inputs: Vec<u32> = vec![start];
+    let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
+    let mut lp = vec![0f32; v];
+    let mut buf = Vec::new();
+    let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(beam * v / 64);
+    for step in 0..max_steps {
+        let rows = seqs.len();
+        let beams: Vec<usize> = (0..rows).collect();
+        let pos = vec![base + step; rows];
+        let hidden = model.decode_rows(st, &inputs, &beams, &pos)?;
+        st.len = base + step + 1;
+        let mut logits = model.logits(&hidden, rows);
+        cand.clear();
+        for r in 0..rows {
+            let row = &mut logits[r * v..(r + 1) * v];
+            if step == 0 && nsp.is_none() {
+                nsp = Some(no_speech_prob(row, sp.no_speech));
+            }
+            apply_rules(row, &seqs[r], opts, sp, timestamps, &mut buf);
+            log_softmax_into(row, &mut lp);
+            // keep only values that can enter the top `ncand` of this row
+            let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(ncand + 1);
+            for (t, &x) in lp.iter().enumerate() {
+                if x == f32::NEG_INFINITY {
+                    continue;
+                }
+                let s = scores[r] + x;
+                if top.len() < ncand || s > top[top.len() - 1].0 {
+                    let at = top.partition_point(|e| e.0 >= s);
+                    top.insert(at, (s, r, t as u32));
+                    top.truncate(ncand);
+                }
+            }
+            cand.extend(top);
+        }
+        // global top-k over (row, token), ties by flat index as a stable order
+        cand.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+        cand.truncate(ncand);
+        let last_step = step + 1 == max_steps;
+        let mut next: Vec<(f32, usize, u32)> = Vec::with_capacity(beam);
+        let mut secondary = beam;
+        for k in 0..beam.min(cand.len()) {
+            let (s, r, t) = cand[k];
+            let mut pick = k;
+            if t == sp.eot || last_step {
+                let mut hyp = seqs[r].clone();
+                if t != sp.eot {
+                    hyp.push(t);
+                }
+                finished.push((hyp, s));
+                for (j, c) in cand.iter().enumerate().skip(secondary) {
+                    if c.2 != sp.eot {
+                        pick = j;
+                        secondary = j + 1;
+                        break;
+                    }
+                }
+            }
+            next.push(cand[pick]);
+        }
+        if last_step || finished.len() >= max_candidates {
+            break;
+        }
+        let src: Vec<usize> = next.iter().map(|c| c.1).collect();
+        st.reorder(&src);
+        seqs = next.iter().map(|&(_, r, t)| {
+            let mut s = seqs[r].clone();
+            s.push(t);
+            s
+        }).collect();
+        scores = next.iter().map(|c| c.0).collect();
+        inputs = next.iter().map(|c| c.2).collect();
+    }
+    let mut best: Option<(Vec<u32>, f32)> = None;
+    for (hyp, s) in finished {
+        let len = hyp.len() as f32;
+        let norm = s / len.max(1.0).powf(opts.length_penalty);
+        if best.as_ref().is_none_or(|b| norm > b.1) {
+            best = Some((hyp, norm));
+        }
+    }
+    let (tokens, score) = best.unwrap_or_default();
+    Ok(Generation { tokens, score, no_speech_prob: nsp.unwrap_or(0.0) })
+}

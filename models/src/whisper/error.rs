@@ -1,0 +1,54 @@
+//! Errors of the Whisper model and its decoding.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or running a Whisper model.
+#[derive(Debug, thiserror::Error)]
+pub enum WhisperError {
+    /// A file of the model directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// the file
+        path: PathBuf,
+        /// the cause
+        source: std::io::Error,
+    },
+    /// `config.json` is not a valid hark Whisper configuration.
+    #[error("invalid Whisper config {path}: {msg}")]
+    Config {
+        /// the file
+        path: PathBuf,
+        /// what is wrong
+        msg: String,
+    },
+    /// `model.safetensors` is malformed (bad header, truncated data, ...).
+    #[error("corrupt model file {path}: {msg}")]
+    Corrupt {
+        /// the file
+        path: PathBuf,
+        /// what is wrong
+        msg: String,
+    },
+    /// A tensor the model needs is absent or has an unexpected shape/dtype.
+    #[error("tensor `{name}` in {path}: {msg}")]
+    Tensor {
+        /// the file
+        path: PathBuf,
+        /// checkpoint name of the tensor
+        name: String,
+        /// what is wrong
+        msg: String,
+    },
+    /// The tokenizer could not be loaded or used.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Invalid decoding/transcription options or inputs.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// Audio decoding failed.
+    #[error("audio: {0}")]
+    Audio(String),
+}
+
+/// Result alias of this module.
+pub type Result<T> = std::result::Result<T, WhisperError>;

@@ -1,0 +1,529 @@
+//! Long-form transcription: the 30 s sliding window with seek, temperature fallback,
+//! no-speech skipping, previous-text conditioning and segment splitting on timestamp
+//! tokens — following faster-whisper `transcribe.py` (`WhisperModel.generate_segments`,
+//! `generate_with_fallback`, `_split_segments_by_timestamps`, `get_prompt`), our parity
+//! target, where it differs from openai-whisper `transcribe.py`.
+//!
+//! Segments are pushed into a caller-supplied sink as soon as a window is decoded, so
+//! the app can print them while the rest is still running.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use hark_audio::features::whisper::{LogMel, WhisperMel, FASTER_WHISPER_PADDING, N_FRAMES};
+use hark_tokenizer::{Task, WhisperTokenizer};
+
+use super::decode::{generate, GenerateOptions, Generation, SpecialTokens};
+use super::error::{Result, WhisperError};
+use super::model::{DecoderState, WhisperModel};
+use super::weights::Precision;
+
+/// Seconds per mel frame (hop 160 at 16 kHz).
+pub const TIME_PER_FRAME: f64 = 0.01;
+/// Seconds per timestamp token.
+pub const TIME_PRECISION: f64 = 0.02;
+/// Mel frames per encoder position (conv2 stride).
+pub const INPUT_STRIDE: usize = 2;
+/// Maximum decoder length.
+pub const MAX_LENGTH: usize = 448;
+
+/// Options of a transcription, named and defaulted as faster-whisper's `transcribe()`.
+#[derive(Debug, Clone)]
+pub struct TranscribeOptions {
+    /// Spoken language code (`None`: detect on multilingual models, `en` otherwise).
+    pub language: Option<String>,
+    /// Translate to English instead of transcribing.
+    pub translate: bool,
+    /// Beam width (1 = greedy).
+    pub beam_size: usize,
+    /// Samples per temperature > 0.
+    pub best_of: usize,
+    /// Beam patience.
+    pub patience: f32,
+    /// Length penalty.
+    pub length_penalty: f32,
+    /// Fallback temperatures, tried in order.
+    pub temperatures: Vec<f32>,
+    /// Gzip compression-ratio threshold (too repetitive above it).
+    pub compression_ratio_threshold: Option<f32>,
+    /// Average log-prob threshold.
+    pub log_prob_threshold: Option<f32>,
+    /// No-speech probability threshold.
+    pub no_speech_threshold: Option<f32>,
+    /// Feed the previous window's text as a prompt.
+    pub condition_on_previous_text: bool,
+    /// Drop the prompt after a window decoded above this temperature.
+    pub prompt_reset_on_temperature: f32,
+    /// Text to condition the first window on.
+    pub initial_prompt: Option<String>,
+    /// Suppress blank and EOT at the first step.
+    pub suppress_blank: bool,
+    /// Suppressed tokens (`-1` = non-speech symbols).
+    pub suppress_tokens: Vec<i64>,
+    /// Decode without timestamp tokens (one segment per window).
+    pub without_timestamps: bool,
+    /// Largest first timestamp, seconds.
+    pub max_initial_timestamp: f32,
+    /// Seed of the sampler used at temperature > 0.
+    pub seed: u64,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            language: None,
+            translate: false,
+            beam_size: 5,
+            best_of: 5,
+            patience: 1.0,
+            length_penalty: 1.0,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            log_prob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            condition_on_previous_text: true,
+            prompt_reset_on_temperature: 0.5,
+            initial_prompt: None,
+            suppress_blank: true,
+            suppress_tokens: vec![-1],
+            without_timestamps: false,
+            max_initial_timestamp: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// One transcribed segment (faster-whisper `Segment`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// 1-based index.
+    pub id: usize,
+    /// Mel frame at which its window started.
+    pub seek: usize,
+    /// Start time, seconds.
+    pub start: f64,
+    /// End time, seconds.
+    pub end: f64,
+    /// Decoded text (with its leading space, as Whisper produces it).
+    pub text: String,
+    /// Token ids (text and timestamp tokens).
+    pub tokens: Vec<u32>,
+    /// Temperature of the accepted decoding.
+    pub temperature: f32,
+    /// Average log-probability per token of the window's decoding.
+    pub avg_logprob: f32,
+    /// Gzip compression ratio of the window's text.
+    pub compression_ratio: f32,
+    /// Probability of no speech in the window.
+    pub no_speech_prob: f32,
+}
+
+/// Summary of a transcription.
+#[derive(Debug, Clone, Default)]
+pub struct TranscriptionInfo {
+    /// Language used.
+    pub language: String,
+    /// Its probability (1 when given).
+    pub language_probability: f32,
+    /// Audio duration, seconds.
+    pub duration: f64,
+    /// Number of 30 s windows decoded (including skipped silent ones).
+    pub windows: usize,
+    /// Time spent in the feature extractor, seconds.
+    pub features_s: f64,
+    /// Time spent in the encoder (+ cross-attention K/V), seconds.
+    pub encoder_s: f64,
+    /// Time spent decoding, seconds.
+    pub decoder_s: f64,
+}
+
+/// A model plus its tokenizer and feature extractor, ready to transcribe (immutable;
+/// each call creates its own decoder state).
+pub struct Whisper {
+    /// The network.
+    pub model: Arc<WhisperModel>,
+    /// The tokenizer.
+    pub tokenizer: Arc<WhisperTokenizer>,
+    mel: WhisperMel,
+}
+
+impl std::fmt::Debug for Whisper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Whisper").field("model", &self.model).finish()
+    }
+}
+
+/// gzip-style compression ratio of `text` (bytes / zlib-compressed bytes), as
+/// faster-whisper's `get_compression_ratio`.
+pub fn compression_ratio(text: &str) -> f32 {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(9));
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    let n = enc.finish().map(|v| v.len()).unwrap_or(bytes.len());
+    bytes.len() as f32 / n.max(1) as f32
+}
+
+impl Whisper {
+    /// Loads a hark Whisper model directory.
+    pub fn load(dir: &Path, precision: Precision) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(WhisperError::Config { path: dir.into(), msg: "model directory not found".into() });
+        }
+        let model = WhisperModel::load(dir, precision)?;
+        let tokenizer = WhisperTokenizer::from_file(dir.join(&model.config.tokenizer))
+            .map_err(|e| WhisperError::Tokenizer(e.to_string()))?;
+        let mel = WhisperMel::new(model.dims().n_mels).map_err(|e| WhisperError::Audio(e.to_string()))?;
+        Ok(Whisper { model: Arc::new(model), tokenizer: Arc::new(tokenizer), mel })
+    }
+
+    /// The special token ids of this model.
+    pub fn special_tokens(&self) -> SpecialTokens {
+        let t = &self.tokenizer;
+        SpecialTokens {
+            eot: t.eot(),
+            sot: t.sot(),
+            no_timestamps: t.no_timestamps(),
+            no_speech: t.no_speech(),
+            timestamp_begin: t.timestamp_begin(),
+            timestamp_end: self.model.dims().n_vocab as u32 - 1,
+        }
+    }
+
+    /// faster-whisper's `get_suppressed_tokens`.
+    fn suppressed_tokens(&self, list: &[i64]) -> Vec<u32> {
+        let t = &self.tokenizer;
+        let mut out: Vec<u32> = list.iter().filter(|&&x| x >= 0).map(|&x| x as u32).collect();
+        if list.contains(&-1) {
+            out.extend(t.non_speech_tokens());
+        }
+        out.extend([t.transcribe(), t.translate(), t.sot(), t.sot_prev(), t.sot_lm(), t.no_speech()]);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Computes the log-mel features of 16 kHz mono samples (faster-whisper padding).
+    pub fn features(&self, samples: &[f32]) -> Result<LogMel> {
+        self.mel.compute(samples, FASTER_WHISPER_PADDING).map_err(|e| WhisperError::Audio(e.to_string()))
+    }
+
+    /// Detects the language on the window at `seek` (multilingual models): returns the
+    /// code and its probability.
+    pub fn detect_language(&self, mel: &LogMel, seek: usize) -> Result<(String, f32)> {
+        let lang_ids = &self.model.config.lang_ids;
+        if lang_ids.is_empty() {
+            return Ok(("en".into(), 1.0));
+        }
+        let seg = mel.segment(seek);
+        let enc = self.model.encode(&seg.data)?;
+        let mut st = self.model.new_state(1);
+        self.model.set_audio(&mut st, &enc);
+        let h = self.model.decode_rows(&mut st, &[self.tokenizer.sot()], &[0], &[0])?;
+        let lg = self.model.logits(&h, 1);
+        let vals: Vec<f32> = lang_ids.iter().map(|&i| lg[i as usize]).collect();
+        let max = vals.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let sum: f32 = vals.iter().map(|v| (v - max).exp()).sum();
+        let (bi, bv) = vals.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let code = self
+            .tokenizer
+            .language_of_token(lang_ids[bi])
+            .ok_or_else(|| WhisperError::Tokenizer(format!("token {} is not a language", lang_ids[bi])))?;
+        Ok((code.to_string(), (bv - max).exp() / sum))
+    }
+
+    /// Transcribes 16 kHz mono samples; each segment is passed to `sink` as soon as its
+    /// window is decoded.
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<TranscriptionInfo> {
+        let t0 = std::time::Instant::now();
+        let mel = self.features(samples)?;
+        let mut info = TranscriptionInfo {
+            duration: samples.len() as f64 / 16000.0,
+            features_s: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        self.transcribe_mel(&mel, opts, &mut info, sink)?;
+        Ok(info)
+    }
+
+    /// Transcribes precomputed features (see [`Whisper::transcribe`]).
+    pub fn transcribe_mel(
+        &self,
+        mel: &LogMel,
+        opts: &TranscribeOptions,
+        info: &mut TranscriptionInfo,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<()> {
+        if opts.beam_size == 0 || opts.best_of == 0 || opts.temperatures.is_empty() {
+            return Err(WhisperError::Invalid("beam size, best-of and the temperature list must be non-empty".into()));
+        }
+        let tok = &self.tokenizer;
+        let sp = self.special_tokens();
+        let multilingual = tok.is_multilingual();
+        let language = match (&opts.language, multilingual) {
+            (_, false) => {
+                info.language_probability = 1.0;
+                "en".to_string()
+            }
+            (Some(l), true) => {
+                info.language_probability = 1.0;
+                l.clone()
+            }
+            (None, true) => {
+                let t = std::time::Instant::now();
+                let (l, p) = self.detect_language(mel, 0)?;
+                info.encoder_s += t.elapsed().as_secs_f64();
+                info.language_probability = p;
+                l
+            }
+        };
+        info.language = language.clone();
+        let task = if opts.translate { Task::Translate } else { Task::Transcribe };
+        let sot_sequence = tok
+            .sot_sequence(if multilingual { Some(language.as_str()) } else { None }, task)
+            .map_err(|e| WhisperError::Tokenizer(e.to_string()))?;
+        let suppress = self.suppressed_tokens(&opts.suppress_tokens);
+        let gen_base = GenerateOptions {
+            beam_size: opts.beam_size,
+            patience: opts.patience,
+            length_penalty: opts.length_penalty,
+            max_length: MAX_LENGTH,
+            suppress_tokens: suppress,
+            begin_suppress_tokens: if opts.suppress_blank { self.model.config.begin_suppress_tokens.clone() } else { Vec::new() },
+            max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION).round() as u32,
+            seed: opts.seed,
+            ..Default::default()
+        };
+        let content_frames = mel.content_frames();
+        let mut all_tokens: Vec<u32> = Vec::new();
+        if let Some(p) = &opts.initial_prompt {
+            all_tokens.extend(tok.encode(&format!(" {}", p.trim())));
+        }
+        let mut prompt_reset_since = 0usize;
+        let mut st = self.model.new_state(opts.beam_size.max(opts.best_of));
+        let mut seek = 0usize;
+        let mut idx = 0usize;
+        while seek < content_frames {
+            info.windows += 1;
+            let time_offset = seek as f64 * TIME_PER_FRAME;
+            let segment_size = N_FRAMES.min(content_frames - seek);
+            let segment_duration = segment_size as f64 * TIME_PER_FRAME;
+            let window = mel.slice_padded(seek, segment_size, N_FRAMES);
+            let t = std::time::Instant::now();
+            let enc = self.model.encode(&window.data)?;
+            self.model.set_audio(&mut st, &enc);
+            info.encoder_s += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let previous = &all_tokens[prompt_reset_since..];
+            let mut prompt = Vec::new();
+            if !previous.is_empty() {
+                prompt.push(tok.sot_prev());
+                let keep = MAX_LENGTH / 2 - 1;
+                prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+            }
+            prompt.extend_from_slice(&sot_sequence);
+            if opts.without_timestamps {
+                prompt.push(sp.no_timestamps);
+            }
+            let (result, avg_logprob, temperature, cr) = self.generate_with_fallback(&mut st, &prompt, &sp, &gen_base, opts)?;
+            info.decoder_s += t.elapsed().as_secs_f64();
+            if let Some(nst) = opts.no_speech_threshold {
+                let mut skip = result.no_speech_prob > nst;
+                if opts.log_prob_threshold.is_some_and(|lpt| avg_logprob > lpt) {
+                    skip = false;
+                }
+                if skip {
+                    seek += segment_size;
+                    continue;
+                }
+            }
+            let previous_seek = seek;
+            let (pieces, new_seek) = split_by_timestamps(
+                &result.tokens,
+                sp.timestamp_begin,
+                time_offset,
+                segment_size,
+                segment_duration,
+                seek,
+            );
+            // Guard against a window that does not advance (cannot happen with the
+            // timestamp rules, but a stuck loop would never end).
+            seek = if new_seek <= seek { seek + segment_size } else { new_seek };
+            for (start, end, tokens) in pieces {
+                let text = tok.decode(&tokens);
+                if start == end || text.trim().is_empty() {
+                    continue;
+                }
+                all_tokens.extend_from_slice(&tokens);
+                idx += 1;
+                let seg = Segment {
+                    id: idx,
+                    seek: previous_seek,
+                    start,
+                    end,
+                    text,
+                    tokens,
+                    temperature,
+                    avg_logprob,
+                    compression_ratio: cr,
+                    no_speech_prob: result.no_speech_prob,
+                };
+                sink(&seg);
+            }
+            if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
+                prompt_reset_since = all_tokens.len();
+            }
+        }
+        Ok(())
+    }
+
+    fn generate_with_fallback(
+        &self,
+        st: &mut DecoderState,
+        prompt: &[u32],
+        sp: &SpecialTokens,
+        base: &GenerateOptions,
+        opts: &TranscribeOptions,
+    ) -> Result<(Generation, f32, f32, f32)> {
+        let mut all: Vec<(Generation, f32, f32, f32)> = Vec::new();
+        let mut below_cr: Vec<usize> = Vec::new();
+        let mut last_t = 0.0;
+        for (ti, &temperature) in opts.temperatures.iter().enumerate() {
+            last_t = temperature;
+            let mut g = base.clone();
+            if temperature > 0.0 {
+                g.beam_size = 1;
+                g.num_hypotheses = opts.best_of;
+                g.sampling_temperature = temperature;
+                g.seed = base.seed.wrapping_add(ti as u64);
+            } else {
+                g.num_hypotheses = 1;
+            }
+            let result = generate(&self.model, st, prompt, sp, &g)?;
+            let seq_len = result.tokens.len() as f32;
+            let cum = result.score * seq_len.powf(opts.length_penalty);
+            let avg_logprob = cum / (seq_len + 1.0);
+            let text = self.tokenizer.decode(&result.tokens);
+            let cr = compression_ratio(text.trim());
+            let mut needs_fallback = false;
+            if let Some(th) = opts.compression_ratio_threshold {
+                if cr > th {
+                    needs_fallback = true;
+                } else {
+                    below_cr.push(all.len());
+                }
+            }
+            if opts.log_prob_threshold.is_some_and(|th| avg_logprob < th) {
+                needs_fallback = true;
+            }
+            if let (Some(nst), Some(lpt)) = (opts.no_speech_threshold, opts.log_prob_threshold) {
+                if result.no_speech_prob > nst && avg_logprob < lpt {
+                    needs_fallback = false;
+                }
+            }
+            all.push((result, avg_logprob, temperature, cr));
+            if !needs_fallback {
+                return Ok(all.pop().unwrap_or_else(|| unreachable_result()));
+            }
+        }
+        let pool: Vec<usize> = if below_cr.is_empty() { (0..all.len()).collect() } else { below_cr };
+        let best = pool.into_iter().fold(None::<usize>, |b, i| match b {
+            Some(j) if all[j].1 >= all[i].1 => Some(j),
+            _ => Some(i),
+        });
+        let mut r = all.swap_remove(best.unwrap_or(0));
+        r.2 = last_t;
+        Ok(r)
+    }
+}
+
+fn unreachable_result() -> (Generation, f32, f32, f32) {
+    (Generation { tokens: Vec::new(), score: 0.0, no_speech_prob: 0.0 }, 0.0, 0.0, 0.0)
+}
+
+/// faster-whisper `_split_segments_by_timestamps`: returns `(start, end, tokens)`
+/// pieces and the next seek.
+pub fn split_by_timestamps(
+    tokens: &[u32],
+    timestamp_begin: u32,
+    time_offset: f64,
+    segment_size: usize,
+    segment_duration: f64,
+    seek: usize,
+) -> (Vec<(f64, f64, Vec<u32>)>, usize) {
+    let is_ts = |t: u32| t >= timestamp_begin;
+    let n = tokens.len();
+    let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+    let consecutive: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1])).collect();
+    let mut out = Vec::new();
+    let mut seek = seek;
+    if !consecutive.is_empty() {
+        let mut slices = consecutive;
+        if single_timestamp_ending {
+            slices.push(n);
+        }
+        let mut last = 0;
+        for &cur in &slices {
+            let piece = tokens[last..cur].to_vec();
+            let s = (piece[0] - timestamp_begin) as f64;
+            let e = (piece[piece.len() - 1] - timestamp_begin) as f64;
+            out.push((time_offset + s * TIME_PRECISION, time_offset + e * TIME_PRECISION, piece));
+            last = cur;
+        }
+        if single_timestamp_ending {
+            seek += segment_size;
+        } else {
+            let pos = (tokens[last - 1] - timestamp_begin) as usize;
+            seek += pos * INPUT_STRIDE;
+        }
+    } else {
+        let mut duration = segment_duration;
+        if let Some(&lt) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+            if lt != timestamp_begin {
+                duration = (lt - timestamp_begin) as f64 * TIME_PRECISION;
+            }
+        }
+        out.push((time_offset, time_offset + duration, tokens.to_vec()));
+        seek += segment_size;
+    }
+    (out, seek)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_ratio_of_repetitive_text_is_high() {
+        let rep = "the the the the the the the the the the the the the the the the the the";
+        assert!(compression_ratio(rep) > 2.4, "{}", compression_ratio(rep));
+        assert!(compression_ratio("a short distinct sentence") < 2.4);
+    }
+
+    #[test]
+    fn split_on_consecutive_timestamps_seeks_to_last_timestamp() {
+        let tb = 50363;
+        // <0.00> a b <1.00><1.00> c <2.00>  (no single timestamp ending: ends with ts after text)
+        let toks = [tb, 1, 2, tb + 50, tb + 50, 3, tb + 100, tb + 100, 4];
+        let (pieces, seek) = split_by_timestamps(&toks, tb, 10.0, 3000, 30.0, 1000);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0].0, 10.0);
+        assert!((pieces[0].1 - 11.0).abs() < 1e-9);
+        assert!((pieces[1].1 - 12.0).abs() < 1e-9);
+        assert_eq!(seek, 1000 + 100 * 2);
+        // single timestamp ending: whole window consumed
+        let toks = [tb, 1, tb + 50, tb + 50, 3, tb + 75];
+        let (pieces, seek) = split_by_timestamps(&toks, tb, 0.0, 2500, 25.0, 0);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(seek, 2500);
+    }
+}
