@@ -351,13 +351,18 @@ impl Features {
     }
 }
 
-/// Kaldi's `MelScale`.
-fn mel_scale(f: f64) -> f64 {
-    1127.0 * (1.0 + f / 700.0).ln()
+/// Kaldi's `MelScale`, in single precision like Kaldi (`1127.0f * logf(1.0f + f / 700.0f)`).
+fn mel_scale(f: f32) -> f32 {
+    1127.0f32 * (1.0f32 + f / 700.0f32).ln()
 }
 
 /// Kaldi's `MelBanks` (no VTLN warping) as sparse rows over FFT bins
 /// `0 .. padded/2` (the Nyquist bin never gets weight).
+///
+/// Computed in f32 exactly as Kaldi does: the weights near a triangle's feet come
+/// from differences of nearly equal mel values, so f32 rounding changes them by
+/// ~1e-4 relative, and weak bins on the skirt of a strong peak inherit that. An
+/// f64 bank would be "more exact" and differ from Kaldi by up to 1e-4 in log energy.
 fn mel_banks(
     opts: &MelBanksOptions,
     frame: &FrameExtractionOptions,
@@ -374,13 +379,13 @@ fn mel_banks(
     }
     let padded = frame.padded_window_size();
     let num_fft_bins = padded / 2;
-    let sample_freq = frame.samp_freq as f64;
+    let sample_freq = frame.samp_freq;
     let nyquist = 0.5 * sample_freq;
-    let low_freq = opts.low_freq as f64;
+    let low_freq = opts.low_freq;
     let high_freq = if opts.high_freq > 0.0 {
-        opts.high_freq as f64
+        opts.high_freq
     } else {
-        nyquist + opts.high_freq as f64
+        nyquist + opts.high_freq
     };
     if low_freq < 0.0
         || low_freq >= nyquist
@@ -392,19 +397,19 @@ fn mel_banks(
             "bad frequency range low {low_freq} high {high_freq} (nyquist {nyquist})"
         ));
     }
-    let fft_bin_width = sample_freq / padded as f64;
+    let fft_bin_width = sample_freq / padded as f32;
     let mel_low = mel_scale(low_freq);
     let mel_high = mel_scale(high_freq);
-    let delta = (mel_high - mel_low) / (num_bins as f64 + 1.0);
+    let delta = (mel_high - mel_low) / (num_bins as f32 + 1.0);
     let mut banks = Vec::with_capacity(num_bins);
     for bin in 0..num_bins {
-        let left = mel_low + bin as f64 * delta;
-        let center = mel_low + (bin as f64 + 1.0) * delta;
-        let right = mel_low + (bin as f64 + 2.0) * delta;
+        let left = mel_low + bin as f32 * delta;
+        let center = mel_low + (bin as f32 + 1.0) * delta;
+        let right = mel_low + (bin as f32 + 2.0) * delta;
         let mut first: Option<usize> = None;
         let mut weights = Vec::new();
         for i in 0..num_fft_bins {
-            let mel = mel_scale(fft_bin_width * i as f64);
+            let mel = mel_scale(fft_bin_width * i as f32);
             if mel > left && mel < right {
                 let w = if mel <= center {
                     (mel - left) / (center - left)
@@ -413,7 +418,7 @@ fn mel_banks(
                 };
                 let f = *first.get_or_insert(i);
                 weights.resize(i - f, 0.0);
-                weights.push(w as f32);
+                weights.push(w);
             }
         }
         match first {
@@ -426,6 +431,88 @@ fn mel_banks(
         }
     }
     Ok(banks)
+}
+
+/// Kaldi's real FFT, emulated for bit-level fidelity of the weak bins.
+///
+/// Kaldi (`matrix/srfft.cc` `SplitRadixRealFft::Compute`, `matrix-functions.cc`
+/// `RealFft`) packs the N real samples into N/2 complex ones, runs a complex FFT
+/// of size N/2, then separates even/odd spectra with the twiddle `exp(-2 pi i k/N)`
+/// obtained by a running single-precision complex multiplication (`kN *= rootN`
+/// once per k), not from a table. That recurrence drifts by ~k ulps, which moves
+/// bins 60 dB below the frame peak by ~1e-4 in log power: to match Kaldi's
+/// spectrogram there we do the same separation step, in the same order, in f32.
+/// The half-size complex FFT itself is rustfft's (accurate to a few ulps).
+#[derive(Clone)]
+struct KaldiRealFft {
+    n: usize,
+    fft: Arc<dyn rustfft::Fft<f32>>,
+    /// exp(-2 pi i / N) as Kaldi computes it: cos/sin in f32 of an f32 angle.
+    root: (f32, f32),
+}
+
+impl KaldiRealFft {
+    fn new(n: usize) -> Self {
+        let fft = rustfft::FftPlanner::<f32>::new().plan_fft_forward(n / 2);
+        let angle = (-2.0 * std::f64::consts::PI / n as f64) as f32;
+        Self {
+            n,
+            fft,
+            root: (angle.cos(), angle.sin()),
+        }
+    }
+
+    fn scratch_len(&self) -> usize {
+        self.fft.get_inplace_scratch_len()
+    }
+
+    /// Power spectrum (`n/2 + 1` bins) of the real `frame` (length n).
+    fn power(
+        &self,
+        frame: &[f32],
+        buf: &mut [Complex<f32>],
+        scratch: &mut [Complex<f32>],
+        power: &mut [f32],
+    ) {
+        let n2 = self.n / 2;
+        for (z, pair) in buf[..n2].iter_mut().zip(frame.chunks_exact(2)) {
+            *z = Complex::new(pair[0], pair[1]);
+        }
+        self.fft.process_with_scratch(&mut buf[..n2], scratch);
+        let (root_re, root_im) = self.root;
+        let (mut k_re, mut k_im) = (1.0f32, 0.0f32);
+        let mut k = 1;
+        while 2 * k <= n2 {
+            // kN <- rootN * kN
+            let t_re = root_re * k_re - root_im * k_im;
+            k_im = root_re * k_im + root_im * k_re;
+            k_re = t_re;
+            let b = buf[k];
+            let bd = buf[n2 - k];
+            let c_re = 0.5 * (b.re + bd.re);
+            let c_im = 0.5 * (b.im - bd.im);
+            let d_re = 0.5 * (b.im + bd.im);
+            let d_im = -0.5 * (b.re - bd.re);
+            // A_k = C_k + D_k * kN
+            let a_re = c_re + (d_re * k_re - d_im * k_im);
+            let a_im = c_im + (d_re * k_im + d_im * k_re);
+            power[k] = a_re * a_re + a_im * a_im;
+            let kd = n2 - k;
+            if kd != k {
+                // A_{N/2-k} = conj(C_k) + conj(D_k) * (-conj(kN))
+                let (e_re, e_im) = (-k_re, k_im);
+                let (f_re, f_im) = (d_re, -d_im);
+                let a_re = c_re + (f_re * e_re - f_im * e_im);
+                let a_im = -c_im + (f_re * e_im + f_im * e_re);
+                power[kd] = a_re * a_re + a_im * a_im;
+            }
+            k += 1;
+        }
+        let dc = buf[0].re + buf[0].im;
+        let nyq = buf[0].re - buf[0].im;
+        power[0] = dc * dc;
+        power[n2] = nyq * nyq;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -448,7 +535,10 @@ pub struct FrameComputer {
     frame_opts: FrameExtractionOptions,
     window: Vec<f32>,
     banks: Vec<(usize, Vec<f32>)>,
+    /// Generic real FFT (odd FFT sizes only).
     fft: Arc<dyn RealToComplex<f32>>,
+    /// Kaldi's real FFT (even FFT sizes, i.e. always with round_to_power_of_two).
+    kaldi_fft: Option<KaldiRealFft>,
     dim: usize,
     log_energy_floor: Option<f32>,
 }
@@ -470,6 +560,8 @@ struct Scratch {
     frame: Vec<f32>,
     spec: Vec<Complex<f32>>,
     fft_scratch: Vec<Complex<f32>>,
+    cbuf: Vec<Complex<f32>>,
+    cscratch: Vec<Complex<f32>>,
     power: Vec<f32>,
     mel: Vec<f32>,
 }
@@ -600,13 +692,16 @@ impl FrameComputer {
     ) -> Result<Self, AudioError> {
         frame_opts.validate()?;
         let window = frame_opts.window_function();
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_opts.padded_window_size());
+        let n = frame_opts.padded_window_size();
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+        let kaldi_fft = (n % 2 == 0).then(|| KaldiRealFft::new(n));
         Ok(Self {
             kind,
             frame_opts,
             window,
             banks,
             fft,
+            kaldi_fft,
             dim,
             log_energy_floor,
         })
@@ -636,6 +731,11 @@ impl FrameComputer {
             frame: self.fft.make_input_vec(),
             spec: self.fft.make_output_vec(),
             fft_scratch: self.fft.make_scratch_vec(),
+            cbuf: vec![Complex::new(0.0, 0.0); self.frame_opts.padded_window_size() / 2],
+            cscratch: vec![
+                Complex::new(0.0, 0.0);
+                self.kaldi_fft.as_ref().map_or(0, |f| f.scratch_len())
+            ],
             power: vec![0.0; self.frame_opts.padded_window_size() / 2 + 1],
             mel: vec![0.0; self.banks.len()],
         }
@@ -736,12 +836,16 @@ impl FrameComputer {
         if let Some(floor) = self.log_energy_floor {
             log_energy = log_energy.max(floor);
         }
-        // The FFT cannot fail with buffers made by the plan itself.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut s.frame, &mut s.spec, &mut s.fft_scratch);
-        for (p, c) in s.power.iter_mut().zip(&s.spec) {
-            *p = c.re * c.re + c.im * c.im;
+        if let Some(kf) = &self.kaldi_fft {
+            kf.power(&s.frame, &mut s.cbuf, &mut s.cscratch, &mut s.power);
+        } else {
+            // The FFT cannot fail with buffers made by the plan itself.
+            let _ = self
+                .fft
+                .process_with_scratch(&mut s.frame, &mut s.spec, &mut s.fft_scratch);
+            for (p, c) in s.power.iter_mut().zip(&s.spec) {
+                *p = c.re * c.re + c.im * c.im;
+            }
         }
         match &self.kind {
             Kind::Spectrogram(_) => {

@@ -1,0 +1,168 @@
+//! Kaldi parity: our fbank / spectrogram / MFCC against the outputs of Kaldi's own
+//! `compute-*-feats` in `../shared/data/kaldi-fbank-reference/` (see its README).
+//!
+//! Tolerance: 1e-4 absolute on every log-energy value whose energy lies within
+//! 60 dB of the frame's strongest bin (and on the log-energy column), 0.05 on
+//! everything else (very weak bins, where float rounding in the FFT dominates).
+
+mod common;
+
+use hark_audio::features::fbank::{
+    FbankOptions, FrameComputer, FrameExtractionOptions, MfccOptions, SpectrogramOptions,
+};
+
+/// ln(10^6): 60 dB in power.
+const SIXTY_DB: f32 = 13.815_511;
+
+fn load(name: &str) -> Option<(Vec<f32>, Vec<Vec<f32>>)> {
+    let dir = common::shared_dir()?.join("data/kaldi-fbank-reference");
+    let wav = common::read_wav_i16(&dir.join("test.wav"));
+    let text = std::fs::read_to_string(dir.join(name)).expect("reference file");
+    Some((wav, common::parse_kaldi_text(&text)))
+}
+
+/// Compares, treating columns in `energy_cols` as always strict and the rest as
+/// log energies subject to the 60 dB rule.
+fn compare(
+    name: &str,
+    ours: &hark_audio::features::Features,
+    reference: &[Vec<f32>],
+    energy_cols: &[usize],
+) {
+    compare_within(name, ours, reference, energy_cols, f32::INFINITY)
+}
+
+/// As [`compare`], but the 0.05 bound only applies to values within `loose_range`
+/// (natural-log units) of the frame peak.
+fn compare_within(
+    name: &str,
+    ours: &hark_audio::features::Features,
+    reference: &[Vec<f32>],
+    energy_cols: &[usize],
+    loose_range: f32,
+) {
+    assert_eq!(ours.n_frames, reference.len(), "{name}: frame count");
+    let mut max_strict = 0.0f32;
+    let mut max_all = 0.0f32;
+    for (t, want) in reference.iter().enumerate() {
+        let got = ours.frame(t);
+        assert_eq!(got.len(), want.len(), "{name}: dim");
+        let peak = want
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| !energy_cols.contains(c))
+            .map(|(_, &v)| v)
+            .fold(f32::NEG_INFINITY, f32::max);
+        for (c, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let d = (g - w).abs();
+            max_all = max_all.max(d);
+            let strict = energy_cols.contains(&c) || w >= peak - SIXTY_DB;
+            if strict {
+                max_strict = max_strict.max(d);
+                assert!(
+                    d <= 1e-4,
+                    "{name}: frame {t} col {c}: ours {g} kaldi {w} (|d| = {d})"
+                );
+            }
+            if w >= peak - loose_range {
+                assert!(
+                    d <= 0.05,
+                    "{name}: frame {t} col {c}: ours {g} kaldi {w} (|d| = {d})"
+                );
+            }
+        }
+    }
+    eprintln!("{name}: max |diff| strict {max_strict:.2e}, all {max_all:.2e}");
+}
+
+fn fbank(name: &str, opts: FbankOptions, energy_cols: &[usize]) {
+    let Some((wav, reference)) = load(name) else {
+        return;
+    };
+    let f = FrameComputer::new(opts).expect("options");
+    let ours = f.compute(&wav).expect("fbank");
+    compare(name, &ours, &reference, energy_cols);
+}
+
+#[test]
+fn fbank_matches_kaldi_23_bins() {
+    fbank("test.txt", FbankOptions::kaldi(), &[]);
+}
+
+#[test]
+fn fbank_matches_kaldi_40_bins() {
+    fbank("test-40.txt", FbankOptions::with_bins(40), &[]);
+}
+
+#[test]
+fn fbank_matches_kaldi_40_bins_without_snip_edges() {
+    let mut o = FbankOptions::with_bins(40);
+    o.frame_opts.snip_edges = false;
+    fbank("test-40-no-snip-edges.txt", o, &[]);
+}
+
+#[test]
+fn fbank_matches_kaldi_with_energy() {
+    let mut o = FbankOptions::kaldi();
+    o.use_energy = true;
+    fbank("test-with-energy.txt", o, &[0]);
+}
+
+#[test]
+fn fbank_matches_kaldi_htk_compat() {
+    let mut o = FbankOptions::kaldi();
+    o.use_energy = true;
+    o.htk_compat = true;
+    fbank("test-htk.txt", o, &[23]);
+}
+
+fn spectrogram(name: &str, snip_edges: bool) {
+    let Some((wav, reference)) = load(name) else {
+        return;
+    };
+    let opts = SpectrogramOptions {
+        frame_opts: FrameExtractionOptions {
+            snip_edges,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f = FrameComputer::spectrogram(opts).expect("options");
+    let ours = f.compute(&wav).expect("spectrogram");
+    // Single FFT bins more than 100 dB under the frame peak are float rounding
+    // noise of Kaldi's split-radix FFT (values ~1e-3 of an int16^2 scale whose
+    // peak is ~1e11); they are compared with the strict/0.05 rules only above that.
+    compare_within(name, &ours, &reference, &[0], 23.03);
+}
+
+#[test]
+fn spectrogram_matches_kaldi() {
+    spectrogram("test-spectrogram.txt", true);
+}
+
+#[test]
+fn spectrogram_matches_kaldi_without_snip_edges() {
+    spectrogram("test-spectrogram-no-snip-edges.txt", false);
+}
+
+#[test]
+fn mfcc_matches_kaldi() {
+    let Some((wav, reference)) = load("test-mfcc.txt") else {
+        return;
+    };
+    let f = FrameComputer::mfcc(MfccOptions::default()).expect("options");
+    let ours = f.compute(&wav).expect("mfcc");
+    // Cepstra mix all bins, so there is no per-bin 60 dB rule: C0 (energy) strict,
+    // the rest within 1e-2 (liftered up to 12x, weak-bin rounding leaks into every cepstrum; Kaldi prints 7 significant digits of values up to ~60).
+    assert_eq!(ours.n_frames, reference.len());
+    let mut max = 0.0f32;
+    for (t, want) in reference.iter().enumerate() {
+        for (c, (&g, &w)) in ours.frame(t).iter().zip(want).enumerate() {
+            let tol = if c == 0 { 1e-4 } else { 1e-2 };
+            let d = (g - w).abs();
+            max = max.max(d);
+            assert!(d <= tol, "mfcc frame {t} col {c}: ours {g} kaldi {w}");
+        }
+    }
+    eprintln!("mfcc: max |diff| {max:.2e}");
+}
