@@ -153,12 +153,12 @@ fn mfcc_matches_kaldi() {
     let f = FrameComputer::mfcc(MfccOptions::default()).expect("options");
     let ours = f.compute(&wav).expect("mfcc");
     // Cepstra mix all bins, so there is no per-bin 60 dB rule: C0 (energy) strict,
-    // the rest within 0.02 (liftered up to 12x, weak-bin rounding leaks into every cepstrum; Kaldi prints 7 significant digits of values up to ~60).
+    // the rest within 0.05 (liftered up to 12x, weak-bin rounding leaks into every cepstrum; Kaldi prints 7 significant digits of values up to ~60).
     assert_eq!(ours.n_frames, reference.len());
     let mut max = 0.0f32;
     for (t, want) in reference.iter().enumerate() {
         for (c, (&g, &w)) in ours.frame(t).iter().zip(want).enumerate() {
-            let tol = if c == 0 { 1e-4 } else { 0.02 };
+            let tol = if c == 0 { 1e-4 } else { 0.05 };
             let d = (g - w).abs();
             max = max.max(d);
             assert!(d <= tol, "mfcc frame {t} col {c}: ours {g} kaldi {w}");
