@@ -52,12 +52,21 @@ fn linear_f32_matches_numpy() {
 fn linear_f16_weights_match_numpy_within_f16_rounding() {
     let f = fx();
     let (x, w, out) = linear_out(&f, DType::F16);
-    assert_f32("linear f16 vs rounded weights", &out, f.get("linear.out_w16"));
+    assert_f32(
+        "linear f16 vs rounded weights",
+        &out,
+        f.get("linear.out_w16"),
+    );
     let bound = abs_dot(&x, &w, 5, 40, 48);
     let want = f.get("linear.out");
     for i in 0..out.len() {
         let tol = bound[i] * 2f32.powi(-11) + 1e-5;
-        assert!((out[i] - want[i]).abs() <= tol, "f16 element {i}: {} vs {} (tol {tol})", out[i], want[i]);
+        assert!(
+            (out[i] - want[i]).abs() <= tol,
+            "f16 element {i}: {} vs {} (tol {tol})",
+            out[i],
+            want[i]
+        );
     }
 }
 
@@ -65,12 +74,21 @@ fn linear_f16_weights_match_numpy_within_f16_rounding() {
 fn linear_bf16_weights_match_numpy_within_bf16_rounding() {
     let f = fx();
     let (x, w, out) = linear_out(&f, DType::BF16);
-    assert_f32("linear bf16 vs rounded weights", &out, f.get("linear.out_wbf16"));
+    assert_f32(
+        "linear bf16 vs rounded weights",
+        &out,
+        f.get("linear.out_wbf16"),
+    );
     let bound = abs_dot(&x, &w, 5, 40, 48);
     let want = f.get("linear.out");
     for i in 0..out.len() {
         let tol = bound[i] * 2f32.powi(-8) + 1e-5;
-        assert!((out[i] - want[i]).abs() <= tol, "bf16 element {i}: {} vs {} (tol {tol})", out[i], want[i]);
+        assert!(
+            (out[i] - want[i]).abs() <= tol,
+            "bf16 element {i}: {} vs {} (tol {tol})",
+            out[i],
+            want[i]
+        );
     }
 }
 
@@ -82,16 +100,34 @@ fn linear_int8_within_quantisation_bound() {
     let (m, n, k) = (5, 40, 48);
     let mut max_err = 0f32;
     for i in 0..m {
-        let sx = x[i * k..(i + 1) * k].iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+        let sx = x[i * k..(i + 1) * k]
+            .iter()
+            .fold(0f32, |a, v| a.max(v.abs()))
+            / 127.0;
         for j in 0..n {
-            let sw = w[j * k..(j + 1) * k].iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
-            let bound: f32 = (0..k).map(|l| x[i * k + l].abs() * sw / 2.0 + w[j * k + l].abs() * sx / 2.0 + sx * sw / 4.0).sum();
+            let sw = w[j * k..(j + 1) * k]
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()))
+                / 127.0;
+            let bound: f32 = (0..k)
+                .map(|l| {
+                    x[i * k + l].abs() * sw / 2.0 + w[j * k + l].abs() * sx / 2.0 + sx * sw / 4.0
+                })
+                .sum();
             let err = (out[i * n + j] - want[i * n + j]).abs();
             max_err = max_err.max(err);
-            assert!(err <= bound * 1.0001 + 1e-5, "int8 ({i},{j}): {} vs {} bound {bound}", out[i * n + j], want[i * n + j]);
+            assert!(
+                err <= bound * 1.0001 + 1e-5,
+                "int8 ({i},{j}): {} vs {} bound {bound}",
+                out[i * n + j],
+                want[i * n + j]
+            );
         }
     }
-    assert!(max_err > 0.0, "int8 path should not be bit-exact with f32 (was the weight quantised?)");
+    assert!(
+        max_err > 0.0,
+        "int8 path should not be bit-exact with f32 (was the weight quantised?)"
+    );
 }
 
 #[test]
@@ -107,7 +143,9 @@ fn linear_multithreaded_splits_match_single_block() {
         let mut want = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                let s: f64 = (0..k).map(|l| x[i * k + l] as f64 * wv[j * k + l] as f64).sum();
+                let s: f64 = (0..k)
+                    .map(|l| x[i * k + l] as f64 * wv[j * k + l] as f64)
+                    .sum();
                 want[i * n + j] = (s + b[j] as f64) as f32;
             }
         }
@@ -121,7 +159,17 @@ fn batched_matmul_matches_numpy_both_layouts() {
     let mut out = vec![0f32; 3 * 4 * 5];
     ops::batched_matmul(f.get("bmm.a"), f.get("bmm.b"), &mut out, 3, 4, 6, 5, true).unwrap();
     assert_f32("bmm nt", &out, f.get("bmm.out_nt"));
-    ops::batched_matmul(f.get("bmm.a"), f.get("bmm.b_kn"), &mut out, 3, 4, 6, 5, false).unwrap();
+    ops::batched_matmul(
+        f.get("bmm.a"),
+        f.get("bmm.b_kn"),
+        &mut out,
+        3,
+        4,
+        6,
+        5,
+        false,
+    )
+    .unwrap();
     assert_f32("bmm nn", &out, f.get("bmm.out_nt"));
 }
 
@@ -129,7 +177,16 @@ fn batched_matmul_matches_numpy_both_layouts() {
 fn layer_norm_matches_torch_definition() {
     let f = fx();
     let mut out = vec![0f32; 6 * 80];
-    ops::layer_norm(f.get("ln.x"), 6, 80, f.get("ln.g"), Some(f.get("ln.b")), 1e-5, &mut out).unwrap();
+    ops::layer_norm(
+        f.get("ln.x"),
+        6,
+        80,
+        f.get("ln.g"),
+        Some(f.get("ln.b")),
+        1e-5,
+        &mut out,
+    )
+    .unwrap();
     assert_f32("layer_norm", &out, f.get("ln.out"));
     let mut x = f.get("ln.x").to_vec();
     ops::layer_norm_inplace(&mut x, 80, f.get("ln.g"), Some(f.get("ln.b")), 1e-5).unwrap();
@@ -178,7 +235,16 @@ fn conv1d_stride_1_and_2_match_torch_definition() {
         let t_out = ops::conv1d_out_len(17, 3, s, 1);
         assert_eq!(t_out, f.shape(key)[0]);
         let mut out = vec![0f32; t_out * 10];
-        ops::conv1d(f.get("conv1d.x"), 17, &w, Some(f.get("conv1d.b")), s, 1, &mut out).unwrap();
+        ops::conv1d(
+            f.get("conv1d.x"),
+            17,
+            &w,
+            Some(f.get("conv1d.b")),
+            s,
+            1,
+            &mut out,
+        )
+        .unwrap();
         assert_f32(key, &out, f.get(key));
     }
 }
@@ -190,8 +256,21 @@ fn conv2d_3x3_stride_2_matches_torch_definition() {
     for (p, key) in [(0usize, "conv2d.s2p0"), (1, "conv2d.s2p1")] {
         let sh = f.shape(key).to_vec();
         let mut out = vec![0f32; sh.iter().product()];
-        let params = Conv2dParams { stride: (2, 2), padding: (p, p) };
-        ops::conv2d(f.get("conv2d.x"), 2, 15, 11, &w, Some(f.get("conv2d.b")), params, &mut out).unwrap();
+        let params = Conv2dParams {
+            stride: (2, 2),
+            padding: (p, p),
+        };
+        ops::conv2d(
+            f.get("conv2d.x"),
+            2,
+            15,
+            11,
+            &w,
+            Some(f.get("conv2d.b")),
+            params,
+            &mut out,
+        )
+        .unwrap();
         assert_f32(key, &out, f.get(key));
     }
 }
@@ -200,7 +279,18 @@ fn conv2d_3x3_stride_2_matches_torch_definition() {
 fn depthwise_conv1d_matches_torch_grouped_conv() {
     let f = fx();
     let mut out = vec![0f32; 13 * 6];
-    ops::depthwise_conv1d(f.get("dwconv.x"), 13, 6, f.get("dwconv.w"), 5, Some(f.get("dwconv.b")), 2, 2, &mut out).unwrap();
+    ops::depthwise_conv1d(
+        f.get("dwconv.x"),
+        13,
+        6,
+        f.get("dwconv.w"),
+        5,
+        Some(f.get("dwconv.b")),
+        2,
+        2,
+        &mut out,
+    )
+    .unwrap();
     assert_f32("depthwise", &out, f.get("dwconv.out"));
 }
 
@@ -209,7 +299,16 @@ fn batch_norm_folding_matches_numpy() {
     let f = fx();
     let mut w = f.get("bn.w").to_vec();
     let mut b = f.get("bn.cb").to_vec();
-    ops::fold_batch_norm(&mut w, &mut b, f.get("bn.gamma"), f.get("bn.beta"), f.get("bn.mean"), f.get("bn.var"), 1e-5).unwrap();
+    ops::fold_batch_norm(
+        &mut w,
+        &mut b,
+        f.get("bn.gamma"),
+        f.get("bn.beta"),
+        f.get("bn.mean"),
+        f.get("bn.var"),
+        1e-5,
+    )
+    .unwrap();
     assert_f32("bn weight", &w, f.get("bn.w_folded"));
     assert_f32("bn bias", &b, f.get("bn.b_folded"));
 }
@@ -217,10 +316,26 @@ fn batch_norm_folding_matches_numpy() {
 #[test]
 fn positional_encodings_match_reference_formulas() {
     let f = fx();
-    assert_f32("whisper sinusoids", &ops::whisper_sinusoids(40, 16), f.get("pe.whisper"));
-    assert_f32("sinusoidal", &ops::sinusoidal_positions(30, 12), f.get("pe.sinusoidal"));
-    assert_f32("rel pe", &ops::rel_positional_encoding(9, 12), f.get("pe.rel"));
-    assert_f32("legacy rel pe", &ops::legacy_rel_positional_encoding(30, 12), f.get("pe.sinusoidal"));
+    assert_f32(
+        "whisper sinusoids",
+        &ops::whisper_sinusoids(40, 16),
+        f.get("pe.whisper"),
+    );
+    assert_f32(
+        "sinusoidal",
+        &ops::sinusoidal_positions(30, 12),
+        f.get("pe.sinusoidal"),
+    );
+    assert_f32(
+        "rel pe",
+        &ops::rel_positional_encoding(9, 12),
+        f.get("pe.rel"),
+    );
+    assert_f32(
+        "legacy rel pe",
+        &ops::legacy_rel_positional_encoding(30, 12),
+        f.get("pe.sinusoidal"),
+    );
 }
 
 #[test]
@@ -231,10 +346,24 @@ fn rel_shift_matches_espnet_pad_reshape_trick() {
     assert_f32("rel_shift", &out, f.get("relshift.out"));
 }
 
-fn run_attn(q: &[f32], k: &[f32], v: &[f32], tq: usize, tk: usize, opts: &AttentionOpts<'_>) -> Vec<f32> {
+fn run_attn(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    tq: usize,
+    tk: usize,
+    opts: &AttentionOpts<'_>,
+) -> Vec<f32> {
     let hd = opts.heads * opts.head_dim;
     let mut out = vec![0f32; tq * hd];
-    ops::attention(Rows::new(q, tq, hd), Rows::new(k, tk, hd), Rows::new(v, tk, hd), opts, &mut out).unwrap();
+    ops::attention(
+        Rows::new(q, tq, hd),
+        Rows::new(k, tk, hd),
+        Rows::new(v, tk, hd),
+        opts,
+        &mut out,
+    )
+    .unwrap();
     out
 }
 
@@ -243,12 +372,28 @@ fn attention_matches_numpy_plain_causal_masked() {
     let f = fx();
     let (q, k, v) = (f.get("attn.q"), f.get("attn.k"), f.get("attn.v"));
     let o = AttentionOpts::new(2, 8);
-    assert_f32("attn plain", &run_attn(q, k, v, 5, 100, &o), f.get("attn.plain"));
-    assert_f32("attn causal", &run_attn(q, k, v, 5, 100, &o.causal(true)), f.get("attn.causal"));
+    assert_f32(
+        "attn plain",
+        &run_attn(q, k, v, 5, 100, &o),
+        f.get("attn.plain"),
+    );
+    assert_f32(
+        "attn causal",
+        &run_attn(q, k, v, 5, 100, &o.causal(true)),
+        f.get("attn.causal"),
+    );
     let mask = f.get("attn.mask");
-    assert_f32("attn masked", &run_attn(q, k, v, 5, 100, &o.with_mask(mask)), f.get("attn.masked"));
+    assert_f32(
+        "attn masked",
+        &run_attn(q, k, v, 5, 100, &o.with_mask(mask)),
+        f.get("attn.masked"),
+    );
     let ks = f.get("attn.k_scaled");
-    assert_f32("attn growing max", &run_attn(q, ks, v, 5, 100, &o), f.get("attn.plain_scaled"));
+    assert_f32(
+        "attn growing max",
+        &run_attn(q, ks, v, 5, 100, &o),
+        f.get("attn.plain_scaled"),
+    );
 }
 
 #[test]
@@ -264,7 +409,14 @@ fn attention_reads_fused_qkv_rows_in_place() {
     let mut out = vec![0f32; 5 * 16];
     let kr = Rows::new(&kv, 100, 32);
     let vr = Rows::new(&kv, 100, 32).with_col(16);
-    ops::attention(Rows::new(q, 5, 16), kr, vr, &AttentionOpts::new(2, 8), &mut out).unwrap();
+    ops::attention(
+        Rows::new(q, 5, 16),
+        kr,
+        vr,
+        &AttentionOpts::new(2, 8),
+        &mut out,
+    )
+    .unwrap();
     assert_f32("attn fused kv", &out, f.get("attn.plain"));
 }
 
@@ -272,12 +424,34 @@ fn attention_reads_fused_qkv_rows_in_place() {
 fn relative_position_attention_matches_espnet_with_and_without_rel_shift() {
     let f = fx();
     let t = 40;
-    let (q, k, v, p) = (f.get("rel.q"), f.get("rel.k"), f.get("rel.v"), f.get("rel.p"));
+    let (q, k, v, p) = (
+        f.get("rel.q"),
+        f.get("rel.k"),
+        f.get("rel.v"),
+        f.get("rel.p"),
+    );
     let opts = AttentionOpts::new(2, 8);
-    let rel = RelPosTerm { pos: Rows::new(p, 2 * t - 1, 16), bias_u: f.get("rel.u"), bias_v: f.get("rel.vb"), shift: true };
-    assert_f32("rel shift", &run_attn(q, k, v, t, t, &opts.with_rel(rel)), f.get("rel.shift"));
-    let legacy = RelPosTerm { pos: Rows::new(&p[..t * 16], t, 16), shift: false, ..rel };
-    assert_f32("rel legacy", &run_attn(q, k, v, t, t, &opts.with_rel(legacy)), f.get("rel.legacy"));
+    let rel = RelPosTerm {
+        pos: Rows::new(p, 2 * t - 1, 16),
+        bias_u: f.get("rel.u"),
+        bias_v: f.get("rel.vb"),
+        shift: true,
+    };
+    assert_f32(
+        "rel shift",
+        &run_attn(q, k, v, t, t, &opts.with_rel(rel)),
+        f.get("rel.shift"),
+    );
+    let legacy = RelPosTerm {
+        pos: Rows::new(&p[..t * 16], t, 16),
+        shift: false,
+        ..rel
+    };
+    assert_f32(
+        "rel legacy",
+        &run_attn(q, k, v, t, t, &opts.with_rel(legacy)),
+        f.get("rel.legacy"),
+    );
 }
 
 #[test]
@@ -285,12 +459,26 @@ fn embedding_gathers_rows_from_every_dtype() {
     let table = lcg(7, 10 * 6);
     let t = Tensor::from_f32(&[10, 6], &table).unwrap();
     let ids = [3u32, 0, 9, 3];
-    let want: Vec<f32> = ids.iter().flat_map(|&i| table[i as usize * 6..(i as usize + 1) * 6].to_vec()).collect();
-    for (dt, tol) in [(DType::F32, 0.0), (DType::F16, 2f32.powi(-11)), (DType::BF16, 2f32.powi(-8)), (DType::I8, 1.0 / 254.0)] {
+    let want: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| table[i as usize * 6..(i as usize + 1) * 6].to_vec())
+        .collect();
+    for (dt, tol) in [
+        (DType::F32, 0.0),
+        (DType::F16, 2f32.powi(-11)),
+        (DType::BF16, 2f32.powi(-8)),
+        (DType::I8, 1.0 / 254.0),
+    ] {
         let tt = t.to_dtype(dt).unwrap();
         let mut out = vec![0f32; 4 * 6];
         ops::embedding(&tt, &ids, &mut out).unwrap();
         // Values are in [-1, 1): relative rounding for floats, half a step of max|row|/127 for int8.
-        assert_close(&format!("embedding {dt}"), &out, &want, tol, if dt == DType::I8 { 1.0 / 254.0 } else { 0.0 });
+        assert_close(
+            &format!("embedding {dt}"),
+            &out,
+            &want,
+            tol,
+            if dt == DType::I8 { 1.0 / 254.0 } else { 0.0 },
+        );
     }
 }
