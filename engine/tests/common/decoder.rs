@@ -1,6 +1,6 @@
 //! A small pre-LN transformer decoder built only from hark-engine ops: token embedding +
 //! sinusoidal positions, per layer self-attention (KV cache) + cross-attention (CrossKv)
-//! + GELU MLP, final layer norm, logits tied to the embedding. Weights are random.
+//! and a GELU MLP, final layer norm, logits tied to the embedding. Weights are random.
 //! Used by the zero-allocation and KV-cache-equivalence tests.
 #![allow(dead_code)]
 
