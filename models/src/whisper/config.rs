@@ -79,6 +79,72 @@ pub struct ModelDimensions {
     pub n_text_layer: usize,
 }
 
+impl ModelDimensions {
+    /// Every tensor of a hark Whisper `model.safetensors` with its shape (PyTorch layout),
+    /// as listed in `coord/whisper-format.md`. int8 models add `<name>.scale` for each
+    /// matrix (see [`is_matrix`]).
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let d = self.n_audio_state;
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("encoder.conv1.weight".into(), vec![d, self.n_mels, 3]),
+            ("encoder.conv1.bias".into(), vec![d]),
+            ("encoder.conv2.weight".into(), vec![d, d, 3]),
+            ("encoder.conv2.bias".into(), vec![d]),
+            (
+                "encoder.embed_positions.weight".into(),
+                vec![self.n_audio_ctx, d],
+            ),
+        ];
+        let norm = |v: &mut Vec<(String, Vec<usize>)>, p: String| {
+            v.push((format!("{p}.weight"), vec![d]));
+            v.push((format!("{p}.bias"), vec![d]));
+        };
+        let lin = |v: &mut Vec<(String, Vec<usize>)>, p: String, out: usize, inp: usize| {
+            v.push((format!("{p}.weight"), vec![out, inp]));
+            v.push((format!("{p}.bias"), vec![out]));
+        };
+        for i in 0..self.n_audio_layer {
+            let p = format!("encoder.layers.{i}");
+            norm(&mut v, format!("{p}.self_attn_layer_norm"));
+            lin(&mut v, format!("{p}.self_attn.qkv_proj"), 3 * d, d);
+            lin(&mut v, format!("{p}.self_attn.out_proj"), d, d);
+            norm(&mut v, format!("{p}.final_layer_norm"));
+            lin(&mut v, format!("{p}.fc1"), 4 * d, d);
+            lin(&mut v, format!("{p}.fc2"), d, 4 * d);
+        }
+        norm(&mut v, "encoder.layer_norm".into());
+        let d = self.n_text_state;
+        v.push(("decoder.embed_tokens.weight".into(), vec![self.n_vocab, d]));
+        v.push((
+            "decoder.embed_positions.weight".into(),
+            vec![self.n_text_ctx, d],
+        ));
+        for i in 0..self.n_text_layer {
+            let p = format!("decoder.layers.{i}");
+            norm(&mut v, format!("{p}.self_attn_layer_norm"));
+            lin(&mut v, format!("{p}.self_attn.qkv_proj"), 3 * d, d);
+            lin(&mut v, format!("{p}.self_attn.out_proj"), d, d);
+            norm(&mut v, format!("{p}.encoder_attn_layer_norm"));
+            lin(&mut v, format!("{p}.encoder_attn.q_proj"), d, d);
+            lin(&mut v, format!("{p}.encoder_attn.kv_proj"), 2 * d, d);
+            lin(&mut v, format!("{p}.encoder_attn.out_proj"), d, d);
+            norm(&mut v, format!("{p}.final_layer_norm"));
+            lin(&mut v, format!("{p}.fc1"), 4 * d, d);
+            lin(&mut v, format!("{p}.fc2"), d, 4 * d);
+        }
+        norm(&mut v, "decoder.layer_norm".into());
+        v
+    }
+}
+
+/// True for the tensors stored in the model's [`Precision`] (linear and conv weights and
+/// the token embedding); LayerNorm parameters, biases and positional embeddings are f32.
+pub fn is_matrix(name: &str) -> bool {
+    name.ends_with(".weight")
+        && !name.contains("layer_norm")
+        && !name.ends_with("embed_positions.weight")
+}
+
 /// Storage type of the weight matrices (linear weights, token embedding, conv weights).
 ///
 /// LayerNorm parameters, biases and positional embeddings are always stored in f32.
@@ -234,9 +300,13 @@ impl WhisperConfig {
 
     /// Checks that the fields are consistent and usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let inv = |field: &'static str, problem: String| Err(ConfigError::Invalid { field, problem });
+        let inv =
+            |field: &'static str, problem: String| Err(ConfigError::Invalid { field, problem });
         if self.family != FAMILY {
-            return inv("family", format!("expected \"{FAMILY}\", found {:?}", self.family));
+            return inv(
+                "family",
+                format!("expected \"{FAMILY}\", found {:?}", self.family),
+            );
         }
         if self.format_version != FORMAT_VERSION {
             return inv(
@@ -265,7 +335,7 @@ impl WhisperConfig {
                 return inv(field, "must be positive".to_string());
             }
         }
-        if d.n_audio_state % d.n_audio_head != 0 {
+        if !d.n_audio_state.is_multiple_of(d.n_audio_head) {
             return inv(
                 "dims.n_audio_head",
                 format!(
@@ -274,7 +344,7 @@ impl WhisperConfig {
                 ),
             );
         }
-        if d.n_text_state % d.n_text_head != 0 {
+        if !d.n_text_state.is_multiple_of(d.n_text_head) {
             return inv(
                 "dims.n_text_head",
                 format!(
@@ -295,7 +365,10 @@ impl WhisperConfig {
         if self.features.n_mels != d.n_mels {
             return inv(
                 "features.n_mels",
-                format!("must equal dims.n_mels = {}, found {}", d.n_mels, self.features.n_mels),
+                format!(
+                    "must equal dims.n_mels = {}, found {}",
+                    d.n_mels, self.features.n_mels
+                ),
             );
         }
         if let Some(&t) = self
@@ -384,6 +457,26 @@ mod tests {
         let mut cfg = tiny_en();
         cfg.family = "conformer_aed".into();
         assert!(cfg.validate().unwrap_err().to_string().contains("family"));
+    }
+
+    #[test]
+    fn tensor_list_matches_tiny_en_parameter_count() {
+        let shapes = tiny_en().dims.tensor_shapes();
+        let params: usize = shapes
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        // openai-whisper tiny.en has 37,184,256 parameters excluding the (tied) output
+        // projection and the fixed sinusoidal encoder positions (1500 x 384 = 576,000),
+        // and k_proj has no bias (zeros are stored here: 4 x 384 encoder, 8 x 384 decoder).
+        assert_eq!(params, 37_184_256 + 576_000 + 12 * 384);
+        assert!(is_matrix("decoder.embed_tokens.weight"));
+        assert!(is_matrix("encoder.conv1.weight"));
+        assert!(!is_matrix("encoder.embed_positions.weight"));
+        assert!(!is_matrix(
+            "decoder.layers.0.encoder_attn_layer_norm.weight"
+        ));
+        assert!(!is_matrix("decoder.layers.0.fc1.bias"));
     }
 
     #[test]
