@@ -1,0 +1,216 @@
+//! Small f32 building blocks shared by the encoder and decoder.
+//!
+//! Activations are row-major `[rows × width]` f32. Matrix products go through the `gemm`
+//! crate (runtime-dispatched AVX2/AVX-512 micro-kernels, rayon-parallel for large products)
+//! using explicit strides, so per-head views of `[T × d_model]` need no copies. These are
+//! private helpers until the engine's op API settles; they follow PyTorch's definitions
+//! (biased variance in LayerNorm, exact erf GELU, GLU over the channel halves).
+
+use gemm::Parallelism;
+
+/// `dst[m×n] (row stride dst_rs) (+)= a[m×k] · b[k×n]`, with arbitrary element strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // Bounds of every element the kernel touches (the kernel itself does not check).
+    assert!((m - 1) * dst_rs + n <= dst.len(), "gemm_f32: dst too small");
+    assert!(
+        (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
+        "gemm_f32: lhs too small"
+    );
+    assert!(
+        (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
+        "gemm_f32: rhs too small"
+    );
+    // The workspace builds gemm without its rayon feature: single-threaded here.
+    let par = Parallelism::None;
+    // SAFETY: the asserts above keep every strided access inside the three slices, and
+    // `dst` does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// A PyTorch `Linear`: `y = x · Wᵀ + b`, `W` stored `[out × in]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Weight `[out × in]`.
+    pub w: Vec<f32>,
+    /// Optional bias `[out]`.
+    pub b: Option<Vec<f32>>,
+    /// Input width.
+    pub k: usize,
+    /// Output width.
+    pub n: usize,
+}
+
+impl Linear {
+    /// `x` is `[m × k]`; returns `[m × n]`.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / self.k;
+        let mut y = vec![0.0f32; m * self.n];
+        self.forward_into(x, &mut y);
+        y
+    }
+
+    /// Like [`Linear::forward`] into a caller buffer of `m × n`.
+    pub fn forward_into(&self, x: &[f32], y: &mut [f32]) {
+        let m = x.len() / self.k;
+        if let Some(b) = &self.b {
+            for row in y.chunks_exact_mut(self.n) {
+                row.copy_from_slice(b);
+            }
+        }
+        gemm_f32(
+            (m, self.n, self.k),
+            y,
+            self.n,
+            self.b.is_some(),
+            x,
+            (self.k, 1),
+            &self.w,
+            (1, self.k),
+        );
+    }
+}
+
+/// A PyTorch `LayerNorm` over the last dimension.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// Scale.
+    pub g: Vec<f32>,
+    /// Shift.
+    pub b: Vec<f32>,
+    /// Epsilon added to the (biased) variance.
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// Normalises every row of `x` (`[rows × g.len()]`) into a new buffer.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = x.to_vec();
+        self.forward_inplace(&mut y);
+        y
+    }
+
+    /// In-place variant.
+    pub fn forward_inplace(&self, x: &mut [f32]) {
+        let d = self.g.len();
+        for row in x.chunks_exact_mut(d) {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+            let inv = 1.0 / (var + self.eps as f64).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.g).zip(&self.b) {
+                *v = ((*v as f64 - mean) * inv) as f32 * g + b;
+            }
+        }
+    }
+}
+
+/// Logistic sigmoid.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Swish / SiLU in place.
+pub fn swish(x: &mut [f32]) {
+    for v in x {
+        *v *= sigmoid(*v);
+    }
+}
+
+/// Exact (erf) GELU in place, as `torch.nn.GELU()`.
+pub fn gelu(x: &mut [f32]) {
+    for v in x {
+        let z = *v as f64;
+        *v = (0.5 * z * (1.0 + libm::erf(z / std::f64::consts::SQRT_2))) as f32;
+    }
+}
+
+/// ReLU in place.
+pub fn relu(x: &mut [f32]) {
+    for v in x {
+        *v = v.max(0.0);
+    }
+}
+
+/// Softmax of one row in place; entries equal to `-inf` get probability 0.
+pub fn softmax(x: &mut [f32]) {
+    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        x.fill(0.0);
+        return;
+    }
+    let mut s = 0.0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    let inv = 1.0 / s;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `log_softmax(x / temperature)` of one row.
+pub fn log_softmax(x: &[f32], temperature: f32) -> Vec<f32> {
+    let z: Vec<f32> = x.iter().map(|&v| v / temperature).collect();
+    let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let s: f64 = z.iter().map(|&v| ((v - m) as f64).exp()).sum();
+    let lse = m + s.ln() as f32;
+    z.iter().map(|&v| v - lse).collect()
+}
+
+/// Sinusoidal encoding value of position `pos` (may be negative) for column `col` of
+/// width `d`, computed as the reference tables are (f32 `div_term`, f32 angle).
+#[inline]
+pub fn sinusoid(pos: f32, col: usize, d: usize) -> f32 {
+    let ln = (10000.0f32).ln() as f64;
+    let div = ((col / 2 * 2) as f32 * (-(ln / d as f64)) as f32).exp();
+    let angle = pos * div;
+    if col % 2 == 0 {
+        angle.sin()
+    } else {
+        angle.cos()
+    }
+}

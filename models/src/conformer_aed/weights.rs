@@ -1,0 +1,177 @@
+//! Reading `model.safetensors` (and golden files) into f32 tensors by name.
+//!
+//! A small private reader: the header is JSON, the data little-endian. Weights stored as
+//! f16 are widened to f32 once at load (the model computes in f32 with f32 accumulation).
+//! [`TensorStore::take`] checks each tensor's shape against what the config implies and
+//! [`TensorStore::finish`] reports every tensor nobody asked for, so a checkpoint that
+//! does not match its config fails with the tensor's name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use half::f16;
+
+use super::error::ConformerError;
+
+/// One tensor widened to f32 (i32 tensors are kept exactly as i32 in `ints`).
+#[derive(Debug, Clone)]
+pub struct RawTensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values (f32/f16 tensors).
+    pub data: Vec<f32>,
+    /// Values (i32 tensors).
+    pub ints: Vec<i32>,
+}
+
+/// All tensors of a safetensors file, removed one by one as the model takes them.
+#[derive(Debug)]
+pub struct TensorStore {
+    path: PathBuf,
+    tensors: BTreeMap<String, RawTensor>,
+}
+
+fn st_err(path: &Path, message: impl Into<String>) -> ConformerError {
+    ConformerError::Safetensors {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+impl TensorStore {
+    /// Reads every tensor of `path`.
+    pub fn open(path: &Path) -> Result<Self, ConformerError> {
+        let bytes = std::fs::read(path).map_err(|source| ConformerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Parses safetensors bytes (`path` only labels errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, ConformerError> {
+        let n = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
+            .ok_or_else(|| st_err(path, "file shorter than the 8-byte header length"))?;
+        let header = bytes
+            .get(8..8usize.saturating_add(n))
+            .ok_or_else(|| st_err(path, format!("header length {n} exceeds the file")))?;
+        let data = &bytes[8 + n..];
+        let header: serde_json::Value = serde_json::from_slice(header)
+            .map_err(|e| st_err(path, format!("header JSON: {e}")))?;
+        let obj = header
+            .as_object()
+            .ok_or_else(|| st_err(path, "header is not a JSON object"))?;
+        let mut tensors = BTreeMap::new();
+        for (name, info) in obj {
+            if name == "__metadata__" {
+                continue;
+            }
+            let dtype = info["dtype"]
+                .as_str()
+                .ok_or_else(|| st_err(path, format!("tensor {name}: no dtype")))?;
+            let shape: Vec<usize> = info["shape"]
+                .as_array()
+                .ok_or_else(|| st_err(path, format!("tensor {name}: no shape")))?
+                .iter()
+                .map(|v| v.as_u64().map(|x| x as usize))
+                .collect::<Option<_>>()
+                .ok_or_else(|| st_err(path, format!("tensor {name}: bad shape")))?;
+            let offs = info["data_offsets"]
+                .as_array()
+                .and_then(|a| Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize)))
+                .ok_or_else(|| st_err(path, format!("tensor {name}: bad data_offsets")))?;
+            let raw = data.get(offs.0..offs.1).ok_or_else(|| {
+                st_err(
+                    path,
+                    format!("tensor {name}: data_offsets outside the file"),
+                )
+            })?;
+            let count: usize = shape.iter().product();
+            let width = match dtype {
+                "F32" | "I32" => 4,
+                "F16" => 2,
+                other => {
+                    return Err(st_err(
+                        path,
+                        format!("tensor {name}: unsupported dtype {other}"),
+                    ))
+                }
+            };
+            if raw.len() != count * width {
+                return Err(st_err(
+                    path,
+                    format!(
+                        "tensor {name}: {} bytes for shape {shape:?} of {dtype}",
+                        raw.len()
+                    ),
+                ));
+            }
+            let mut t = RawTensor {
+                shape,
+                data: Vec::new(),
+                ints: Vec::new(),
+            };
+            match dtype {
+                "F32" => {
+                    t.data = raw
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                }
+                "F16" => {
+                    t.data = raw
+                        .chunks_exact(2)
+                        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                        .collect()
+                }
+                _ => {
+                    t.ints = raw
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                }
+            }
+            tensors.insert(name.clone(), t);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+        })
+    }
+
+    /// Removes and returns tensor `name`, checking its shape.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ConformerError> {
+        let t = self.take_any(name)?;
+        if t.shape != shape {
+            return Err(ConformerError::Shape {
+                name: name.to_string(),
+                got: t.shape,
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(t.data)
+    }
+
+    /// Removes and returns tensor `name` whatever its shape.
+    pub fn take_any(&mut self, name: &str) -> Result<RawTensor, ConformerError> {
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| ConformerError::MissingTensor {
+                name: name.to_string(),
+                path: self.path.clone(),
+            })
+    }
+
+    /// Fails if any tensor was not taken.
+    pub fn finish(self) -> Result<(), ConformerError> {
+        if self.tensors.is_empty() {
+            return Ok(());
+        }
+        Err(ConformerError::UnexpectedTensors {
+            names: self.tensors.keys().cloned().collect::<Vec<_>>().join(", "),
+            path: self.path,
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! conformer_aed against FireRedASR's reference code, stage by stage.
+//!
+//! Fixtures: `models/tests/fixtures/conformer/<config>/`, produced by
+//! `scripts/conformer/make_fixtures.py` (random tiny models built with the reference classes,
+//! saved as real checkpoints, converted by `scripts/convert_fireredasr.py`, run on the
+//! reference's fbank + CMVN of an AN4 test file). Weights are f16-representable, so the f16
+//! storage is lossless and every stage must match the f32 reference within 1e-4 (relative to
+//! max(|reference|, 1)); n-best token sequences must match exactly.
+
+use std::path::{Path, PathBuf};
+
+use hark_models::conformer_aed::weights::TensorStore;
+use hark_models::conformer_aed::{BeamSearchOptions, ConformerAed};
+
+const TOL: f32 = 1e-4;
+
+fn fixture_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer");
+    let dirs: Vec<PathBuf> = ["firered_d32_k15", "firered_d32_h2_k7"]
+        .iter()
+        .map(|n| root.join(n))
+        .collect();
+    for d in &dirs {
+        assert!(
+            d.join("config.json").exists(),
+            "missing fixture {}",
+            d.display()
+        );
+    }
+    dirs
+}
+
+fn golden(dir: &Path) -> TensorStore {
+    TensorStore::open(&dir.join("golden.safetensors")).expect("golden.safetensors")
+}
+
+fn take(g: &mut TensorStore, name: &str) -> Vec<f32> {
+    g.take_any(name).unwrap_or_else(|e| panic!("{e}")).data
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+        let err = (a - b).abs() / b.abs().max(1.0);
+        assert!(err.is_finite(), "{what}[{i}]: got {a}, want {b}");
+        if err > worst.0 {
+            worst = (err, i);
+        }
+    }
+    assert!(
+        worst.0 <= TOL,
+        "{what}: max relative error {} at {} (got {}, want {})",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1]
+    );
+}
+
+fn encode(model: &ConformerAed, g: &mut TensorStore) -> hark_models::conformer_aed::EncoderOutput {
+    let feats = take(g, "feats");
+    model.encoder.forward(&feats, true).expect("encode")
+}
+
+#[test]
+fn conformer_encoder_stages_match_fireredasr() {
+    for dir in fixture_dirs() {
+        let model = ConformerAed::load(&dir).expect("load");
+        let mut g = golden(&dir);
+        let enc = encode(&model, &mut g);
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        assert_close(
+            &format!("{name} subsampling"),
+            &enc.stages[0],
+            &take(&mut g, "subsampling"),
+        );
+        for i in 0..model.config.n_layers_enc {
+            assert_close(
+                &format!("{name} encoder block {i}"),
+                &enc.stages[i + 1],
+                &take(&mut g, &format!("encoder.block{i}")),
+            );
+        }
+        assert_close(
+            &format!("{name} encoder output"),
+            &enc.hidden,
+            &take(&mut g, "encoder_out"),
+        );
+        let mask = g.take_any("encoder_mask").unwrap().ints;
+        assert_eq!(enc.frames, mask.len(), "{name}: encoder frames");
+        assert_eq!(
+            enc.valid,
+            mask.iter().filter(|&&m| m == 1).count(),
+            "{name}: valid frames"
+        );
+    }
+}
+
+#[test]
+fn conformer_decoder_kv_cache_logits_match_fireredasr_full_recompute() {
+    for dir in fixture_dirs() {
+        let model = ConformerAed::load(&dir).expect("load");
+        let mut g = golden(&dir);
+        let enc = encode(&model, &mut g);
+        let prefix: Vec<u32> = g
+            .take_any("decoder.prefix")
+            .unwrap()
+            .ints
+            .iter()
+            .map(|&t| t as u32)
+            .collect();
+        let logits = model.decoder_logits(&enc, &prefix).expect("decode");
+        assert_close(
+            &format!("{} decoder logits", dir.display()),
+            &logits,
+            &take(&mut g, "decoder.logits"),
+        );
+    }
+}
+
+fn check_nbest(key: &str) {
+    for dir in fixture_dirs() {
+        let model = ConformerAed::load(&dir).expect("load");
+        let mut g = golden(&dir);
+        let enc = encode(&model, &mut g);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
+                .unwrap();
+        let res = meta["results"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, v)| {
+                (key == "beam1") == (k.as_str() == "beam1") && v["beam_size"].as_u64().is_some()
+            })
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let opts = BeamSearchOptions {
+            beam_size: res["beam_size"].as_u64().unwrap() as usize,
+            nbest: res["nbest"].as_u64().unwrap() as usize,
+            decode_max_len: 0,
+            softmax_smoothing: meta["softmax_smoothing"].as_f64().unwrap() as f32,
+            length_penalty: meta["length_penalty"].as_f64().unwrap() as f32,
+            eos_penalty: meta["eos_penalty"].as_f64().unwrap() as f32,
+        };
+        let hyps = model.beam_search(&enc, &opts).expect("beam search");
+        let want = res["hyps"].as_array().unwrap();
+        assert_eq!(hyps.len(), want.len(), "{}: n-best size", dir.display());
+        for (i, (h, w)) in hyps.iter().zip(want).enumerate() {
+            let toks: Vec<u32> = w["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(h.tokens, toks, "{} {key} hyp {i} tokens", dir.display());
+            let s = w["score"].as_f64().unwrap() as f32;
+            assert_close(
+                &format!("{} {key} hyp {i} score", dir.display()),
+                &[h.score],
+                &[s],
+            );
+        }
+    }
+}
+
+#[test]
+fn conformer_beam_search_nbest_matches_fireredasr() {
+    check_nbest("beam");
+}
+
+#[test]
+fn conformer_greedy_search_matches_fireredasr() {
+    check_nbest("beam1");
+}
