@@ -24,6 +24,7 @@ pub mod encoder;
 pub mod error;
 pub mod nn;
 pub mod search;
+pub mod tokenizer;
 pub mod weights;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use decoder::TransformerDecoder;
 pub use encoder::{ConformerEncoder, EncoderOutput};
 pub use error::ConformerError;
 pub use search::{beam_search, BeamSearchOptions, Hypothesis};
+pub use tokenizer::FireRedTokenizer;
 use weights::TensorStore;
 
 /// A loaded conformer_aed model.
