@@ -297,7 +297,7 @@ fn misaligned_tensors_from_foreign_writers_are_copied_not_rejected() {
     data.extend_from_slice(&1.5f32.to_le_bytes());
     // Pad the header so the data start is 4-aligned, making offset 2 misaligned.
     let mut j = json.to_string();
-    while (8 + j.len()) % 4 != 0 {
+    while !(8 + j.len()).is_multiple_of(4) {
         j.push(' ');
     }
     let p = write_raw(dir.path(), "mis.safetensors", &with_header(&j, &data));

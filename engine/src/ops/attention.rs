@@ -7,6 +7,11 @@
 //! FlashAttention). No `[T, T]` score matrix is ever materialised and the op never
 //! allocates; (row tile, head) pairs run in parallel on the shared pool.
 //!
+//! Two paths: many query rows over plainly strided K/V (encoders) use small GEMMs per
+//! (64-row tile, 256-key block) from the kernel table; few query rows (decoder steps),
+//! index-table views (KV cache beams) and the relative-position term use a per-row loop
+//! over keys with the kernel table's dot/axpy.
+//!
 //! Keys and values are read through [`Rows`] views: a row stride and column offset (so a
 //! fused QKV projection output can be used in place) and, optionally, an index table of
 //! physical rows — this is how a beam reads its history from the KV cache without a copy.
@@ -20,6 +25,7 @@
 //! (legacy variant).
 
 use crate::error::{check_len, Error, Result};
+use crate::kernels::{self, MatMut, MatRef};
 use crate::ops::SharedMut;
 use crate::threads;
 
@@ -174,29 +180,6 @@ impl<'a> AttentionOpts<'a> {
     }
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = [0f32; 8];
-    let ac = a.chunks_exact(8);
-    let bc = b.chunks_exact(8);
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            s[i] += x[i] * y[i];
-        }
-    }
-    let mut t = (s[0] + s[4]) + (s[1] + s[5]) + (s[2] + s[6]) + (s[3] + s[7]);
-    for (x, y) in ar.iter().zip(br) {
-        t += x * y;
-    }
-    t
-}
-
-#[inline]
-fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
-    acc.iter_mut().zip(x).for_each(|(o, v)| *o += a * v);
-}
-
 /// Multi-head attention: `out[i, h] = softmax_j(score(i, j, h)) · v[j, h]`.
 ///
 /// `q` has `tq` rows, `k` and `v` have `tk` rows, each row holding `heads·head_dim`
@@ -276,12 +259,123 @@ pub fn attention(
             attend_one(&q, &k, &v, opts, tq, tk, i, head, o);
         }
     };
+    let tiled = opts.rel.is_none()
+        && tq >= 8
+        && d <= TILE_MAX_D
+        && q.index.is_none()
+        && k.index.is_none()
+        && v.index.is_none();
+    if tiled {
+        let tiles = tq.div_ceil(TILE_Q);
+        let run_tile = |task: usize| {
+            let (tile, head) = (task / h, task % h);
+            let i0 = tile * TILE_Q;
+            attend_tile(&q, &k, &v, opts, i0, (i0 + TILE_Q).min(tq), head, &shared);
+        };
+        if tq * tk * hd < (1 << 15) {
+            (0..tiles * h).for_each(run_tile);
+        } else {
+            threads::pool().parallel_for(tiles * h, run_tile);
+        }
+        return Ok(());
+    }
     if tq * tk * hd < (1 << 15) {
         (0..tasks).for_each(run);
     } else {
         threads::pool().parallel_for(tasks, run);
     }
     Ok(())
+}
+
+/// Query rows per tile of the GEMM-based path.
+const TILE_Q: usize = 64;
+/// Keys per block of the GEMM-based path.
+const TILE_K: usize = 256;
+/// Largest head dimension of the GEMM-based path.
+const TILE_MAX_D: usize = 128;
+/// Scores at or below this are treated as masked.
+const MASKED: f32 = -1e30;
+
+/// GEMM-based path for many query rows (encoders): for a tile of up to [`TILE_Q`] query
+/// rows of one head, scores against [`TILE_K`] keys at a time are one small GEMM
+/// (`Q_tile · K_blockᵀ`, strided views, no copies), folded into the online softmax, and
+/// `P · V_block` is accumulated by a second GEMM. Stack buffers only.
+#[allow(clippy::too_many_arguments)]
+fn attend_tile(
+    q: &Rows<'_>,
+    k: &Rows<'_>,
+    v: &Rows<'_>,
+    opts: &AttentionOpts<'_>,
+    i0: usize,
+    i1: usize,
+    head: usize,
+    out: &SharedMut<f32>,
+) {
+    let kern = kernels::kernels();
+    let d = opts.head_dim;
+    let hd = opts.heads * d;
+    let (tq, tk) = (q.len(), k.len());
+    let rows = i1 - i0;
+    let c0 = head * d;
+    let mut s = [0f32; TILE_Q * TILE_K];
+    let mut acc = [0f32; TILE_Q * TILE_MAX_D];
+    let acc = &mut acc[..rows * d];
+    let mut m = [f32::NEG_INFINITY; TILE_Q];
+    let mut l = [0f32; TILE_Q];
+    let qm = MatRef::new(&q.data[i0 * q.stride + q.col + c0..], rows, d, q.stride, 1);
+    let jend = if opts.causal { tk - tq + i1 } else { tk };
+    let mut j0 = 0;
+    while j0 < jend {
+        let j1 = (j0 + TILE_K).min(jend);
+        let nb = j1 - j0;
+        let km = MatRef::new(&k.data[j0 * k.stride + k.col + c0..], nb, d, k.stride, 1);
+        (kern.matmul_f32)(qm, km.t(), false, MatMut::new(&mut s[..], rows, nb, TILE_K));
+        for r in 0..rows {
+            let i = i0 + r;
+            let qi_abs = tk - tq + i;
+            let srow = &mut s[r * TILE_K..r * TILE_K + nb];
+            let mrow = opts.mask.map(|mk| &mk[i * tk + j0..i * tk + j1]);
+            for (jj, x) in srow.iter_mut().enumerate() {
+                let mut val = *x * opts.scale;
+                if let Some(mr) = mrow {
+                    val += mr[jj];
+                }
+                if opts.causal && j0 + jj > qi_abs {
+                    val = MASKED;
+                }
+                *x = if val > MASKED { val } else { MASKED };
+            }
+            let bm = (kern.max)(srow);
+            if bm <= MASKED {
+                srow.fill(0.0);
+                continue;
+            }
+            let m_new = m[r].max(bm);
+            if m[r] > f32::NEG_INFINITY && m_new > m[r] {
+                let corr = (m[r] - m_new).exp();
+                l[r] *= corr;
+                (kern.scale)(corr, &mut acc[r * d..(r + 1) * d]);
+            }
+            m[r] = m_new;
+            l[r] += (kern.exp_sum)(srow, m_new);
+        }
+        let pm = MatRef::new(&s[..], rows, nb, TILE_K, 1);
+        let vm = MatRef::new(&v.data[j0 * v.stride + v.col + c0..], nb, d, v.stride, 1);
+        (kern.matmul_f32)(pm, vm, true, MatMut::new(acc, rows, d, d));
+        j0 = j1;
+    }
+    for r in 0..rows {
+        // SAFETY: each (row, head) output segment is written by exactly one task.
+        let o = unsafe { out.slice((i0 + r) * hd + c0, d) };
+        if l[r] > 0.0 {
+            let inv = 1.0 / l[r];
+            o.iter_mut()
+                .zip(&acc[r * d..(r + 1) * d])
+                .for_each(|(o, a)| *o = a * inv);
+        } else {
+            o.fill(0.0);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -297,6 +391,8 @@ fn attend_one(
     head: usize,
     out: &mut [f32],
 ) {
+    let kern = kernels::kernels();
+    let (dot, axpy) = (kern.dot, kern.axpy);
     let d = opts.head_dim;
     let hd = opts.heads * d;
     let c0 = head * d;
@@ -356,7 +452,7 @@ fn attend_one(
                 let p = (s[j - j0] - m).exp();
                 if p > 0.0 {
                     l += p;
-                    axpy(acc, p, &v.row(j, hd)[c0..c0 + d]);
+                    axpy(p, &v.row(j, hd)[c0..c0 + d], acc);
                 }
             }
         }

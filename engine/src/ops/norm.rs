@@ -1,6 +1,7 @@
 //! Normalisation and softmax (always f32), and batch-norm folding.
 
 use crate::error::{check_len, Error, Result};
+use crate::ops::SharedMut;
 
 /// Layer norm over the last dimension: `out = (x - mean) / sqrt(var + eps) · gamma + beta`
 /// for each of the `rows` rows of width `dim` (biased variance, as PyTorch).
@@ -21,17 +22,55 @@ pub fn layer_norm(
     if let Some(b) = beta {
         check_len(OP, "beta", b.len(), dim)?;
     }
-    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        norm_row(xr, or, gamma, beta, eps);
+    let sum = crate::kernels::kernels().sum;
+    if rows * dim < 1 << 16 {
+        for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            norm_row(xr, or, gamma, beta, eps, sum);
+        }
+        return Ok(());
     }
+    let shared = SharedMut::new(out);
+    crate::threads::pool().parallel_range(rows, 16, |r0, r1| {
+        // SAFETY: row ranges of different tasks are disjoint.
+        let o = unsafe { shared.slice(r0 * dim, (r1 - r0) * dim) };
+        for (xr, or) in x[r0 * dim..r1 * dim]
+            .chunks_exact(dim)
+            .zip(o.chunks_exact_mut(dim))
+        {
+            norm_row(xr, or, gamma, beta, eps, sum);
+        }
+    });
     Ok(())
 }
 
-fn norm_row(xr: &[f32], or: &mut [f32], gamma: &[f32], beta: Option<&[f32]>, eps: f32) {
+fn mean_inv_std(xr: &[f32], eps: f32, sum: fn(&[f32]) -> f32) -> (f32, f32) {
     let n = xr.len() as f32;
-    let mean = xr.iter().sum::<f32>() / n;
-    let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + eps).sqrt();
+    let mean = sum(xr) / n;
+    let mut acc = [0f32; 8];
+    let chunks = xr.chunks_exact(8);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            let dv = c[i] - mean;
+            acc[i] += dv * dv;
+        }
+    }
+    let mut var: f32 = acc.iter().sum();
+    for v in rem {
+        var += (v - mean) * (v - mean);
+    }
+    (mean, 1.0 / (var / n + eps).sqrt())
+}
+
+fn norm_row(
+    xr: &[f32],
+    or: &mut [f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    eps: f32,
+    sum: fn(&[f32]) -> f32,
+) {
+    let (mean, inv) = mean_inv_std(xr, eps, sum);
     match beta {
         Some(b) => {
             for i in 0..xr.len() {
@@ -67,11 +106,9 @@ pub fn layer_norm_inplace(
     if let Some(b) = beta {
         check_len(OP, "beta", b.len(), dim)?;
     }
+    let sum = crate::kernels::kernels().sum;
     for row in x.chunks_exact_mut(dim) {
-        let n = dim as f32;
-        let mean = row.iter().sum::<f32>() / n;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let inv = 1.0 / (var + eps).sqrt();
+        let (mean, inv) = mean_inv_std(row, eps, sum);
         for i in 0..dim {
             row[i] = (row[i] - mean) * inv * gamma[i] + beta.map_or(0.0, |b| b[i]);
         }
