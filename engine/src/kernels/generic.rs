@@ -58,8 +58,13 @@ pub fn quantize_row_i8(x: &[f32], q: &mut [i8]) -> f32 {
         return if amax == 0.0 { 0.0 } else { f32::NAN };
     }
     let inv = 127.0f32 / amax;
+    // Round half to even by adding and subtracting 1.5·2^23 (exact for |t| < 2^22, here
+    // |t| <= 127): identical to `round_ties_even`, but vectorisable on baseline x86-64,
+    // where `round_ties_even` is a libm call.
+    const MAGIC: f32 = 12_582_912.0;
     for (qv, &v) in q.iter_mut().zip(x) {
-        *qv = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        let t = v * inv;
+        *qv = ((t + MAGIC) - MAGIC).clamp(-127.0, 127.0) as i8;
     }
     amax / 127.0
 }
