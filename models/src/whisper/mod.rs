@@ -8,10 +8,10 @@
 //!   no-speech skip, prompt conditioning), following faster-whisper.
 
 pub mod config;
-pub mod import_ct2;
-pub mod import_hf;
 pub mod decode;
 pub mod error;
+pub mod import_ct2;
+pub mod import_hf;
 mod kernels;
 pub mod model;
 pub mod transcribe;
@@ -22,3 +22,15 @@ pub use error::{Result, WhisperError};
 pub use model::{DecoderState, EncoderOutput, WhisperModel};
 pub use transcribe::{Segment, TranscribeOptions, TranscriptionInfo, Whisper};
 pub use weights::Precision;
+
+/// Sets the number of compute threads used by the Whisper forward pass (hark-engine's
+/// pool for the GEMMs and the rayon pool for attention heads). Call once, early.
+pub fn set_threads(n: usize) -> Result<()> {
+    let n = n.max(1);
+    hark_engine::threads::set_threads(n)
+        .map_err(|e| WhisperError::Invalid(format!("thread pool: {e}")))?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| WhisperError::Invalid(format!("thread pool: {e}")))
+}
