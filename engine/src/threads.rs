@@ -16,9 +16,10 @@
 //! engine therefore never has more than `S + n - 1` runnable threads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -40,6 +41,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Mirror of `State::generation` that idle workers poll briefly before sleeping.
+    gen: AtomicU64,
     work: Condvar,
     done: Condvar,
     next: AtomicUsize,
@@ -78,9 +81,20 @@ fn run_tasks(shared: &Shared, job: JobPtr, n: usize) {
     }
 }
 
+/// How long an idle worker polls for the next job before sleeping on the condvar. A
+/// decoder step issues ops back to back, each shorter than a futex wake-up; polling this
+/// long catches the next one without a context switch and costs little when idle.
+const SPIN: Duration = Duration::from_micros(50);
+
 fn worker(shared: Arc<Shared>) {
     let mut seen = 0u64;
     loop {
+        let t0 = Instant::now();
+        while shared.gen.load(Ordering::Acquire) == seen && t0.elapsed() < SPIN {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
         let (job, n) = {
             let mut st = lock(&shared.state);
             while st.generation == seen && !st.shutdown {
@@ -115,6 +129,7 @@ impl ThreadPool {
                 active: 0,
                 shutdown: false,
             }),
+            gen: AtomicU64::new(0),
             work: Condvar::new(),
             done: Condvar::new(),
             next: AtomicUsize::new(0),
@@ -175,6 +190,7 @@ impl ThreadPool {
             st.n_tasks = n_tasks;
             st.active = self.workers.len();
             st.generation += 1;
+            self.shared.gen.store(st.generation, Ordering::Release);
             self.shared.work.notify_all();
         }
         struct WaitGuard<'a>(&'a Shared);

@@ -8,7 +8,8 @@
 //! allocates; (row tile, head) pairs run in parallel on the shared pool.
 //!
 //! Two paths: many query rows over plainly strided K/V (encoders) use small GEMMs per
-//! (64-row tile, 256-key block) from the kernel table; few query rows (decoder steps),
+//! (64-row tile, 256-key block) from the kernel table; few query rows (decoder steps,
+//! where the GEMM's packing buffers would be heap-allocated),
 //! index-table views (KV cache beams) and the relative-position term use a per-row loop
 //! over keys with the kernel table's dot/axpy.
 //!
@@ -272,20 +273,24 @@ pub fn attention(
             let i0 = tile * TILE_Q;
             attend_tile(&q, &k, &v, opts, i0, (i0 + TILE_Q).min(tq), head, &shared);
         };
-        if tq * tk * hd < (1 << 15) {
+        if tq * tk * hd < PAR_MIN_WORK {
             (0..tiles * h).for_each(run_tile);
         } else {
             threads::pool().parallel_for(tiles * h, run_tile);
         }
         return Ok(());
     }
-    if tq * tk * hd < (1 << 15) {
+    if tq * tk * hd < PAR_MIN_WORK {
         (0..tasks).for_each(run);
     } else {
         threads::pool().parallel_for(tasks, run);
     }
     Ok(())
 }
+
+/// Below this many query·key·feature products attention runs on the calling thread
+/// (waking workers costs more than it saves for a decoder step over a short history).
+const PAR_MIN_WORK: usize = 1 << 20;
 
 /// Query rows per tile of the GEMM-based path.
 const TILE_Q: usize = 64;
