@@ -174,3 +174,76 @@ fn conformer_beam_search_nbest_matches_fireredasr() {
 fn conformer_greedy_search_matches_fireredasr() {
     check_nbest("beam1");
 }
+
+/// Whole pipeline from the wav: hark-audio's Kaldi fbank (int16 scale, 80 bins, dither 0)
+/// + the model's CMVN must reproduce the reference's features (kaldi_native_fbank + CMVN),
+/// and transcribing from them must give the reference's n-best.
+#[test]
+fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    if !shared.exists() {
+        eprintln!("skipping: ../shared not found");
+        return;
+    }
+    for dir in fixture_dirs() {
+        let model = ConformerAed::load(&dir).expect("load");
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
+                .unwrap();
+        let wav = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(meta["wav"].as_str().unwrap());
+        let samples: Vec<f32> = hark_audio::load_audio(&wav)
+            .expect("decode wav")
+            .iter()
+            .map(|s| s * 32768.0)
+            .collect();
+        let fbank = hark_audio::features::FrameComputer::new(
+            hark_audio::features::FbankOptions::with_bins(80),
+        )
+        .unwrap()
+        .compute(&samples)
+        .unwrap();
+        let mut feats = fbank.data.clone();
+        model.apply_cmvn(&mut feats).unwrap();
+        let mut g = golden(&dir);
+        let want = take(&mut g, "feats");
+        assert_eq!(feats.len(), want.len(), "frames");
+        let worst = feats
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{}: max abs feature difference {worst}", dir.display());
+        assert!(
+            worst < 2e-4,
+            "{}: features differ from the reference by {worst}",
+            dir.display()
+        );
+        let res = meta["results"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() != "beam1")
+            .unwrap()
+            .1;
+        let opts = BeamSearchOptions {
+            beam_size: res["beam_size"].as_u64().unwrap() as usize,
+            nbest: res["nbest"].as_u64().unwrap() as usize,
+            decode_max_len: 0,
+            softmax_smoothing: meta["softmax_smoothing"].as_f64().unwrap() as f32,
+            length_penalty: meta["length_penalty"].as_f64().unwrap() as f32,
+            eos_penalty: meta["eos_penalty"].as_f64().unwrap() as f32,
+        };
+        let hyps = model.transcribe_fbank(&fbank.data, &opts).unwrap();
+        for (h, w) in hyps.iter().zip(res["hyps"].as_array().unwrap()) {
+            let toks: Vec<u32> = w["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(h.tokens, toks, "{}: n-best from wav", dir.display());
+        }
+    }
+}
