@@ -290,7 +290,7 @@ pub fn attention(
 
 /// Below this many query·key·feature products attention runs on the calling thread
 /// (waking workers costs more than it saves for a decoder step over a short history).
-const PAR_MIN_WORK: usize = 1 << 20;
+const PAR_MIN_WORK: usize = 1 << 18;
 
 /// Query rows per tile of the GEMM-based path.
 const TILE_Q: usize = 64;
@@ -397,7 +397,7 @@ fn attend_one(
     out: &mut [f32],
 ) {
     let kern = kernels::kernels();
-    let (dot, axpy) = (kern.dot, kern.axpy);
+    let (dot, axpy, exp_sum) = (kern.dot, kern.axpy, kern.exp_sum);
     let d = opts.head_dim;
     let hd = opts.heads * d;
     let c0 = head * d;
@@ -453,10 +453,13 @@ fn attend_one(
                 acc.iter_mut().for_each(|a| *a *= corr);
             }
             m = m_new;
-            for j in j0..j1 {
-                let p = (s[j - j0] - m).exp();
+            let blk = &mut s[..j1 - j0];
+            // Masked scores (-inf) would make the vector exp's range reduction produce
+            // NaN on some paths: clamp them to a value that underflows to exactly 0.
+            blk.iter_mut().for_each(|x| *x = x.max(MASKED));
+            l += exp_sum(blk, m);
+            for (j, &p) in (j0..j1).zip(blk.iter()) {
                 if p > 0.0 {
-                    l += p;
                     axpy(p, &v.row(j, hd)[c0..c0 + d], acc);
                 }
             }
