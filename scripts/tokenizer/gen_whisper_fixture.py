@@ -15,6 +15,7 @@ Usage:
 """
 import argparse
 import json
+import random
 
 from tokenizers import Tokenizer
 from faster_whisper.tokenizer import Tokenizer as FwTokenizer
@@ -65,6 +66,34 @@ TEXTS = [
     "@#$%^&*()_+=|\\/<>",
 ]
 
+def random_texts(n, seed=1234):
+    """Random strings over letters, digits, marks, punctuation, symbols and spaces of
+    many scripts, to stress the letter/number/space classes of the pre-tokeniser."""
+    rng = random.Random(seed)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "0123456789",
+        " " * 8 + "\t\n\r\u00a0\u2003\u3000\u1680\u2028\u0085\u000b\u000c\u001c",
+        "'" * 6 + "sStTrReEvVmMlLdD",
+        ".,;:!?-_()[]{}<>\"#$%&*+/=@\\^`|~",
+        "éèêëàâäôöûüçñßøåæœÉÀÇ",
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГД",
+        "αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔ",
+        "日本語中文字漢字ひらがなカタカナ한국어",
+        "\u0301\u0308\u0327\u093e\u094d\u0e31\u05b7",
+        "٠١٢٣٤٥٦٧٨٩०१२३४५६७८९²³½¼Ⅻ①",
+        "😀👍🏽🇫🇷♪♫€£¥©®™°±×÷",
+        "\u200b\u200c\u200d\ufeff\u00ad",
+        "अआइईउऊकखगघनमयरलवशसह",
+        "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
+    ]
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 40)
+        out.append("".join(rng.choice(rng.choice(pools)) for _ in range(k)))
+    return out
+
+
 SYMBOLS = list('"#()*+/:;<=>@[\\]^_`{|}~「」『』') + "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪".split() + list("♩♪♫♬♭♮♯")
 
 
@@ -72,7 +101,7 @@ def one(path, multilingual):
     tok = Tokenizer.from_file(path)
     fw = FwTokenizer(tok, multilingual, task="transcribe", language="en")
     cases = []
-    for text in TEXTS:
+    for text in TEXTS + random_texts(150):
         ids = tok.encode(text, add_special_tokens=False).ids
         cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids)})
     # Split multi-byte characters: decode every prefix of an emoji/CJK encoding.
