@@ -106,6 +106,7 @@ impl Owned {
 
 /// Runs one linear layer on 2 threads: N split in 2 (aligned to 16) for decode-sized M,
 /// M split in 2 otherwise.
+#[allow(clippy::too_many_arguments)]
 fn linear_2t(
     pool: &ThreadPool,
     x: &[f32],

@@ -77,16 +77,18 @@ pub fn linear_i8(x: &[f32], w: &[i8], scales: &[f32], bias: Option<&[f32]>, mut 
         "linear_i8: {} scales for n={n}",
         scales.len()
     );
-    let mut qx = vec![0i8; k];
-    for i in 0..m {
-        let sx = quantize_row_i8(&x[i * k..(i + 1) * k], &mut qx);
-        let orow = out.row_mut(i);
-        for j in 0..n {
-            let wr = &w[j * k..(j + 1) * k];
-            let acc: i32 = qx.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum();
-            orow[j] = acc as f32 * sx * scales[j] + bias.map_or(0.0, |b| b[j]);
+    super::scratch::with_bufs(|bufs| {
+        let qx = super::scratch::take(&mut bufs.i8a, k);
+        for i in 0..m {
+            let sx = quantize_row_i8(&x[i * k..(i + 1) * k], qx);
+            let orow = out.row_mut(i);
+            for j in 0..n {
+                let wr = &w[j * k..(j + 1) * k];
+                let acc: i32 = qx.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum();
+                orow[j] = acc as f32 * sx * scales[j] + bias.map_or(0.0, |b| b[j]);
+            }
         }
-    }
+    })
 }
 
 /// Reference strided matmul ([`super::MatmulF32Fn`]).

@@ -32,6 +32,7 @@ use std::sync::OnceLock;
 use half::{bf16, f16};
 
 pub mod generic;
+mod scratch;
 mod view;
 #[cfg(target_arch = "x86_64")]
 mod x86;

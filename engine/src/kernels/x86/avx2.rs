@@ -311,8 +311,27 @@ pub(super) fn linear_i8(
         return;
     }
     let kp = k.div_ceil(32) * 32;
-    let mut xq = vec![0i8; m * kp];
-    let mut sx = vec![0f32; m];
+    super::super::scratch::with_bufs(|bufs| {
+        let xq = super::super::scratch::take(&mut bufs.i8a, m * kp);
+        let sx = super::super::scratch::take(&mut bufs.f32a, m);
+        linear_i8_run(x, m, k, kp, xq, sx, w, n, scales, bias, out.rb());
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_i8_run(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    kp: usize,
+    xq: &mut [i8],
+    sx: &mut [f32],
+    w: &[i8],
+    n: usize,
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    mut out: MatMut<'_>,
+) {
     for i in 0..m {
         sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], &mut xq[i * kp..i * kp + k]);
     }

@@ -12,7 +12,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::{generic, linear_dims, MatMut};
+use super::super::generic::matmul_dims;
+use super::super::{generic, linear_dims, MatMut, MatRef};
 
 /// Maximum activation rows handled in one pass over the weights (decode batch / beam size).
 pub(super) const MR: usize = 6;
@@ -82,11 +83,14 @@ impl Load16 for bf16 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 unsafe fn tile<W: Load16, const R: usize, const C: usize>(
     x: *const f32,
+    xs: usize,
     k: usize,
     w: *const W,
+    ws: usize,
     bias: *const f32,
     out: *mut f32,
     ors: usize,
+    accumulate: bool,
 ) {
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); C]; R];
@@ -94,10 +98,13 @@ unsafe fn tile<W: Load16, const R: usize, const C: usize>(
         let mut l = 0;
         while l + 16 <= k {
             for c in 0..C {
-                wv[c] = W::load(w.add(c * k + l));
+                wv[c] = W::load(w.add(c * ws + l));
+                // The next tile's rows: one tile ahead is enough lead for the hardware
+                // prefetcher to be irrelevant when weights stream from DRAM (decode).
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((C + c) * ws + l) as *const i8);
             }
             for r in 0..R {
-                let xv = _mm512_loadu_ps(x.add(r * k + l));
+                let xv = _mm512_loadu_ps(x.add(r * xs + l));
                 for c in 0..C {
                     acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
                 }
@@ -107,10 +114,10 @@ unsafe fn tile<W: Load16, const R: usize, const C: usize>(
         if l < k {
             let t = k - l;
             for c in 0..C {
-                wv[c] = W::load_tail(w.add(c * k + l), t);
+                wv[c] = W::load_tail(w.add(c * ws + l), t);
             }
             for r in 0..R {
-                let xv = _mm512_maskz_loadu_ps(mask16(t), x.add(r * k + l));
+                let xv = _mm512_maskz_loadu_ps(mask16(t), x.add(r * xs + l));
                 for c in 0..C {
                     acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
                 }
@@ -124,13 +131,24 @@ unsafe fn tile<W: Load16, const R: usize, const C: usize>(
             };
             for r in 0..R {
                 let s = reduce4_ps(acc[r][0], acc[r][1 % C], acc[r][2 % C], acc[r][3 % C]);
-                _mm_storeu_ps(out.add(r * ors), _mm_add_ps(s, b4));
+                let o = out.add(r * ors);
+                let v = _mm_add_ps(s, b4);
+                _mm_storeu_ps(
+                    o,
+                    if accumulate {
+                        _mm_add_ps(_mm_loadu_ps(o), v)
+                    } else {
+                        v
+                    },
+                );
             }
         } else {
             for r in 0..R {
                 for c in 0..C {
                     let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-                    *out.add(r * ors + c) = _mm512_reduce_add_ps(acc[r][c]) + b;
+                    let o = out.add(r * ors + c);
+                    let v = _mm512_reduce_add_ps(acc[r][c]) + b;
+                    *o = if accumulate { *o + v } else { v };
                 }
             }
         }
@@ -173,7 +191,8 @@ fn reduce4_epi32(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
 }
 
-type TileFn<W> = unsafe fn(*const f32, usize, *const W, *const f32, *mut f32, usize);
+type TileFn<W> =
+    unsafe fn(*const f32, usize, usize, *const W, usize, *const f32, *mut f32, usize, bool);
 
 fn tile_for<W: Load16>(r: usize, c4: bool) -> TileFn<W> {
     match (r, c4) {
@@ -227,7 +246,19 @@ unsafe fn drive<W: Load16>(
                     unsafe { bias.add(j) }
                 };
                 let t = if j + 4 <= j1 { t4 } else { t1 };
-                unsafe { t(x.add(i * k), k, w.add(j * k), b, out.add(i * ors + j), ors) };
+                unsafe {
+                    t(
+                        x.add(i * k),
+                        k,
+                        k,
+                        w.add(j * k),
+                        k,
+                        b,
+                        out.add(i * ors + j),
+                        ors,
+                        false,
+                    )
+                };
                 j += if j + 4 <= j1 { 4 } else { 1 };
             }
             i += r;
@@ -281,6 +312,177 @@ pub(super) fn linear_bf16(x: &[f32], w: &[bf16], bias: Option<&[f32]>, out: MatM
 }
 
 // ---------------------------------------------------------------------------------------
+// Small strided matmul (attention tiles)
+
+/// Strided `out (+)= a·b` for attention-sized operands without the `gemm` crate's per-call
+/// packing and allocation: `Q·Kᵀ` (columns of `b` contiguous, rows of `a` contiguous) runs
+/// on the dot-form tiles; `P·V` (rows of `b` contiguous, any `a`) on [`mm_rows`]. Other
+/// layouts and large `m` go to the `gemm` crate.
+pub(super) fn matmul_f32(a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, mut out: MatMut<'_>) {
+    let (m, k, n) = matmul_dims(&a, &b, &out);
+    if m == 0 || n == 0 || k == 0 || m > SMALL_MM_M {
+        return super::large::matmul_f32(a, b, accumulate, out);
+    }
+    let ors = out.row_stride();
+    let op = out.as_mut_ptr();
+    let (ap, bp) = (a.data().as_ptr(), b.data().as_ptr());
+    if b.col_stride() == 1 {
+        // SAFETY: MatRef::new bounds-checked every element of a and b; out is m×n.
+        unsafe {
+            mm_rows_drive(
+                ap,
+                a.row_stride(),
+                a.col_stride(),
+                bp,
+                b.row_stride(),
+                m,
+                k,
+                n,
+                op,
+                ors,
+                accumulate,
+            )
+        };
+    } else if b.row_stride() == 1 && a.col_stride() == 1 {
+        let (xs, ws) = (a.row_stride(), b.col_stride());
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(MR);
+            let (t4, t1) = (tile_for::<f32>(r, true), tile_for::<f32>(r, false));
+            let mut j = 0;
+            while j < n {
+                let four = j + 4 <= n;
+                let t = if four { t4 } else { t1 };
+                // SAFETY: as above; rows of a and columns of b are contiguous runs of k.
+                unsafe {
+                    t(
+                        ap.add(i * xs),
+                        xs,
+                        k,
+                        bp.add(j * ws),
+                        ws,
+                        std::ptr::null(),
+                        op.add(i * ors + j),
+                        ors,
+                        accumulate,
+                    )
+                };
+                j += if four { 4 } else { 1 };
+            }
+            i += r;
+        }
+    } else {
+        super::large::matmul_f32(a, b, accumulate, out)
+    }
+}
+
+/// Above this many rows the `gemm` crate's packing pays off.
+const SMALL_MM_M: usize = 64;
+
+/// Outer-product tile: `R` rows × 32 columns (`ncols` valid), `out[r][:] (+)= Σ_l a[r][l]·b[l][:]`
+/// with `a` elements broadcast (any strides) and `b` rows contiguous.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn mm_rows<const R: usize>(
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    k: usize,
+    ncols: usize,
+    out: *mut f32,
+    ors: usize,
+    accumulate: bool,
+) {
+    unsafe {
+        let m0 = if ncols >= 16 { 0xffff } else { mask16(ncols) };
+        // Masked-off lanes are never accessed (AVX-512 fault suppression), so the second
+        // half may point past the operands when ncols <= 16 (hence wrapping_add below).
+        let m1 = if ncols >= 32 {
+            0xffff
+        } else if ncols > 16 {
+            mask16(ncols - 16)
+        } else {
+            0
+        };
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        if accumulate {
+            for r in 0..R {
+                acc[r][0] = _mm512_maskz_loadu_ps(m0, out.add(r * ors));
+                acc[r][1] = _mm512_maskz_loadu_ps(m1, out.wrapping_add(r * ors + 16));
+            }
+        }
+        for l in 0..k {
+            let b0 = _mm512_maskz_loadu_ps(m0, b.add(l * b_rs));
+            let b1 = _mm512_maskz_loadu_ps(m1, b.wrapping_add(l * b_rs + 16));
+            for r in 0..R {
+                let av = _mm512_set1_ps(*a.add(r * a_rs + l * a_cs));
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+        for r in 0..R {
+            _mm512_mask_storeu_ps(out.add(r * ors), m0, acc[r][0]);
+            _mm512_mask_storeu_ps(out.wrapping_add(r * ors + 16), m1, acc[r][1]);
+        }
+    }
+}
+
+/// Runs [`mm_rows`] tiles (up to 6 rows × 32 columns) over the whole `m×n` output.
+///
+/// Safety: operands cover the stated shapes and strides.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn mm_rows_drive(
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    out: *mut f32,
+    ors: usize,
+    accumulate: bool,
+) {
+    type F =
+        unsafe fn(*const f32, usize, usize, *const f32, usize, usize, usize, *mut f32, usize, bool);
+    let mut i = 0;
+    while i < m {
+        let r = (m - i).min(6);
+        let f: F = match r {
+            1 => mm_rows::<1>,
+            2 => mm_rows::<2>,
+            3 => mm_rows::<3>,
+            4 => mm_rows::<4>,
+            5 => mm_rows::<5>,
+            _ => mm_rows::<6>,
+        };
+        let mut j = 0;
+        while j < n {
+            let nc = (n - j).min(32);
+            unsafe {
+                f(
+                    a.add(i * a_rs),
+                    a_rs,
+                    a_cs,
+                    b.add(j),
+                    b_rs,
+                    k,
+                    nc,
+                    out.add(i * ors + j),
+                    ors,
+                    accumulate,
+                )
+            };
+            j += 32;
+        }
+        i += r;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // int8 × int8 (VNNI)
 
 /// VNNI tile on quantised operands: `xq` holds `qx + 128` as u8 (row stride `k`), `w` is
@@ -313,6 +515,7 @@ unsafe fn tile_i8<const R: usize, const C: usize>(
             };
             for c in 0..C {
                 wv[c] = _mm512_maskz_loadu_epi8(mask, w.add(c * k + l));
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((C + c) * k + l));
                 comp[c] = _mm512_dpbusd_epi32(comp[c], ones, wv[c]);
             }
             for r in 0..R {
@@ -400,7 +603,27 @@ pub(super) fn linear_i8_vnni(
         unsafe { linear_i8_packed(x, m, k, w, n, scales.as_ptr(), bp, out.as_mut_ptr(), ors) };
         return;
     }
-    let (xq, sx) = quantize_rows_offset(x, m, k);
+    super::super::scratch::with_bufs(|bufs| {
+        let xq = super::super::scratch::take(&mut bufs.u8a, m * k);
+        let q = super::super::scratch::take(&mut bufs.i8a, k);
+        let sx = super::super::scratch::take(&mut bufs.f32a, m);
+        quantize_rows_offset(x, m, k, k, q, xq, sx);
+        linear_i8_small(xq, sx, m, k, w, n, scales, bias, out.rb());
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_i8_small(
+    xq: &[u8],
+    sx: &[f32],
+    m: usize,
+    k: usize,
+    w: &[i8],
+    n: usize,
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    mut out: MatMut<'_>,
+) {
     let ors = out.row_stride();
     let op = out.as_mut_ptr();
     let bp = bias.map_or(std::ptr::null(), |b| b.as_ptr());
@@ -455,11 +678,9 @@ const MR_PACKED: usize = 8;
 /// bytes = for each of the 16 columns the 4 weights `w[16p+c][4q..4q+4]` (zero-padded past
 /// `k` and `n`), the operand layout `vpdpbusd` wants for a broadcast activation quad. Also
 /// returns `Σ_l w[j][l]` per column for the +128 offset compensation.
-fn pack_i8(w: &[i8], n: usize, k: usize) -> (Vec<i8>, Vec<i32>) {
+/// `packed` (zeroed, ≥ `ceil(n/16)·kq·64`) and `wsum` (≥ `n`) are written in place.
+fn pack_i8(w: &[i8], n: usize, k: usize, packed: &mut [i8], wsum: &mut [i32]) {
     let kq = k.div_ceil(4);
-    let panels = n.div_ceil(NP);
-    let mut packed = vec![0i8; panels * kq * 64];
-    let mut wsum = vec![0i32; panels * NP];
     for j in 0..n {
         let (p, c) = (j / NP, j % NP);
         let row = &w[j * k..(j + 1) * k];
@@ -469,7 +690,6 @@ fn pack_i8(w: &[i8], n: usize, k: usize) -> (Vec<i8>, Vec<i32>) {
             packed[base + (l / 4) * 64 + l % 4] = v;
         }
     }
-    (packed, wsum)
 }
 
 /// `R` rows × `PANELS·16` columns. `xq`: rows of `qx+128` (stride `kp = 4·kq`), `wp`: the
@@ -572,24 +792,50 @@ unsafe fn linear_i8_packed(
     out: *mut f32,
     ors: usize,
 ) {
-    let kq = k.div_ceil(4);
-    let kp = kq * 4;
-    let mut q = vec![0i8; k];
-    let mut xq = vec![0u8; m * kp];
-    let mut sx = vec![0f32; m];
-    for i in 0..m {
-        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], &mut q);
-        for (d, &v) in xq[i * kp..i * kp + k].iter_mut().zip(&q) {
-            *d = (v as i16 + 128) as u8;
+    super::super::scratch::with_bufs(|b| {
+        let kq = k.div_ceil(4);
+        let kp = kq * 4;
+        // Whole panel pairs, so the tile may always read PANELS panels.
+        let panels = n.div_ceil(NP).div_ceil(PANELS) * PANELS;
+        let q = super::super::scratch::take(&mut b.i8a, k);
+        let xq = super::super::scratch::take(&mut b.u8a, m * kp);
+        let sx = super::super::scratch::take(&mut b.f32a, m);
+        quantize_rows_offset(x, m, k, kp, q, xq, sx);
+        let packed = super::super::scratch::take(&mut b.i8b, panels * kq * 64);
+        let wsum = super::super::scratch::take(&mut b.i32a, panels * NP);
+        pack_i8(w, n, k, packed, wsum);
+        let scale_pad = super::super::scratch::take(&mut b.f32b, panels * NP);
+        let bias_pad = super::super::scratch::take(&mut b.f32c, panels * NP);
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            run_packed(
+                m, n, kq, xq, sx, packed, wsum, scale_pad, bias_pad, scales, bias, out, ors,
+            )
         }
-    }
-    let (mut packed, mut wsum) = pack_i8(w, n, k);
-    // Pad to a whole number of panel pairs so the tile may always read PANELS panels.
-    let panels = n.div_ceil(NP).div_ceil(PANELS) * PANELS;
-    packed.resize(panels * kq * 64, 0);
-    wsum.resize(panels * NP, 0);
-    let mut scale_pad = vec![0f32; panels * NP];
-    let mut bias_pad = vec![0f32; panels * NP];
+    })
+}
+
+/// Tile sweep of [`linear_i8_packed`] over prepared operands.
+///
+/// Safety: as [`linear_i8_packed`]; the padded buffers hold `panels·16` columns.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_packed(
+    m: usize,
+    n: usize,
+    kq: usize,
+    xq: &[u8],
+    sx: &[f32],
+    packed: &[i8],
+    wsum: &[i32],
+    scale_pad: &mut [f32],
+    bias_pad: &mut [f32],
+    scales: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    ors: usize,
+) {
+    let kp = kq * 4;
+    let panels = scale_pad.len() / NP;
     // SAFETY (caller): scales and bias (if non-null) hold n values.
     unsafe {
         scale_pad[..n].copy_from_slice(std::slice::from_raw_parts(scales, n));
@@ -631,18 +877,23 @@ unsafe fn linear_i8_packed(
     }
 }
 
-/// Quantises each row with [`generic::quantize_row_i8`] and stores `q + 128` as u8.
-fn quantize_rows_offset(x: &[f32], m: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
-    let mut q = vec![0i8; k];
-    let mut xq = vec![0u8; m * k];
-    let mut sx = vec![0f32; m];
+/// Quantises each row of `x` (`m×k`) with [`generic::quantize_row_i8`] into `sx` and
+/// `xq` rows of stride `kp >= k` holding `q + 128` as u8 (`q`: a `k`-value temporary).
+fn quantize_rows_offset(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    kp: usize,
+    q: &mut [i8],
+    xq: &mut [u8],
+    sx: &mut [f32],
+) {
     for i in 0..m {
-        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], &mut q);
-        for (d, &v) in xq[i * k..(i + 1) * k].iter_mut().zip(&q) {
+        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], q);
+        for (d, &v) in xq[i * kp..i * kp + k].iter_mut().zip(q.iter()) {
             *d = (v as i16 + 128) as u8;
         }
     }
-    (xq, sx)
 }
 
 // ---------------------------------------------------------------------------------------

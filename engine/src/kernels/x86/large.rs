@@ -94,18 +94,20 @@ fn linear_widened<W: Copy>(
     }
     // ~1 MiB of f32 weights per block: large enough for gemm's own blocking.
     let nb = (256 * 1024 / k).max(16).min(n);
-    let mut buf = vec![0f32; nb * k];
     let ors = out.row_stride();
     let op = out.as_mut_ptr();
-    let mut j0 = 0;
-    while j0 < n {
-        let j1 = (j0 + nb).min(n);
-        let wb = &mut buf[..(j1 - j0) * k];
-        widen(&w[j0 * k..j1 * k], wb);
-        // SAFETY: columns j0..j1 of the checked m×n output; wb is (j1-j0)×k.
-        unsafe { gemm_xwt(x.as_ptr(), m, k, wb.as_ptr(), j1 - j0, op.add(j0), ors) };
-        j0 = j1;
-    }
+    super::super::scratch::with_bufs(|bufs| {
+        let buf = super::super::scratch::take(&mut bufs.f32b, nb * k);
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + nb).min(n);
+            let wb = &mut buf[..(j1 - j0) * k];
+            widen(&w[j0 * k..j1 * k], wb);
+            // SAFETY: columns j0..j1 of the checked m×n output; wb is (j1-j0)×k.
+            unsafe { gemm_xwt(x.as_ptr(), m, k, wb.as_ptr(), j1 - j0, op.add(j0), ors) };
+            j0 = j1;
+        }
+    });
     add_bias(bias, &mut out);
 }
 

@@ -69,4 +69,5 @@ pub(crate) fn install_avx512(k: &mut Kernels) {
     k.f16_to_f32 = avx512::f16_to_f32;
     k.f32_to_f16 = avx512::f32_to_f16;
     k.bf16_to_f32 = avx512::bf16_to_f32;
+    k.matmul_f32 = avx512::matmul_f32;
 }
