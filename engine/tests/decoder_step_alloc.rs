@@ -42,7 +42,7 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn decoder_step_allocates_nothing_after_warmup() {
     // Large enough vocabulary that the logits projection takes the multithreaded path.
-    for dtype in [DType::F32, DType::F16] {
+    for dtype in [DType::F32, DType::F16, DType::I8] {
         let (d, beams, frames) = (64, 3, 300);
         let model = Model::new(d, 4, 256, 2048, 2, dtype);
         let mut st = model.new_state(beams, 32, frames);
