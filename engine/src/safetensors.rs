@@ -506,6 +506,20 @@ impl Weights {
         Ok(t)
     }
 
+    /// Tensor `name`, which must be stored with exactly `dtype` and `shape` (no
+    /// conversion); the error names the tensor and both dtypes otherwise.
+    pub fn get_typed(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let t = self.get(name, shape)?;
+        if t.dtype() != dtype {
+            return Err(Error::DTypeMismatch {
+                what: format!("tensor '{}'", self.full_name(name)),
+                expected: dtype.to_string(),
+                got: t.dtype(),
+            });
+        }
+        Ok(t)
+    }
+
     /// Tensor `name` converted to `dtype` (zero-copy when already stored so).
     pub fn get_as(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let t = self.get(name, shape)?;

@@ -254,6 +254,16 @@ fn wrong_shape_missing_tensor_and_missing_scale_name_the_tensor() {
         "{e}"
     );
 
+    // A stored dtype other than the one the caller requires.
+    let e = w.pp("enc").get_typed("h", &[5, 3], DType::F32).unwrap_err();
+    assert!(matches!(&e, Error::DTypeMismatch { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("enc.h") && msg.contains("expected dtype f32, got f16"),
+        "{msg}"
+    );
+    assert!(w.get_typed("enc.h", &[5, 3], DType::F16).is_ok());
+
     // An int8 tensor whose `.scale` is missing.
     let q = Tensor::from_f32(&[2, 2], &[1., 2., 3., 4.])
         .unwrap()
