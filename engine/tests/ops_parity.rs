@@ -559,3 +559,108 @@ fn parallel_gelu_and_layer_norm_match_their_serial_paths() {
     }
     assert_eq!(out, want);
 }
+
+#[test]
+fn attention_with_more_queries_than_keys_is_supported_when_not_causal() {
+    // 20 queries over 3 keys, both paths; compare with a direct softmax.
+    let (h, d, tq, tk) = (2, 4, 20, 3);
+    let hd = h * d;
+    let (q, k, v) = (lcg(41, tq * hd), lcg(42, tk * hd), lcg(43, tk * hd));
+    let mut want = vec![0f32; tq * hd];
+    for i in 0..tq {
+        for hh in 0..h {
+            let c = hh * d;
+            let s: Vec<f64> = (0..tk)
+                .map(|j| {
+                    (0..d)
+                        .map(|t| (q[i * hd + c + t] * k[j * hd + c + t]) as f64)
+                        .sum::<f64>()
+                        / (d as f64).sqrt()
+                })
+                .collect();
+            let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for t in 0..d {
+                want[i * hd + c + t] = ((0..tk)
+                    .map(|j| e[j] * v[j * hd + c + t] as f64)
+                    .sum::<f64>()
+                    / z) as f32;
+            }
+        }
+    }
+    let opts = AttentionOpts::new(h, d);
+    let mut out = vec![0f32; tq * hd];
+    ops::attention(
+        Rows::new(&q, tq, hd),
+        Rows::new(&k, tk, hd),
+        Rows::new(&v, tk, hd),
+        &opts,
+        &mut out,
+    )
+    .unwrap();
+    assert_close("tq > tk (tiled)", &out, &want, 1e-5, 1e-6);
+    let ix: Vec<u32> = (0..tk as u32).collect();
+    ops::attention(
+        Rows::new(&q, tq, hd),
+        Rows::indexed(&k, hd, &ix),
+        Rows::indexed(&v, hd, &ix),
+        &opts,
+        &mut out,
+    )
+    .unwrap();
+    assert_close("tq > tk (per row)", &out, &want, 1e-5, 1e-6);
+    assert!(ops::attention(
+        Rows::new(&q, tq, hd),
+        Rows::new(&k, tk, hd),
+        Rows::new(&v, tk, hd),
+        &opts.causal(true),
+        &mut out
+    )
+    .is_err());
+}
+
+#[test]
+fn ops_reject_inconsistent_inputs_with_named_errors() {
+    let w = Tensor::from_f32(&[4, 3], &lcg(51, 12)).unwrap();
+    let mut out = vec![0f32; 8];
+    let msg = |r: hark_engine::Result<()>| r.unwrap_err().to_string();
+    assert!(msg(ops::linear(&[0.0; 6], 2, &w, Some(&[0.0; 3]), &mut out)).contains("linear"));
+    assert!(msg(ops::linear(&[0.0; 6], 2, &w, None, &mut out[..7])).contains("'out'"));
+    let w3 = Tensor::from_f32(&[2, 2, 3], &lcg(52, 12)).unwrap();
+    assert!(msg(ops::linear(&[0.0; 6], 2, &w3, None, &mut out)).contains("[out, in]"));
+    assert!(msg(ops::conv1d(&[0.0; 10], 5, &w, None, 1, 1, &mut out)).contains("conv1d"));
+    assert!(msg(ops::conv1d(&[0.0; 9], 5, &w3, None, 1, 1, &mut out)).contains("'x'"));
+    assert!(msg(ops::embedding(&w, &[4], &mut out[..3])).contains("token id 4 out of range"));
+    assert!(msg(ops::layer_norm(
+        &[0.0; 8], 2, 4, &[1.0; 3], None, 1e-5, &mut out
+    ))
+    .contains("'gamma'"));
+    assert!(msg(ops::glu(&[0.0; 8], 2, 3, &mut out)).contains("glu"));
+    let big = vec![0f32; 300];
+    let mut o = vec![0f32; 300];
+    let e = msg(ops::attention(
+        Rows::new(&big, 1, 300),
+        Rows::new(&big, 1, 300),
+        Rows::new(&big, 1, 300),
+        &AttentionOpts::new(1, 300),
+        &mut o,
+    ));
+    assert!(e.contains("head_dim 300"), "{e}");
+    let e = msg(ops::attention(
+        Rows::new(&big, 2, 16),
+        Rows::new(&big, 3, 16),
+        Rows::new(&big, 2, 16),
+        &AttentionOpts::new(2, 8),
+        &mut o[..32],
+    ));
+    assert!(e.contains("3 keys but 2 values"), "{e}");
+    let e = msg(ops::attention(
+        Rows::new(&big, 2, 16),
+        Rows::new(&big[..20], 3, 16),
+        Rows::new(&big, 3, 16),
+        &AttentionOpts::new(2, 8),
+        &mut o[..32],
+    ));
+    assert!(e.contains("'k'"), "{e}");
+}

@@ -337,7 +337,7 @@ fn attend_tile(
         (kern.matmul_f32)(qm, km.t(), false, MatMut::new(&mut s[..], rows, nb, TILE_K));
         for r in 0..rows {
             let i = i0 + r;
-            let qi_abs = tk - tq + i;
+            let qi_abs = (tk + i).saturating_sub(tq); // only used when causal (then tk >= tq)
             let srow = &mut s[r * TILE_K..r * TILE_K + nb];
             let mrow = opts.mask.map(|mk| &mk[i * tk + j0..i * tk + j1]);
             for (jj, x) in srow.iter_mut().enumerate() {
@@ -401,7 +401,7 @@ fn attend_one(
     let d = opts.head_dim;
     let hd = opts.heads * d;
     let c0 = head * d;
-    let qi_abs = tk - tq + i;
+    let qi_abs = (tk + i).saturating_sub(tq); // causal and rel-shift imply tk >= tq
     let jmax = if opts.causal { qi_abs + 1 } else { tk };
     let qrow = &q.row(i, hd)[c0..c0 + d];
     let mut qu_buf = [0f32; MAX_HEAD_DIM];

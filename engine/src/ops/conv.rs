@@ -11,7 +11,7 @@
 //! `depthwise_conv1d` (conformer conv module) is a direct loop over taps.
 
 use crate::error::{check_len, Error, Result};
-use crate::ops::linear::matmul_nt;
+use crate::ops::linear::matmul_op;
 use crate::ops::SharedMut;
 use crate::tensor::Tensor;
 use crate::threads;
@@ -92,7 +92,7 @@ pub fn conv1d(
         }
         // SAFETY: each block writes its own output rows.
         let o = unsafe { shared.slice(r0 * c_out, (r1 - r0) * c_out) };
-        if let Err(e) = matmul_nt(&cols, r1 - r0, ck, wv, c_out, bias, o) {
+        if let Err(e) = matmul_op("conv1d", &cols, r1 - r0, ck, wv, c_out, bias, o) {
             *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
     });
@@ -184,7 +184,7 @@ pub fn conv2d(
         }
         // SAFETY: each block writes its own pixel rows.
         let o = unsafe { shared.slice(p0 * c_out, (p1 - p0) * c_out) };
-        if let Err(e) = matmul_nt(&cols, p1 - p0, ck, wv, c_out, None, o) {
+        if let Err(e) = matmul_op("conv2d", &cols, p1 - p0, ck, wv, c_out, None, o) {
             *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
     });

@@ -54,15 +54,29 @@ pub fn matmul_nt(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "matmul_nt";
-    check_len(OP, "x", x.len(), m * k)?;
-    check_len(OP, "w", weight_len(&w), n * k)?;
-    check_len(OP, "out", out.len(), m * n)?;
+    matmul_op("matmul_nt", x, m, k, w, n, bias, out)
+}
+
+/// [`matmul_nt`] reporting errors under the name of the calling op.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_op(
+    op: &'static str,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: WeightView<'_>,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    check_len(op, "x", x.len(), m * k)?;
+    check_len(op, "w", weight_len(&w), n * k)?;
+    check_len(op, "out", out.len(), m * n)?;
     if let WeightView::I8 { scales, .. } = w {
-        check_len(OP, "w.scales", scales.len(), n)?;
+        check_len(op, "w.scales", scales.len(), n)?;
     }
     if let Some(b) = bias {
-        check_len(OP, "bias", b.len(), n)?;
+        check_len(op, "bias", b.len(), n)?;
     }
     if m == 0 || n == 0 {
         return Ok(());
@@ -151,7 +165,7 @@ pub fn linear(
     }
     let (n, k) = (w.dim(0), w.dim(1));
     let wv = w.weight_view()?;
-    matmul_nt(x, rows, k, wv, n, bias, out)
+    matmul_op("linear", x, rows, k, wv, n, bias, out)
 }
 
 /// A linear layer `y = x · Wᵀ + b` (W `[out, in]`, b `[out]`, b always f32).
