@@ -664,3 +664,49 @@ fn ops_reject_inconsistent_inputs_with_named_errors() {
     ));
     assert!(e.contains("'k'"), "{e}");
 }
+
+#[test]
+fn relative_position_gemm_tiles_match_per_row_path() {
+    // 150 frames: several query tiles and two key blocks, with and without rel_shift.
+    let (h, d, t) = (2, 8, 150);
+    let hd = h * d;
+    let (q, k, v) = (lcg(61, t * hd), lcg(62, t * hd), lcg(63, t * hd));
+    let p = lcg(64, (2 * t - 1) * hd);
+    let (u, vb) = (lcg(65, hd), lcg(66, hd));
+    let ident: Vec<u32> = (0..t as u32).collect();
+    for shift in [true, false] {
+        let np = if shift { 2 * t - 1 } else { t };
+        let rel = RelPosTerm {
+            pos: Rows::new(&p[..np * hd], np, hd),
+            bias_u: &u,
+            bias_v: &vb,
+            shift,
+        };
+        let opts = AttentionOpts::new(h, d).with_rel(rel);
+        let mut tiled = vec![0f32; t * hd];
+        ops::attention(
+            Rows::new(&q, t, hd),
+            Rows::new(&k, t, hd),
+            Rows::new(&v, t, hd),
+            &opts,
+            &mut tiled,
+        )
+        .unwrap();
+        let mut rows = vec![0f32; t * hd];
+        ops::attention(
+            Rows::new(&q, t, hd),
+            Rows::indexed(&k, hd, &ident),
+            Rows::indexed(&v, hd, &ident),
+            &opts,
+            &mut rows,
+        )
+        .unwrap();
+        assert_close(
+            &format!("rel tiles vs rows (shift {shift})"),
+            &tiled,
+            &rows,
+            1e-5,
+            1e-6,
+        );
+    }
+}

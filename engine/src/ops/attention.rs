@@ -8,10 +8,10 @@
 //! allocates; (row tile, head) pairs run in parallel on the shared pool.
 //!
 //! Two paths: many query rows over plainly strided K/V (encoders) use small GEMMs per
-//! (64-row tile, 256-key block) from the kernel table; few query rows (decoder steps,
-//! where the GEMM's packing buffers would be heap-allocated),
-//! index-table views (KV cache beams) and the relative-position term use a per-row loop
-//! over keys with the kernel table's dot/axpy.
+//! (64-row tile, 256-key block) from the kernel table (relative-position term included);
+//! few query rows (decoder steps, where a GEMM's packing buffers may be heap-allocated)
+//! and index-table views (KV cache beams) use a per-row loop over keys with the kernel
+//! table's dot/axpy.
 //!
 //! Keys and values are read through [`Rows`] views: a row stride and column offset (so a
 //! fused QKV projection output can be used in place) and, optionally, an index table of
@@ -260,7 +260,7 @@ pub fn attention(
             attend_one(&q, &k, &v, opts, tq, tk, i, head, o);
         }
     };
-    let tiled = opts.rel.is_none()
+    let tiled = opts.rel.as_ref().is_none_or(|r| r.pos.index.is_none())
         && tq >= 8
         && d <= TILE_MAX_D
         && q.index.is_none()
@@ -298,13 +298,19 @@ const TILE_Q: usize = 64;
 const TILE_K: usize = 256;
 /// Largest head dimension of the GEMM-based path.
 const TILE_MAX_D: usize = 128;
+/// Columns of the relative-position score tile: every p row a (query tile, key block)
+/// pair can need.
+const BD_COLS: usize = TILE_Q + TILE_K - 1;
+
 /// Scores at or below this are treated as masked.
 const MASKED: f32 = -1e30;
 
 /// GEMM-based path for many query rows (encoders): for a tile of up to [`TILE_Q`] query
 /// rows of one head, scores against [`TILE_K`] keys at a time are one small GEMM
 /// (`Q_tile · K_blockᵀ`, strided views, no copies), folded into the online softmax, and
-/// `P · V_block` is accumulated by a second GEMM. Stack buffers only.
+/// `P · V_block` is accumulated by a second GEMM. With a relative-position term, a third
+/// GEMM scores the tile's queries against the span of position rows it needs. Stack
+/// buffers only (about 180 KB).
 #[allow(clippy::too_many_arguments)]
 fn attend_tile(
     q: &Rows<'_>,
@@ -327,6 +333,10 @@ fn attend_tile(
     let acc = &mut acc[..rows * d];
     let mut m = [f32::NEG_INFINITY; TILE_Q];
     let mut l = [0f32; TILE_Q];
+    // Relative-position scratch (unused without a rel term).
+    let mut bd = [0f32; TILE_Q * BD_COLS];
+    let mut ub = [0f32; TILE_K];
+    let mut vbias = [0f32; BD_COLS];
     let qm = MatRef::new(&q.data[i0 * q.stride + q.col + c0..], rows, d, q.stride, 1);
     let jend = if opts.causal { tk - tq + i1 } else { tk };
     let mut j0 = 0;
@@ -335,10 +345,53 @@ fn attend_tile(
         let nb = j1 - j0;
         let km = MatRef::new(&k.data[j0 * k.stride + k.col + c0..], nb, d, k.stride, 1);
         (kern.matmul_f32)(qm, km.t(), false, MatMut::new(&mut s[..], rows, nb, TILE_K));
+        // Relative-position term: (q+u)·k + (q+v)·p = q·k + u·k + q·p + v·p. `q·p` for
+        // every p row the tile needs is one more GEMM; `u·k` and `v·p` are per-column
+        // biases.
+        let mut pmin = 0;
+        if let Some(r) = &opts.rel {
+            let c = (r.pos.len() - 1) / 2;
+            let (lo, hi) = if r.shift {
+                // prow = c + j - qi_abs, qi_abs = tk - tq + i
+                (c + j0 - (tk - tq + i1 - 1), c + (j1 - 1) - (tk - tq + i0))
+            } else {
+                (j0, j1 - 1)
+            };
+            pmin = lo;
+            let np = hi - lo + 1;
+            let pm = MatRef::new(
+                &r.pos.data[lo * r.pos.stride + r.pos.col + c0..],
+                np,
+                d,
+                r.pos.stride,
+                1,
+            );
+            (kern.matmul_f32)(
+                qm,
+                pm.t(),
+                false,
+                MatMut::new(&mut bd[..], rows, np, BD_COLS),
+            );
+            for (jj, b) in ub[..nb].iter_mut().enumerate() {
+                *b = (kern.dot)(&r.bias_u[c0..c0 + d], &k.row(j0 + jj, hd)[c0..c0 + d]);
+            }
+            for (pp, b) in vbias[..np].iter_mut().enumerate() {
+                *b = (kern.dot)(&r.bias_v[c0..c0 + d], &r.pos.row(lo + pp, hd)[c0..c0 + d]);
+            }
+        }
         for r in 0..rows {
             let i = i0 + r;
-            let qi_abs = (tk + i).saturating_sub(tq); // only used when causal (then tk >= tq)
+            let qi_abs = (tk + i).saturating_sub(tq); // causal and rel-shift imply tk >= tq
             let srow = &mut s[r * TILE_K..r * TILE_K + nb];
+            if let Some(rel) = &opts.rel {
+                let c = (rel.pos.len() - 1) / 2;
+                let bdrow = &bd[r * BD_COLS..(r + 1) * BD_COLS];
+                for (jj, x) in srow.iter_mut().enumerate() {
+                    let j = j0 + jj;
+                    let prow = if rel.shift { c + j - qi_abs } else { j };
+                    *x += ub[jj] + bdrow[prow - pmin] + vbias[prow - pmin];
+                }
+            }
             let mrow = opts.mask.map(|mk| &mk[i * tk + j0..i * tk + j1]);
             for (jj, x) in srow.iter_mut().enumerate() {
                 let mut val = *x * opts.scale;
