@@ -4,7 +4,7 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hark_engine::ops::{self, AttentionOpts, Rows};
+use hark_engine::ops::{self, AttentionOpts, RelPosTerm, Rows};
 use hark_engine::{DType, Tensor};
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
@@ -64,6 +64,33 @@ fn bench_attention(c: &mut Criterion) {
                 Rows::new(&v, 100, hd),
                 &causal,
                 &mut o1,
+            )
+            .unwrap()
+        })
+    });
+    // Conformer encoder self-attention with ESPnet relative positions (256 dims, 4 heads,
+    // 300 frames after 4x subsampling ≈ 12 s of audio).
+    let (rh, rd, rt) = (4, 64, 300);
+    let rhd = rh * rd;
+    let (rq, rk, rv) = (data(rt * rhd, 12), data(rt * rhd, 13), data(rt * rhd, 14));
+    let rp = data((2 * rt - 1) * rhd, 15);
+    let (u, vb) = (data(rhd, 16), data(rhd, 17));
+    let mut ro = vec![0f32; rt * rhd];
+    let rel = RelPosTerm {
+        pos: Rows::new(&rp, 2 * rt - 1, rhd),
+        bias_u: &u,
+        bias_v: &vb,
+        shift: true,
+    };
+    let ropts = AttentionOpts::new(rh, rd).with_rel(rel);
+    g.bench_function("conformer_relpos_self_300", |b| {
+        b.iter(|| {
+            ops::attention(
+                Rows::new(&rq, rt, rhd),
+                Rows::new(&rk, rt, rhd),
+                Rows::new(&rv, rt, rhd),
+                &ropts,
+                &mut ro,
             )
             .unwrap()
         })
