@@ -14,13 +14,16 @@
 //! The crate depends on nothing else of hark's; errors are one [`AudioError`] enum.
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod decode;
 pub mod error;
 pub mod features;
 pub mod resample;
+pub mod source;
 
 pub use decode::{
     decode_file, downmix, load_audio, load_audio_at, DecodedAudio, TARGET_SAMPLE_RATE,
 };
 pub use error::AudioError;
 pub use resample::{resample, StreamResampler};
+pub use source::{AudioSource, FileSource};

@@ -8,16 +8,28 @@ use hark_audio::features::whisper::{log_mel_spectrogram, FASTER_WHISPER_PADDING,
 
 #[test]
 fn whisper_log_mel_matches_faster_whisper_on_an4_speech() {
-    let Some(shared) = common::shared_dir() else { return };
-    let text = std::fs::read_to_string(common::fixtures().join("whisper_mel.json")).expect("fixture");
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let text =
+        std::fs::read_to_string(common::fixtures().join("whisper_mel.json")).expect("fixture");
     let fx: serde_json::Value = serde_json::from_str(&text).expect("json");
     for e in fx["entries"].as_array().expect("entries") {
         let file = e["file"].as_str().expect("file");
         let n_mels = e["n_mels"].as_u64().expect("n_mels") as usize;
-        let audio = hark_audio::load_audio(&shared.join("data/an4/test").join(file)).expect("decode");
-        assert_eq!(audio.len() as u64, e["n_samples"].as_u64().expect("n"), "{file}: sample count");
+        let audio =
+            hark_audio::load_audio(&shared.join("data/an4/test").join(file)).expect("decode");
+        assert_eq!(
+            audio.len() as u64,
+            e["n_samples"].as_u64().expect("n"),
+            "{file}: sample count"
+        );
         let mel = log_mel_spectrogram(&audio, n_mels, FASTER_WHISPER_PADDING).expect("mel");
-        assert_eq!(mel.n_frames as u64, e["n_frames"].as_u64().expect("frames"), "{file}: frame count");
+        assert_eq!(
+            mel.n_frames as u64,
+            e["n_frames"].as_u64().expect("frames"),
+            "{file}: frame count"
+        );
         let mut max_d = 0.0f32;
         let frames = e["frames"].as_array().expect("frames");
         let values = e["values"].as_array().expect("values");
@@ -28,10 +40,16 @@ fn whisper_log_mel_matches_faster_whisper_on_an4_speech() {
                 let got = mel.get(m, t);
                 let d = (got - want).abs();
                 max_d = max_d.max(d);
-                assert!(d <= 1e-4, "{file} n_mels={n_mels}: frame {t} mel {m}: ours {got} faster-whisper {want}");
+                assert!(
+                    d <= 1e-4,
+                    "{file} n_mels={n_mels}: frame {t} mel {m}: ours {got} faster-whisper {want}"
+                );
             }
         }
-        eprintln!("{file} n_mels={n_mels}: {} frames, max |diff| {max_d:.2e}", mel.n_frames);
+        eprintln!(
+            "{file} n_mels={n_mels}: {} frames, max |diff| {max_d:.2e}",
+            mel.n_frames
+        );
     }
 }
 

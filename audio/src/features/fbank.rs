@@ -694,7 +694,7 @@ impl FrameComputer {
         let window = frame_opts.window_function();
         let n = frame_opts.padded_window_size();
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
-        let kaldi_fft = (n % 2 == 0).then(|| KaldiRealFft::new(n));
+        let kaldi_fft = n.is_multiple_of(2).then(|| KaldiRealFft::new(n));
         Ok(Self {
             kind,
             frame_opts,
