@@ -55,6 +55,20 @@ fn bench_attention(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // Five beams attending the same cross-attention K/V in one call.
+    let mut o5 = vec![0f32; 5 * hd];
+    g.bench_function("whisper_base_decoder_cross_5x1500", |b| {
+        b.iter(|| {
+            ops::attention(
+                Rows::new(&q[..5 * hd], 5, hd),
+                Rows::new(&k, t, hd),
+                Rows::new(&v, t, hd),
+                &opts,
+                &mut o5,
+            )
+            .unwrap()
+        })
+    });
     let causal = opts.causal(true);
     g.bench_function("whisper_base_decoder_self_1x100", |b| {
         b.iter(|| {

@@ -246,19 +246,22 @@ pub fn attention(
     if tq == 0 {
         return Ok(());
     }
-    let row_tile = if tq >= 64 { 16 } else { tq.max(1) };
-    let tiles = tq.div_ceil(row_tile);
-    let tasks = tiles * h;
+    let groups = tq.div_ceil(ROW_GROUP);
+    let tasks = groups * h;
     let shared = SharedMut::new(out);
     let run = |task: usize| {
-        let (tile, head) = (task / h, task % h);
-        let r0 = tile * row_tile;
-        let r1 = (r0 + row_tile).min(tq);
-        for i in r0..r1 {
-            // SAFETY: each (row, head) output segment is written by exactly one task.
-            let o = unsafe { shared.slice(i * hd + head * d, d) };
-            attend_one(&q, &k, &v, opts, tq, tk, i, head, o);
-        }
+        let (group, head) = (task / h, task % h);
+        let r0 = group * ROW_GROUP;
+        attend_rows(
+            &q,
+            &k,
+            &v,
+            opts,
+            r0,
+            (r0 + ROW_GROUP).min(tq),
+            head,
+            &shared,
+        );
     };
     let tiled = opts.rel.as_ref().is_none_or(|r| r.pos.index.is_none())
         && tq >= 8
@@ -436,96 +439,132 @@ fn attend_tile(
     }
 }
 
+/// Query rows handled together by the per-row path: each key/value row is loaded once
+/// for all of them (beams of a decoder step attend the same cross-attention K/V).
+const ROW_GROUP: usize = 8;
+
+/// Per-row path for query rows `r0..r1` (at most [`ROW_GROUP`]) of one head: scores of
+/// [`KEY_BLOCK`] keys at a time on the stack, online softmax per row.
 #[allow(clippy::too_many_arguments)]
-#[inline]
-fn attend_one(
+fn attend_rows(
     q: &Rows<'_>,
     k: &Rows<'_>,
     v: &Rows<'_>,
     opts: &AttentionOpts<'_>,
-    tq: usize,
-    tk: usize,
-    i: usize,
+    r0: usize,
+    r1: usize,
     head: usize,
-    out: &mut [f32],
+    out: &SharedMut<f32>,
 ) {
     let kern = kernels::kernels();
     let (dot, axpy, exp_sum) = (kern.dot, kern.axpy, kern.exp_sum);
     let d = opts.head_dim;
     let hd = opts.heads * d;
     let c0 = head * d;
-    let qi_abs = (tk + i).saturating_sub(tq); // causal and rel-shift imply tk >= tq
-    let jmax = if opts.causal { qi_abs + 1 } else { tk };
-    let qrow = &q.row(i, hd)[c0..c0 + d];
-    let mut qu_buf = [0f32; MAX_HEAD_DIM];
-    let mut qv_buf = [0f32; MAX_HEAD_DIM];
-    let qu = &mut qu_buf[..d];
-    let qv = &mut qv_buf[..d];
-    match &opts.rel {
-        Some(r) => {
-            for t in 0..d {
-                qu[t] = qrow[t] + r.bias_u[c0 + t];
-                qv[t] = qrow[t] + r.bias_v[c0 + t];
+    let (tq, tk) = (q.len(), k.len());
+    let g = r1 - r0;
+    let mut qu = [0f32; ROW_GROUP * MAX_HEAD_DIM];
+    let mut qv = [0f32; ROW_GROUP * MAX_HEAD_DIM];
+    let mut acc = [0f32; ROW_GROUP * MAX_HEAD_DIM];
+    let mut s = [0f32; ROW_GROUP * KEY_BLOCK];
+    let mut m = [f32::NEG_INFINITY; ROW_GROUP];
+    let mut l = [0f32; ROW_GROUP];
+    for r in 0..g {
+        let qrow = &q.row(r0 + r, hd)[c0..c0 + d];
+        let (u, vv) = (&mut qu[r * d..(r + 1) * d], &mut qv[r * d..(r + 1) * d]);
+        match &opts.rel {
+            Some(rel) => {
+                for t in 0..d {
+                    u[t] = qrow[t] + rel.bias_u[c0 + t];
+                    vv[t] = qrow[t] + rel.bias_v[c0 + t];
+                }
             }
+            None => u.copy_from_slice(qrow),
         }
-        None => qu.copy_from_slice(qrow),
     }
-    let mut acc_buf = [0f32; MAX_HEAD_DIM];
-    let acc = &mut acc_buf[..d];
-    let mut s = [0f32; KEY_BLOCK];
-    let mut m = f32::NEG_INFINITY;
-    let mut l = 0f32;
-    let mask_row = opts.mask.map(|mk| &mk[i * tk..(i + 1) * tk]);
+    // Keys visible to row r: all, or up to its absolute position when causal (tk >= tq).
+    let jmax = |r: usize| {
+        if opts.causal {
+            tk - tq + r0 + r + 1
+        } else {
+            tk
+        }
+    };
+    let jend = jmax(g - 1);
     let mut j0 = 0;
-    while j0 < jmax {
-        let j1 = (j0 + KEY_BLOCK).min(jmax);
-        let mut bm = f32::NEG_INFINITY;
+    while j0 < jend {
+        let j1 = (j0 + KEY_BLOCK).min(jend);
+        let nb = j1 - j0;
         for j in j0..j1 {
             let kr = &k.row(j, hd)[c0..c0 + d];
-            let mut sc = dot(qu, kr);
-            if let Some(r) = &opts.rel {
-                let prow = if r.shift {
-                    (r.pos.len() - 1) / 2 + j - qi_abs
-                } else {
-                    j
-                };
-                sc += dot(qv, &r.pos.row(prow, hd)[c0..c0 + d]);
+            for r in 0..g {
+                s[r * KEY_BLOCK + j - j0] = dot(&qu[r * d..(r + 1) * d], kr);
             }
-            sc *= opts.scale;
-            if let Some(mr) = mask_row {
-                sc += mr[j];
-            }
-            s[j - j0] = sc;
-            bm = bm.max(sc);
         }
-        if bm > f32::NEG_INFINITY {
-            let m_new = m.max(bm);
-            if m > f32::NEG_INFINITY && m_new > m {
-                let corr = (m - m_new).exp();
-                l *= corr;
-                acc.iter_mut().for_each(|a| *a *= corr);
+        for r in 0..g {
+            let i = r0 + r;
+            let qi_abs = (tk + i).saturating_sub(tq); // causal and rel-shift imply tk >= tq
+            let jm = jmax(r);
+            let mask_row = opts.mask.map(|mk| &mk[i * tk..(i + 1) * tk]);
+            let srow = &mut s[r * KEY_BLOCK..r * KEY_BLOCK + nb];
+            for (jj, x) in srow.iter_mut().enumerate() {
+                let j = j0 + jj;
+                if j >= jm {
+                    *x = MASKED;
+                    continue;
+                }
+                let mut val = *x;
+                if let Some(rel) = &opts.rel {
+                    let prow = if rel.shift {
+                        (rel.pos.len() - 1) / 2 + j - qi_abs
+                    } else {
+                        j
+                    };
+                    val += dot(&qv[r * d..(r + 1) * d], &rel.pos.row(prow, hd)[c0..c0 + d]);
+                }
+                val *= opts.scale;
+                if let Some(mr) = mask_row {
+                    val += mr[j];
+                }
+                // -inf (or NaN-prone) scores are clamped to a value whose exp is exactly 0.
+                *x = if val > MASKED { val } else { MASKED };
             }
-            m = m_new;
-            let blk = &mut s[..j1 - j0];
-            // Masked scores (-inf) would make the vector exp's range reduction produce
-            // NaN on some paths: clamp them to a value that underflows to exactly 0.
-            blk.iter_mut().for_each(|x| *x = x.max(MASKED));
-            l += exp_sum(blk, m);
-            for (j, &p) in (j0..j1).zip(blk.iter()) {
+            let bm = (kern.max)(srow);
+            if bm <= MASKED {
+                srow.fill(0.0);
+                continue;
+            }
+            let m_new = m[r].max(bm);
+            if m[r] > f32::NEG_INFINITY && m_new > m[r] {
+                let corr = (m[r] - m_new).exp();
+                l[r] *= corr;
+                (kern.scale)(corr, &mut acc[r * d..(r + 1) * d]);
+            }
+            m[r] = m_new;
+            l[r] += exp_sum(srow, m_new);
+        }
+        for j in j0..j1 {
+            let vr = &v.row(j, hd)[c0..c0 + d];
+            for r in 0..g {
+                let p = s[r * KEY_BLOCK + j - j0];
                 if p > 0.0 {
-                    axpy(p, &v.row(j, hd)[c0..c0 + d], acc);
+                    axpy(p, vr, &mut acc[r * d..(r + 1) * d]);
                 }
             }
         }
         j0 = j1;
     }
-    if l > 0.0 {
-        let inv = 1.0 / l;
-        for t in 0..d {
-            out[t] = acc[t] * inv;
+    for r in 0..g {
+        // SAFETY: each (row, head) output segment is written by exactly one task.
+        let o = unsafe { out.slice((r0 + r) * hd + c0, d) };
+        if l[r] > 0.0 {
+            let inv = 1.0 / l[r];
+            o.iter_mut()
+                .zip(&acc[r * d..(r + 1) * d])
+                .for_each(|(o, a)| *o = a * inv);
+        } else {
+            o.fill(0.0);
         }
-    } else {
-        out.fill(0.0);
     }
 }
 
