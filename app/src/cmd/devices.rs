@@ -1,10 +1,29 @@
-//! Placeholder module; filled in by the audio work.
+//! `hark devices`: list audio input devices (name, default marker, native rate/channels).
 
-/// Arguments.
+use std::process::ExitCode;
+
+/// Arguments of `hark devices`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 /// Run the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    let devices = hark_audio::capture::list_input_devices()?;
+    if devices.is_empty() {
+        println!("No audio input devices found (no microphone is available to the audio host).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Audio input devices:");
+    for d in &devices {
+        println!(
+            "  {} {}  ({} Hz, {} ch, {})",
+            if d.is_default { "*" } else { " " },
+            d.name,
+            d.sample_rate,
+            d.channels,
+            d.sample_format
+        );
+    }
+    println!("(* = default input device)");
+    Ok(ExitCode::SUCCESS)
 }
