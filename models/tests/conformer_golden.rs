@@ -176,7 +176,7 @@ fn conformer_greedy_search_matches_fireredasr() {
 }
 
 /// Whole pipeline from the wav: hark-audio's Kaldi fbank (int16 scale, 80 bins, dither 0)
-/// + the model's CMVN must reproduce the reference's features (kaldi_native_fbank + CMVN),
+/// followed by the model's CMVN must reproduce the reference's features (kaldi_native_fbank + CMVN),
 /// and transcribing from them must give the reference's n-best.
 #[test]
 fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
@@ -244,6 +244,52 @@ fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
                 .map(|t| t.as_u64().unwrap() as u32)
                 .collect();
             assert_eq!(h.tokens, toks, "{}: n-best from wav", dir.display());
+        }
+    }
+}
+
+/// Reduced-precision weights against the f32 reference: the fixtures' weights are
+/// f16-exact, so f16 storage only changes the kernels' summation order (bound 1e-4, same as
+/// f32); int8 (per-row symmetric) is bounded by a normalised error on the encoder output and
+/// the decoder logits.
+#[test]
+fn conformer_f16_and_int8_weights_stay_close_to_reference() {
+    use hark_models::conformer_aed::Precision;
+    for dir in fixture_dirs() {
+        let mut g = golden(&dir);
+        let feats = take(&mut g, "feats");
+        let want_enc = take(&mut g, "encoder_out");
+        let prefix: Vec<u32> = g
+            .take_any("decoder.prefix")
+            .unwrap()
+            .ints
+            .iter()
+            .map(|&t| t as u32)
+            .collect();
+        let want_logits = take(&mut g, "decoder.logits");
+        for (p, bound) in [(Precision::F16, 1e-4f32), (Precision::Int8, 5e-2)] {
+            let model = ConformerAed::load_with_precision(&dir, p).expect("load");
+            let enc = model.encode(&feats).unwrap();
+            let logits = model.decoder_logits(&enc, &prefix).unwrap();
+            for (what, got, want) in [
+                ("encoder", &enc.hidden, &want_enc),
+                ("logits", &logits, &want_logits),
+            ] {
+                let num: f32 = got
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                let den: f32 = want.iter().map(|b| b * b).sum();
+                let nmse = num / den;
+                eprintln!("{} {p:?} {what}: normalised MSE {nmse:e}", dir.display());
+                assert!(
+                    nmse <= bound * bound,
+                    "{} {p:?} {what}: normalised MSE {nmse} > {}",
+                    dir.display(),
+                    bound * bound
+                );
+            }
         }
     }
 }

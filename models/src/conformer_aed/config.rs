@@ -151,17 +151,17 @@ impl ConformerConfig {
                 "supported: \"f32\", \"f16\"",
             ));
         }
-        if self.d_model == 0 || self.n_head == 0 || self.d_model % self.n_head != 0 {
+        if self.d_model == 0 || self.n_head == 0 || !self.d_model.is_multiple_of(self.n_head) {
             return Err(bad("n_head", self.n_head, "must divide d_model"));
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(bad(
                 "d_model",
                 self.d_model,
                 "must be even (sinusoidal encodings)",
             ));
         }
-        if self.kernel_size % 2 != 1 {
+        if self.kernel_size.is_multiple_of(2) {
             return Err(bad("kernel_size", self.kernel_size, "must be odd"));
         }
         if self.idim < 7 {

@@ -99,6 +99,7 @@ impl DecoderState {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attend(
     q: &[f32],
     k: &[f32],

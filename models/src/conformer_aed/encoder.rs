@@ -14,7 +14,7 @@
 
 use super::config::ConformerConfig;
 use super::error::ConformerError;
-use super::nn::{gemm_f32, sigmoid, softmax, swish, LayerNorm, Linear};
+use super::nn::{gemm_f32, sigmoid, softmax, swish, LayerNorm, Linear, Weight};
 use super::weights::TensorStore;
 
 /// Conformer feed-forward module (`ConformerFeedForward`).
@@ -174,7 +174,7 @@ impl ConvModule {
         Ok(Self {
             pre_norm: load_ln(ws, &format!("{p}.pre_layer_norm"), d, cfg.layer_norm_eps)?,
             pointwise1: Linear {
-                w: pw1,
+                w: ws.to_weight(pw1, 2 * c, d)?,
                 b: None,
                 k: d,
                 n: 2 * c,
@@ -183,7 +183,7 @@ impl ConvModule {
             kernel: kz,
             norm: load_ln(ws, &format!("{p}.batch_norm"), c, cfg.layer_norm_eps)?,
             pointwise2: Linear {
-                w: pw2,
+                w: ws.to_weight(pw2, d, c)?,
                 b: None,
                 k: c,
                 n: d,
@@ -350,7 +350,7 @@ pub(crate) fn load_linear(
     bias: bool,
 ) -> Result<Linear, ConformerError> {
     Ok(Linear {
-        w: ws.take(&format!("{p}.weight"), &[n, k])?,
+        w: ws.take_matrix(&format!("{p}.weight"), &[n, k])?,
         b: if bias {
             Some(ws.take(&format!("{p}.bias"), &[n])?)
         } else {
@@ -369,13 +369,13 @@ impl ConformerEncoder {
         let p = "encoder.input_preprocessor";
         let sub = Subsampling {
             conv1: Linear {
-                w: ws.take(&format!("{p}.conv.0.weight"), &[c, 1, 3, 3])?,
+                w: Weight::F32(ws.take(&format!("{p}.conv.0.weight"), &[c, 1, 3, 3])?),
                 b: Some(ws.take(&format!("{p}.conv.0.bias"), &[c])?),
                 k: 9,
                 n: c,
             },
             conv2: Linear {
-                w: ws.take(&format!("{p}.conv.2.weight"), &[c, c, 3, 3])?,
+                w: Weight::F32(ws.take(&format!("{p}.conv.2.weight"), &[c, c, 3, 3])?),
                 b: Some(ws.take(&format!("{p}.conv.2.bias"), &[c])?),
                 k: c * 9,
                 n: c,
@@ -418,7 +418,7 @@ impl ConformerEncoder {
     /// Encodes `[frames × idim]` normalised features. With `trace`, keeps every stage.
     pub fn forward(&self, feats: &[f32], trace: bool) -> Result<EncoderOutput, ConformerError> {
         let idim = self.idim;
-        if feats.len() % idim != 0 {
+        if !feats.len().is_multiple_of(idim) {
             return Err(ConformerError::Input(format!(
                 "{} values is not a whole number of {idim}-dim frames",
                 feats.len()

@@ -29,6 +29,8 @@ pub mod weights;
 
 use std::path::Path;
 
+pub use hark_engine::Precision;
+
 pub use config::ConformerConfig;
 pub use decoder::TransformerDecoder;
 pub use encoder::{ConformerEncoder, EncoderOutput};
@@ -53,9 +55,27 @@ pub struct ConformerAed {
 impl ConformerAed {
     /// Loads `config.json` + `model.safetensors` from a model directory.
     pub fn load(dir: &Path) -> Result<Self, ConformerError> {
+        Self::load_with_precision(dir, Precision::F32)
+    }
+
+    /// Loads with weight matrices converted to `precision` (f16 / int8 use the engine's
+    /// kernels; norms, biases, convolutions, embeddings and CMVN stay f32).
+    pub fn load_with_precision(dir: &Path, precision: Precision) -> Result<Self, ConformerError> {
         let config = ConformerConfig::load(&dir.join("config.json"))?;
-        let ws = TensorStore::open(&dir.join("model.safetensors"))?;
+        let ws = TensorStore::open(&dir.join("model.safetensors"))?.with_precision(precision);
         Self::from_parts(config, ws)
+    }
+
+    /// A random-weight model with `config`'s shapes (benchmarks at real size).
+    pub fn synthetic(
+        config: ConformerConfig,
+        precision: Precision,
+        seed: u64,
+    ) -> Result<Self, ConformerError> {
+        Self::from_parts(
+            config,
+            TensorStore::synthetic(seed).with_precision(precision),
+        )
     }
 
     /// Builds the model from a parsed config and tensor store (all tensors must be used).
@@ -81,7 +101,7 @@ impl ConformerAed {
     /// (`(x - mean) * istd`, FireRedASR `data/asr_feat.py` `CMVN`).
     pub fn apply_cmvn(&self, feats: &mut [f32]) -> Result<(), ConformerError> {
         let d = self.config.idim;
-        if feats.len() % d != 0 {
+        if !feats.len().is_multiple_of(d) {
             return Err(ConformerError::Input(format!(
                 "{} values is not a whole number of {d}-dim frames",
                 feats.len()

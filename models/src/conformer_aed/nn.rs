@@ -70,11 +70,54 @@ pub(crate) fn gemm_f32(
     }
 }
 
+/// A weight matrix `[out × in]`: f32 (multiplied with `gemm`, bit-for-bit the reference
+/// path the golden tests check) or an engine tensor in f16/int8 (multiplied with the
+/// engine's multithreaded `matmul_nt`, f32 accumulation).
+#[derive(Debug, Clone)]
+pub enum Weight {
+    /// f32 row-major.
+    F32(Vec<f32>),
+    /// Engine tensor (f16, bf16 or int8 with per-row scales).
+    Engine(hark_engine::Tensor),
+}
+
+impl Weight {
+    /// Converts an f32 matrix `[n × k]` to the dtype `precision` asks for.
+    pub fn with_precision(
+        w: Vec<f32>,
+        n: usize,
+        k: usize,
+        precision: hark_engine::Precision,
+    ) -> Result<Self, hark_engine::Error> {
+        match precision {
+            hark_engine::Precision::F32 => Ok(Weight::F32(w)),
+            p => Ok(Weight::Engine(
+                hark_engine::Tensor::from_f32(&[n, k], &w)?.to_dtype(p.weight_dtype())?,
+            )),
+        }
+    }
+
+    /// Bytes held by the weight data.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Weight::F32(w) => 4 * w.len(),
+            Weight::Engine(t) => {
+                t.numel() * t.dtype().size_in_bytes()
+                    + if t.dtype() == hark_engine::DType::I8 {
+                        4 * t.dims()[0]
+                    } else {
+                        0
+                    }
+            }
+        }
+    }
+}
+
 /// A PyTorch `Linear`: `y = x · Wᵀ + b`, `W` stored `[out × in]`.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Weight `[out × in]`.
-    pub w: Vec<f32>,
+    pub w: Weight,
     /// Optional bias `[out]`.
     pub b: Option<Vec<f32>>,
     /// Input width.
@@ -100,16 +143,26 @@ impl Linear {
                 row.copy_from_slice(b);
             }
         }
-        gemm_f32(
-            (m, self.n, self.k),
-            y,
-            self.n,
-            self.b.is_some(),
-            x,
-            (self.k, 1),
-            &self.w,
-            (1, self.k),
-        );
+        match &self.w {
+            Weight::F32(w) => gemm_f32(
+                (m, self.n, self.k),
+                y,
+                self.n,
+                self.b.is_some(),
+                x,
+                (self.k, 1),
+                w,
+                (1, self.k),
+            ),
+            Weight::Engine(t) => {
+                // Shapes were checked at load; the engine only fails on length mismatches.
+                let view = t
+                    .weight_view()
+                    .expect("engine weight view of a loaded matrix");
+                hark_engine::ops::matmul_nt(x, m, self.k, view, self.n, self.b.as_deref(), y)
+                    .expect("matmul_nt with shapes checked at load");
+            }
+        }
     }
 }
 
@@ -208,7 +261,7 @@ pub fn sinusoid(pos: f32, col: usize, d: usize) -> f32 {
     let ln = (10000.0f32).ln() as f64;
     let div = ((col / 2 * 2) as f32 * (-(ln / d as f64)) as f32).exp();
     let angle = pos * div;
-    if col % 2 == 0 {
+    if col.is_multiple_of(2) {
         angle.sin()
     } else {
         angle.cos()
