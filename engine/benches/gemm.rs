@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use half::{bf16, f16};
-use hark_engine::kernels::{kernels, MatMut, Weights};
+use hark_engine::kernels::{kernels, MatMut, MatRef, Weights};
 use hark_engine::threads::ThreadPool;
 
 struct Layer {
@@ -261,5 +261,53 @@ fn bench_machine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_machine, bench_linear);
+/// Dot-form tiles vs the packed `gemm` crate across m, to choose `LARGE_M` (the switch):
+/// `f32`/`f16` use the table's linear layer, `f32_gemm_crate` the crate (only where m > 256, matmul_f32's own limit).
+fn bench_crossover(c: &mut Criterion) {
+    let kern = kernels();
+    for (n, k) in [(512usize, 512usize), (1280, 1280)] {
+        let weights = Owned::new(n, k);
+        let bias = fill(n, 5, 0.1);
+        for m in [8usize, 16, 24, 32, 64, 128, 256, 1500] {
+            let x = fill(m * k, 3, 1.0);
+            let mut out = vec![0f32; m * n];
+            let mut g = c.benchmark_group(format!("crossover/{n}x{k}/m{m}"));
+            g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+            g.sample_size(10)
+                .warm_up_time(Duration::from_millis(200))
+                .measurement_time(Duration::from_millis(600));
+            for dtype in ["f32", "f16"] {
+                let w = weights.get(dtype);
+                g.bench_function(dtype, |b| {
+                    b.iter(|| {
+                        kern.linear(
+                            black_box(&x),
+                            w,
+                            Some(&bias),
+                            MatMut::from_slice(&mut out, m, n),
+                        )
+                    })
+                });
+            }
+            if m > 256 {
+                // The same product through the `gemm` crate (matmul_f32 above its small-m limit).
+                let a = MatRef::from_slice(&x, m, k);
+                let wt = MatRef::from_slice(&weights.f32, n, k).t();
+                g.bench_function("f32_gemm_crate", |b| {
+                    b.iter(|| {
+                        (kern.matmul_f32)(
+                            black_box(a),
+                            wt,
+                            false,
+                            MatMut::from_slice(&mut out, m, n),
+                        )
+                    })
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench_machine, bench_linear, bench_crossover);
 criterion_main!(benches);

@@ -166,10 +166,11 @@ fn check_linear_float(
     }
 }
 
-/// Shapes: decode-sized m (1..=7) most of the time, sometimes above the large-m threshold.
+/// Shapes: decode-sized m (1..=7) most of the time, sometimes n-blocked tiles (8..=40) or
+/// beyond the large-m threshold (256: packed GEMM).
 fn shape() -> impl Strategy<Value = (usize, usize, usize)> {
     (
-        prop_oneof![4 => 1usize..=7, 1 => 8usize..=40],
+        prop_oneof![4 => 1usize..=7, 1 => 8usize..=40, 1 => 250usize..=270],
         1usize..=300,
         1usize..=37,
     )
@@ -236,7 +237,7 @@ proptest! {
     }
 
     #[test]
-    fn matmul_f32_strided_matches_reference(m in prop_oneof![3 => 1usize..20, 1 => 60usize..90], k in 1usize..70, n in 1usize..40, transpose_a in any::<bool>(), transpose_b in any::<bool>(), accumulate in any::<bool>(), seed in any::<u64>()) {
+    fn matmul_f32_strided_matches_reference(m in prop_oneof![3 => 1usize..20, 1 => 60usize..90, 1 => 250usize..270], k in 1usize..70, n in 1usize..40, transpose_a in any::<bool>(), transpose_b in any::<bool>(), accumulate in any::<bool>(), seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
         let a = rng.vec(m * k, 1.0);
         let bdata = rng.vec(k * n, 1.0);

@@ -377,7 +377,7 @@ pub(super) fn matmul_f32(a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, mut out
 }
 
 /// Above this many rows the `gemm` crate's packing pays off.
-const SMALL_MM_M: usize = 64;
+const SMALL_MM_M: usize = 256;
 
 /// Outer-product tile: `R` rows × 32 columns (`ncols` valid), `out[r][:] (+)= Σ_l a[r][l]·b[l][:]`
 /// with `a` elements broadcast (any strides) and `b` rows contiguous.

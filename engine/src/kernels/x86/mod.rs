@@ -13,8 +13,10 @@ mod large;
 
 /// Above this many activation rows, float-weight linear layers switch from the dot-form
 /// register tiles (one pass over the weights) to the packed, blocked GEMM in [`large`].
-/// Chosen from the `gemm` benches (see `engine/benches/gemm.rs`).
-pub(crate) const LARGE_M: usize = 24;
+/// Measured (`crossover/*` benches, 512² and 1280² weights): the `gemm` crate is 3–5× slower
+/// than the tiles for m = 25..64 and still behind at m = 128; at m = 1500 the two are within
+/// noise of each other, the crate being steadier for large k, so it keeps the encoder sizes.
+pub(crate) const LARGE_M: usize = 256;
 
 /// AVX2 + FMA + F16C present.
 pub(crate) fn has_avx2() -> bool {
