@@ -138,6 +138,49 @@ fn ensure_resolves_hark_dirs_ct2_dirs_and_names() {
     // A hark directory is used as is; an installed name resolves to its directory.
     assert_eq!(store.ensure(p.to_str().unwrap(), &NoProgress).unwrap(), p);
     assert_eq!(store.ensure("ct2-src", &NoProgress).unwrap(), p);
+    // A different checkpoint in a directory with the same name does not replace it.
+    let other = tmp.path().join("elsewhere").join("ct2-src");
+    let mut c = Ct2::tiny();
+    c.values.clear();
+    c.vars.insert(
+        "encoder/conv1/bias".into(),
+        Var::f16(&[D], &values(1234, D)),
+    );
+    c.write_dir(&other);
+    let p3 = store.ensure(other.to_str().unwrap(), &NoProgress).unwrap();
+    assert_ne!(p3, p);
+    assert!(
+        p3.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("ct2-src-"),
+        "{}",
+        p3.display()
+    );
+    assert_eq!(
+        store.ensure(other.to_str().unwrap(), &NoProgress).unwrap(),
+        p3,
+        "reused"
+    );
+    assert_eq!(
+        std::fs::metadata(p.join("model.safetensors"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+    // A directory named like a built-in is imported under a suffixed name.
+    let tiny = tmp.path().join("x").join("tiny.en");
+    Ct2::tiny().write_dir(&tiny);
+    let p4 = store.ensure(tiny.to_str().unwrap(), &NoProgress).unwrap();
+    assert!(
+        p4.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tiny.en-"),
+        "{}",
+        p4.display()
+    );
     // Anything else is an error listing the built-in names.
     let msg = store
         .ensure("no-such-model", &NoProgress)

@@ -306,17 +306,32 @@ impl ModelStore {
                 WhisperConfig::from_dir(p)?;
                 return Ok(p.to_path_buf());
             }
-            let name = default_import_name(p)?;
+            let base = default_import_name(p)?;
             let weights = if is_ct2_dir(p) {
                 p.join(CT2_WEIGHTS)
             } else {
                 p.join(HF_WEIGHTS)
             };
-            if self.is_installed(&name) && weights.is_file() {
-                let sha = convert::sha256_file(&weights, progress)?;
-                if self.info(&name)?.config.source.file_sha256 == sha {
-                    return Ok(self.model_dir(&name));
-                }
+            if !weights.is_file() {
+                // Let the importer report what is missing.
+                return self.import(p, Some(&base), None, progress);
+            }
+            let sha = convert::sha256_file(&weights, progress)?;
+            let same_source = |name: &str| {
+                self.info(name)
+                    .map(|m| m.config.source.file_sha256 == sha)
+                    .unwrap_or(false)
+            };
+            // Never replace a different model (or a built-in name) by an implicit import:
+            // fall back to `<dir name>-<sha256 prefix>`.
+            let name =
+                if same_source(&base) || (!self.is_installed(&base) && builtin(&base).is_none()) {
+                    base
+                } else {
+                    format!("{base}-{}", &sha[..8])
+                };
+            if same_source(&name) {
+                return Ok(self.model_dir(&name));
             }
             return self.import(p, Some(&name), None, progress);
         }
