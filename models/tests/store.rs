@@ -306,6 +306,17 @@ fn installed_tiny_en_has_every_tensor_with_the_documented_dtype() {
         return;
     };
     let cfg = info.config;
+    // The fixtures of the model tests were computed from this very checkpoint.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/whisper/tiny.en/an391-mjwl-b.json"
+    );
+    let fx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    assert_eq!(
+        fx["model"]["source_sha256"].as_str().unwrap(),
+        cfg.source.file_sha256
+    );
     assert_eq!(cfg.dims.n_audio_state, 384);
     assert_eq!(cfg.dims.n_vocab, 51864);
     assert!(!cfg.multilingual);

@@ -277,6 +277,7 @@ impl ModelStore {
             }
         }
         std::fs::create_dir_all(&self.root).map_err(io("create directory", &self.root))?;
+        self.remove_stale_downloads(name);
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}-download-"))
             .tempdir_in(&self.root)
@@ -293,6 +294,26 @@ impl ModelStore {
         self.install(name, |dir| {
             convert::write_whisper_dir(&imported, precision, dir, progress).map(|_| ())
         })
+    }
+
+    /// Removes download directories of `name` left by an interrupted pull (killed before
+    /// its temporary directory could be cleaned up), if they are older than an hour.
+    fn remove_stale_downloads(&self, name: &str) {
+        let prefix = format!(".{name}-download-");
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if stale && e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Resolves what a user passed as `--model`: a hark model directory is used as is; a
