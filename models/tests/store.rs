@@ -334,3 +334,49 @@ fn installed_tiny_en_has_every_tensor_with_the_documented_dtype() {
         assert_eq!(format!("{dtype:?}"), want, "{name}");
     }
 }
+
+/// Records progress calls.
+#[derive(Default)]
+struct Recorder(std::cell::RefCell<Vec<String>>);
+
+impl hark_models::store::Progress for Recorder {
+    fn begin(&self, step: &str, total: Option<u64>, _unit: hark_models::store::Unit) {
+        self.0.borrow_mut().push(format!("begin {step} {total:?}"));
+    }
+    fn update(&self, done: u64) {
+        self.0.borrow_mut().push(format!("update {done}"));
+    }
+    fn end(&self) {
+        self.0.borrow_mut().push("end".into());
+    }
+}
+
+#[test]
+fn import_reports_each_long_step_with_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::at(tmp.path().join("models"));
+    let src = ct2_dir(tmp.path(), "src");
+    let rec = Recorder::default();
+    store.import(&src, Some("m"), None, &rec).unwrap();
+    let log = rec.0.into_inner();
+    let begins: Vec<&String> = log.iter().filter(|l| l.starts_with("begin")).collect();
+    assert_eq!(
+        begins.len(),
+        log.iter().filter(|l| *l == "end").count(),
+        "balanced: {log:?}"
+    );
+    let n_tensors = Ct2::tiny().values.len();
+    let bin_len = std::fs::metadata(src.join("model.bin")).unwrap().len();
+    for want in [
+        format!("begin sha256 model.bin Some({bin_len})"),
+        format!("begin reading CTranslate2 weights Some({n_tensors})"),
+        format!("begin converting to f16 Some({n_tensors})"),
+        "begin writing model.safetensors None".to_string(),
+    ] {
+        assert!(log.contains(&want), "missing {want:?} in {log:?}");
+    }
+    assert!(
+        log.contains(&format!("update {n_tensors}")),
+        "conversion reaches its total"
+    );
+}
