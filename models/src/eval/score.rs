@@ -13,8 +13,10 @@
 //! 3. leftover reference items are deletions, leftover hypothesis items insertions.
 //!
 //! rapidfuzz switches to Hirschberg's divide and conquer when the matrix of one
-//! pair exceeds ~4M cells (e.g. two 2000-word sentences); there the S/D/I split of
-//! a tie may differ from jiwer's (the distance never does).
+//! pair exceeds ~4M cells (e.g. two 2000-word sentences); hark keeps the full matrix
+//! up to 64M cells and splits (its own Hirschberg split points) beyond. For pairs
+//! between 4M and 64M cells, and beyond, the S/D/I split of a tie may differ from
+//! jiwer's; the distance never does.
 //!
 //! Tokenisation follows jiwer's defaults: words = `wer_default` (runs of two or more
 //! whitespace characters become one space, the text is stripped and split on single
@@ -175,6 +177,37 @@ pub fn chars(text: &str) -> Vec<char> {
 
 /// Edit operations (rapidfuzz `editops`) between `reference` and `hypothesis`.
 fn editops<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<(EditOp, usize, usize)> {
+    editops_bounded(reference, hypothesis, MAX_MATRIX_CELLS)
+}
+
+/// Above this many matrix cells (256 MiB of `u32`), the alignment is split with
+/// Hirschberg's method so memory stays linear; the distance is still exact, but the
+/// S/D/I split of ties may then differ from jiwer's.
+const MAX_MATRIX_CELLS: usize = 64 << 20;
+
+/// Last row of the Levenshtein matrix of `a` against `b`: distances of all of `a`
+/// against every prefix of `b`.
+fn last_row<T: PartialEq>(a: &[T], b: &[T]) -> Vec<u32> {
+    let mut row: Vec<u32> = (0..=b.len() as u32).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i as u32 + 1;
+        for j in 1..=b.len() {
+            let up = row[j];
+            row[j] = (diag + u32::from(*x != b[j - 1]))
+                .min(up + 1)
+                .min(row[j - 1] + 1);
+            diag = up;
+        }
+    }
+    row
+}
+
+fn editops_bounded<T: PartialEq>(
+    reference: &[T],
+    hypothesis: &[T],
+    max_cells: usize,
+) -> Vec<(EditOp, usize, usize)> {
     let prefix = reference
         .iter()
         .zip(hypothesis)
@@ -198,6 +231,23 @@ fn editops<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<(EditOp, usiz
         }
         for j in 0..m {
             ops.push((EditOp::Insert, prefix, prefix + j));
+        }
+        return ops;
+    }
+    if (n + 1).saturating_mul(m + 1) > max_cells && n >= 2 {
+        // Hirschberg: split s1 in the middle, find where s2 splits on an optimal path.
+        let mid = n / 2;
+        let fwd = last_row(&s1[..mid], s2);
+        let r1: Vec<&T> = s1[mid..].iter().rev().collect();
+        let r2: Vec<&T> = s2.iter().rev().collect();
+        let bwd = last_row(&r1, &r2);
+        let split = (0..=m).min_by_key(|&j| fwd[j] + bwd[m - j]).unwrap_or(0);
+        let mut ops = Vec::new();
+        for (op, i, j) in editops_bounded(&s1[..mid], &s2[..split], max_cells) {
+            ops.push((op, prefix + i, prefix + j));
+        }
+        for (op, i, j) in editops_bounded(&s1[mid..], &s2[split..], max_cells) {
+            ops.push((op, prefix + mid + i, prefix + split + j));
         }
         return ops;
     }
@@ -396,6 +446,47 @@ mod tests {
         assert_eq!(words("  a  b c\td \n"), vec!["a", "b", "c\td"]);
         assert_eq!(words(""), Vec::<&str>::new());
         assert_eq!(words("\ta"), vec!["a"]);
+    }
+
+    #[test]
+    fn linear_memory_split_keeps_the_exact_distance() {
+        // Deterministic pseudo-random sequences over a small alphabet.
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 60) as u8 % 4
+        };
+        for len in [3usize, 10, 57, 200] {
+            let a: Vec<u8> = (0..len).map(|_| next()).collect();
+            let b: Vec<u8> = (0..len * 3 / 4 + 1).map(|_| next()).collect();
+            let full = editops_bounded(&a, &b, usize::MAX);
+            let split = editops_bounded(&a, &b, 16);
+            let dist = *last_row(&a, &b).last().expect("row");
+            assert_eq!(full.len() as u32, dist);
+            assert_eq!(split.len() as u32, dist);
+            // The split ops form a valid alignment: replaying them turns a into b.
+            let mut out = Vec::new();
+            let mut i = 0;
+            for &(op, s, d) in &split {
+                while i < s {
+                    out.push(a[i]);
+                    i += 1;
+                }
+                match op {
+                    EditOp::Delete => i += 1,
+                    EditOp::Insert => out.push(b[d]),
+                    EditOp::Substitute => {
+                        out.push(b[d]);
+                        i += 1;
+                    }
+                    EditOp::Equal => {}
+                }
+            }
+            out.extend_from_slice(&a[i..]);
+            assert_eq!(out, b);
+        }
     }
 
     #[test]
