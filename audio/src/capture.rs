@@ -284,6 +284,11 @@ impl Microphone {
         })
     }
 
+    /// Samples dropped so far because the consumer was too slow.
+    pub fn overruns(&self) -> u64 {
+        self.reader.overruns()
+    }
+
     /// The consumer side (mono 16 kHz).
     pub fn reader(&mut self) -> &mut RingReader {
         &mut self.reader

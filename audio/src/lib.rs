@@ -26,4 +26,4 @@ pub use decode::{
 };
 pub use error::AudioError;
 pub use resample::{resample, StreamResampler};
-pub use source::{AudioSource, FileSource};
+pub use source::{AudioSource, FileSource, MicSource};

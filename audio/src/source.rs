@@ -17,7 +17,10 @@ use crate::error::AudioError;
 use crate::resample::StreamResampler;
 
 /// A source of mono 16 kHz audio.
-pub trait AudioSource: Send {
+///
+/// Not `Send`: cpal streams must stay on the thread that opened them, so a
+/// consumer thread opens its own source (a [`FileSource`] is `Send` anyway).
+pub trait AudioSource {
     /// Appends the next samples to `out` (possibly none if nothing arrived within
     /// `timeout`). Returns `false` at the end of the stream.
     fn read(&mut self, out: &mut Vec<f32>, timeout: Duration) -> Result<bool, AudioError>;
@@ -163,14 +166,14 @@ impl MicSource {
     pub fn info(&self) -> &crate::capture::DeviceInfo {
         &self.mic.info
     }
+}
 
-    /// Reads the next samples (see [`AudioSource::read`]).
-    pub fn read(&mut self, out: &mut Vec<f32>, timeout: Duration) -> Result<bool, AudioError> {
+impl AudioSource for MicSource {
+    fn read(&mut self, out: &mut Vec<f32>, timeout: Duration) -> Result<bool, AudioError> {
         self.mic.reader().read(out, timeout)
     }
 
-    /// Samples dropped so far.
-    pub fn overruns(&mut self) -> u64 {
-        self.mic.reader().overruns()
+    fn overruns(&self) -> u64 {
+        self.mic.overruns()
     }
 }
