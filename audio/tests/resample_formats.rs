@@ -241,3 +241,34 @@ fn resampler_has_zero_delay_at_common_rates() {
         );
     }
 }
+
+#[test]
+fn mu_law_wav_and_aac_mp4_decode_through_symphonia() {
+    let dir = common::fixtures().join("resample");
+    // G.711 decoding is exact: only the 16-bit reference quantisation remains.
+    let got = hark_audio::load_audio(&dir.join("ulaw.wav")).expect("mu-law wav");
+    let want = hark_audio::decode_file(&dir.join("ref/ulaw.flac"))
+        .expect("ref")
+        .samples;
+    assert_eq!(got.len(), want.len());
+    let max = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max <= 1.0 / 32768.0 + 1e-6,
+        "mu-law differs from ffmpeg by {max}"
+    );
+    // AAC in MP4: symphonia 0.5 does not apply the MP4 edit list, so the 1024
+    // encoder-priming samples ffmpeg trims are still at the start (known limitation,
+    // 64 ms of leading near-silence). After them the waveform must match ffmpeg's.
+    let got = hark_audio::load_audio(&dir.join("aac.m4a")).expect("aac");
+    let want = hark_audio::decode_file(&dir.join("ref/aac.flac"))
+        .expect("ref")
+        .samples;
+    assert_eq!(got.len(), want.len() + 1024, "aac: priming samples");
+    let snr = passband_snr(&got[1024..], &want, 16000);
+    eprintln!("aac.m4a: SNR {snr:.1} dB after the 1024 priming samples");
+    assert!(snr >= 40.0, "aac: SNR {snr:.1} dB against ffmpeg's decode");
+}

@@ -14,10 +14,14 @@
 
 The Rust test decodes each file with hark, resamples with rubato, and checks the SNR
 against the reference in the passband (below 0.9 x the lower Nyquist) >= 60 dB.
-Usage: python3 scripts/audio/gen_resample_fixtures.py (from the repo root; needs ../shared, sox, ffmpeg)
+Also ulaw.wav (G.711 mu-law, read through symphonia) and aac.m4a (AAC-LC in MP4) at 16 kHz.
+
+Usage: python3 scripts/audio/gen_resample_fixtures.py [--other-only] (from the repo root;
+needs ../shared, sox, ffmpeg)
 """
 import os
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -75,5 +79,24 @@ def main():
     print("wrote", OUT, total, "bytes")
 
 
+
+
+def other_codecs():
+    """Codecs hound does not read (G.711 mu-law WAV -> symphonia fallback) and AAC in
+    MP4, each at 16 kHz mono, with their ffmpeg decodes as 16-bit FLAC references."""
+    src = os.path.join(OUT, "src.flac")
+    ulaw = os.path.join(OUT, "ulaw.wav")
+    m4a = os.path.join(OUT, "aac.m4a")
+    run("sox", src, "-e", "u-law", ulaw)
+    run("ffmpeg", "-y", "-v", "error", "-i", src, "-c:a", "aac", "-b:a", "64k", m4a)
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, name in [(ulaw, "ulaw"), (m4a, "aac")]:
+            dec, r = ffmpeg_decode(path, tmp)
+            assert r == 16000
+            sf.write(os.path.join(OUT, "ref", f"{name}.flac"), dec.mean(axis=1), 16000, subtype="PCM_16")
+
+
 if __name__ == "__main__":
-    main()
+    if "--other-only" not in sys.argv:
+        main()
+    other_codecs()
