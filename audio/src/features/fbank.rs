@@ -240,8 +240,8 @@ impl Default for MelBanksOptions {
     }
 }
 
-/// Kaldi's `FbankOptions`.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Kaldi's `FbankOptions`; `Default` gives Kaldi's defaults (with `dither = 0`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FbankOptions {
     /// Framing options.
     pub frame_opts: FrameExtractionOptions,
@@ -261,15 +261,25 @@ pub struct FbankOptions {
     pub use_power: bool,
 }
 
-impl FbankOptions {
-    /// Kaldi's defaults (with `dither = 0`).
-    pub fn kaldi() -> Self {
+impl Default for FbankOptions {
+    fn default() -> Self {
         Self {
+            frame_opts: FrameExtractionOptions::default(),
+            mel_opts: MelBanksOptions::default(),
+            use_energy: false,
+            energy_floor: 0.0,
             raw_energy: true,
+            htk_compat: false,
             use_log_fbank: true,
             use_power: true,
-            ..Default::default()
         }
+    }
+}
+
+impl FbankOptions {
+    /// Kaldi's defaults (with `dither = 0`); same as `Default`.
+    pub fn kaldi() -> Self {
+        Self::default()
     }
 
     /// Kaldi defaults with `num_bins` mel bins.
