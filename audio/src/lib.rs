@@ -3,7 +3,7 @@
 //! Map:
 //! - [`decode`]: files -> samples (hound for WAV, symphonia for the rest);
 //!   [`load_audio`] gives mono f32 at 16 kHz, what every model consumes.
-//! - [`resample`]: rubato sinc resampler usable chunk by chunk (live input) or on
+//! - [`mod@resample`]: rubato sinc resampler usable chunk by chunk (live input) or on
 //!   whole signals; both paths give identical output.
 //! - [`capture`]: cpal microphone capture; the callback only pushes into a
 //!   lock-free SPSC ring buffer, a consumer thread downmixes and resamples.

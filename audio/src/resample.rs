@@ -13,7 +13,7 @@
 //! process_into_buffer). Filter: 256-tap sinc, Blackman-Harris² window, cutoff from
 //! `calculate_cutoff`, 256x oversampling with cubic interpolation: passband flat to
 //! ~0.9 of the lower Nyquist, stopband well below -100 dB. Two corrections make the
-//! output exactly time-aligned (see [`AlignedInterpolator`] and `alignment`).
+//! output exactly time-aligned (see `AlignedInterpolator` and `alignment`).
 
 use rubato::sinc_interpolator::{
     sinc_interpolator_avx::AvxInterpolator, sinc_interpolator_sse::SseInterpolator,
