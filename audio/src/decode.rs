@@ -87,14 +87,14 @@ pub fn load_audio_at(path: &Path, sample_rate: u32) -> Result<Vec<f32>, AudioErr
 
 /// Decodes a file to interleaved f32 at its native rate.
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
-    let mut file = File::open(path).map_err(|source| AudioError::Open {
+    let mut file = File::open(path).map_err(|io| AudioError::Open {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     let mut head = [0u8; 12];
-    let n = read_up_to(&mut file, &mut head).map_err(|source| AudioError::Open {
+    let n = read_up_to(&mut file, &mut head).map_err(|io| AudioError::Open {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     if n == 0 {
         return Err(AudioError::EmptyFile {
@@ -239,7 +239,7 @@ fn wav_header_channels(path: &Path) -> Option<u16> {
 
 fn decode_symphonia(path: &Path) -> Result<DecodedAudio, AudioError> {
     let p = || path.to_path_buf();
-    let file = File::open(path).map_err(|source| AudioError::Open { path: p(), source })?;
+    let file = File::open(path).map_err(|io| AudioError::Open { path: p(), io })?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {

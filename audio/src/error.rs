@@ -9,12 +9,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// The path does not exist or cannot be opened.
-    #[error("cannot open audio file {path}: {source}")]
+    #[error("cannot open audio file {path}: {io}")]
     Open {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        io: std::io::Error,
     },
     /// The file exists but holds zero bytes.
     #[error("audio file {path} is empty (0 bytes)")]
@@ -147,12 +147,12 @@ pub enum AudioError {
         reason: String,
     },
     /// Writing an output file failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {io}")]
     Write {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        io: std::io::Error,
     },
 }
 

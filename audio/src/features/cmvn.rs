@@ -63,9 +63,9 @@ impl GlobalCmvn {
     /// Loads a Kaldi `cmvn.ark` (binary or text) or a WeNet JSON `global_cmvn`,
     /// recognised by content.
     pub fn load(path: &Path) -> Result<Self, AudioError> {
-        let bytes = std::fs::read(path).map_err(|source| AudioError::Open {
+        let bytes = std::fs::read(path).map_err(|io| AudioError::Open {
             path: path.to_path_buf(),
-            source,
+            io,
         })?;
         let err = |reason: String| AudioError::Cmvn {
             path: path.to_path_buf(),
