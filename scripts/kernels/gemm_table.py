@@ -58,7 +58,8 @@ def main():
             continue
         model, layer, n, k, mm = m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), int(m.group(5))
         rows[(model, layer, n, k, mm)][func] = r
-    print("GFLOP/s, 1 thread / 2 threads; M=1 adds weight GB/s (1 thread); % = 1-thread share of the theoretical f32 peak.\n")
+    print("GFLOP/s, 1 thread / 2 threads. M=1: (weight GB/s, 1 thread). M>1: (1-thread share of the theoretical "
+          "f32 peak | of the measured FMA-loop rate, which absorbs CPU contention).\n")
     print("| model | layer (n×k) | M | f32 | f16 | bf16 | int8 |")
     print("|---|---|---|---|---|---|---|")
     order = {"whisper-tiny": 0, "whisper-base": 1, "fireredasr-aed-l": 2}
@@ -75,9 +76,25 @@ def main():
             if mm == 1:
                 c += f" ({one / 2 * DTYPE_BYTES[d]:.1f} GB/s)"
             else:
-                c += f" ({100 * one / peak_core:.0f}%)"
+                c += f" ({100 * one / peak_core:.0f}% | {100 * one / meas_peak:.0f}%)" if meas_peak else f" ({100 * one / peak_core:.0f}%)"
             cells.append(c)
         print(f"| {model} | {layer} {n}×{k} | {mm} | " + " | ".join(cells) + " |")
+
+
+    cross = defaultdict(dict)
+    for (group, func), r in rate.items():
+        m = re.match(r"crossover/(\d+x\d+)/m(\d+)", group)
+        if m:
+            cross[(m.group(1), int(m.group(2)))][func] = r
+    if cross:
+        print("\nCrossover (GFLOP/s, 1 thread): linear kernels (dot-form tiles up to m = 256, gemm crate above) "
+              "vs the gemm crate directly.\n")
+        print("| weights | m | f32 | f16 | f32 via gemm crate |")
+        print("|---|---|---|---|---|")
+        for key in sorted(cross):
+            d = cross[key]
+            cells = [f"{d[f]:.1f}" if f in d else "–" for f in ["f32", "f16", "f32_gemm_crate"]]
+            print(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
