@@ -80,32 +80,35 @@ fn warmed_up_linear_kernels_do_not_allocate() {
 }
 
 #[test]
-fn warmed_up_attention_tile_matmuls_do_not_allocate_on_avx512() {
-    if !Isa::to_test().contains(&Isa::Avx512) {
-        eprintln!("skipping: AVX-512 level not tested on this machine/HARK_ISA");
-        return;
-    }
-    let kern = Kernels::for_isa(Isa::Avx512).expect("available");
+fn warmed_up_attention_tile_matmuls_do_not_allocate() {
     let (tq, tk, d) = (16usize, 64usize, 64usize);
     let q: Vec<f32> = (0..tq * d).map(|i| (i % 7) as f32 * 0.1).collect();
     let kmat: Vec<f32> = (0..tk * d).map(|i| (i % 5) as f32 * 0.1).collect();
     let mut s = vec![0f32; tq * tk];
     let mut o = vec![0f32; tq * d];
-    for _ in 0..2 {
-        let before = allocs();
-        // Q·Kᵀ, then P·V.
-        (kern.matmul_f32)(
-            MatRef::from_slice(&q, tq, d),
-            MatRef::from_slice(&kmat, tk, d).t(),
-            false,
-            MatMut::from_slice(&mut s, tq, tk),
-        );
-        (kern.matmul_f32)(
-            MatRef::from_slice(&s, tq, tk),
-            MatRef::from_slice(&kmat, tk, d),
-            true,
-            MatMut::from_slice(&mut o, tq, d),
-        );
-        assert_eq!(allocs() - before, 0, "attention-tile matmuls allocated");
+    for isa in Isa::to_test() {
+        let kern = Kernels::for_isa(isa).expect("available");
+        for _ in 0..2 {
+            let before = allocs();
+            // Q·Kᵀ, then P·V.
+            (kern.matmul_f32)(
+                MatRef::from_slice(&q, tq, d),
+                MatRef::from_slice(&kmat, tk, d).t(),
+                false,
+                MatMut::from_slice(&mut s, tq, tk),
+            );
+            (kern.matmul_f32)(
+                MatRef::from_slice(&s, tq, tk),
+                MatRef::from_slice(&kmat, tk, d),
+                true,
+                MatMut::from_slice(&mut o, tq, d),
+            );
+            assert_eq!(
+                allocs() - before,
+                0,
+                "{}: attention-tile matmuls allocated",
+                isa.name()
+            );
+        }
     }
 }

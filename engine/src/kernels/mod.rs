@@ -42,7 +42,7 @@
 //! Temporary buffers (quantised activations, packed int8 weights, widened weight blocks)
 //! live in per-thread grow-only scratch, so a warmed-up decoder step does not allocate
 //! (`tests/kernels_alloc.rs`). Linear layers with `m > 256` and `matmul_f32` with `m > 256`
-//! (or on the AVX2 level) call the `gemm` crate, which allocates its packing buffers.
+//! call the `gemm` crate, which allocates its packing buffers.
 
 use std::sync::OnceLock;
 

@@ -10,7 +10,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::{generic, linear_dims, MatMut};
+use super::super::generic::matmul_dims;
+use super::super::{generic, linear_dims, MatMut, MatRef};
 
 /// Maximum activation rows handled in one pass over the weights.
 pub(super) const MR: usize = 6;
@@ -82,11 +83,14 @@ fn hsum_i32(v: __m256i) -> i32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile<W: Load8, const R: usize, const C: usize>(
     x: *const f32,
+    xs: usize,
     k: usize,
     w: *const W,
+    ws: usize,
     bias: *const f32,
     out: *mut f32,
     ors: usize,
+    accumulate: bool,
 ) {
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); C]; R];
@@ -94,10 +98,10 @@ unsafe fn tile<W: Load8, const R: usize, const C: usize>(
         let mut l = 0;
         while l + 8 <= k {
             for c in 0..C {
-                wv[c] = W::load(w.add(c * k + l));
+                wv[c] = W::load(w.add(c * ws + l));
             }
             for r in 0..R {
-                let xv = _mm256_loadu_ps(x.add(r * k + l));
+                let xv = _mm256_loadu_ps(x.add(r * xs + l));
                 for c in 0..C {
                     acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
                 }
@@ -107,10 +111,10 @@ unsafe fn tile<W: Load8, const R: usize, const C: usize>(
         if l < k {
             let t = k - l;
             for c in 0..C {
-                wv[c] = load_tail(w.add(c * k + l), t);
+                wv[c] = load_tail(w.add(c * ws + l), t);
             }
             for r in 0..R {
-                let xv = load_tail(x.add(r * k + l), t);
+                let xv = load_tail(x.add(r * xs + l), t);
                 for c in 0..C {
                     acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
                 }
@@ -119,13 +123,16 @@ unsafe fn tile<W: Load8, const R: usize, const C: usize>(
         for r in 0..R {
             for c in 0..C {
                 let b = if bias.is_null() { 0.0 } else { *bias.add(c) };
-                *out.add(r * ors + c) = hsum(acc[r][c]) + b;
+                let o = out.add(r * ors + c);
+                let v = hsum(acc[r][c]) + b;
+                *o = if accumulate { *o + v } else { v };
             }
         }
     }
 }
 
-type TileFn<W> = unsafe fn(*const f32, usize, *const W, *const f32, *mut f32, usize);
+type TileFn<W> =
+    unsafe fn(*const f32, usize, usize, *const W, usize, *const f32, *mut f32, usize, bool);
 
 /// Tile for `r` rows: the wide one (`C` = 4 for r ≤ 2, else 2) and the 1-column tail.
 fn tiles_for<W: Load8>(r: usize) -> (usize, TileFn<W>, TileFn<W>) {
@@ -175,10 +182,13 @@ fn linear_small<W: Load8>(
                     t(
                         x.as_ptr().add(i * k),
                         k,
+                        k,
                         w.as_ptr().add(j * k),
+                        k,
                         b,
                         op.add(i * ors + j),
                         ors,
+                        false,
                     );
                 }
                 j += if wide { cw } else { 1 };
@@ -213,6 +223,141 @@ pub(super) fn linear_bf16(x: &[f32], w: &[bf16], bias: Option<&[f32]>, out: MatM
         super::large::linear_bf16(x, w, bias, out, generic::bf16_to_f32)
     } else {
         linear_small("linear_bf16", x, w, bias, out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Small strided matmul (attention tiles)
+
+/// Strided `out (+)= a·b` without the `gemm` crate's per-call packing and allocation, for
+/// `m <= 256`: `Q·Kᵀ` (columns of `b` and rows of `a` contiguous) on the dot-form tiles,
+/// `P·V` (rows of `b` contiguous, any `a`) on [`mm_rows`]; anything else on the crate.
+pub(super) fn matmul_f32(a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, mut out: MatMut<'_>) {
+    let (m, k, n) = matmul_dims(&a, &b, &out);
+    if m == 0 || n == 0 || k == 0 || m > 256 {
+        return super::large::matmul_f32(a, b, accumulate, out);
+    }
+    let ors = out.row_stride();
+    let op = out.as_mut_ptr();
+    let (ap, bp) = (a.data().as_ptr(), b.data().as_ptr());
+    if b.col_stride() == 1 {
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(4);
+            let f: MmRowsFn = match r {
+                1 => mm_rows::<1>,
+                2 => mm_rows::<2>,
+                3 => mm_rows::<3>,
+                _ => mm_rows::<4>,
+            };
+            let mut j = 0;
+            while j < n {
+                let nc = (n - j).min(16);
+                // SAFETY: MatRef::new bounds-checked a and b; out is m×n; AVX2 detected.
+                unsafe {
+                    f(
+                        ap.add(i * a.row_stride()),
+                        a.row_stride(),
+                        a.col_stride(),
+                        bp.add(j),
+                        b.row_stride(),
+                        k,
+                        nc,
+                        op.add(i * ors + j),
+                        ors,
+                        accumulate,
+                    )
+                };
+                j += 16;
+            }
+            i += r;
+        }
+    } else if b.row_stride() == 1 && a.col_stride() == 1 {
+        let (xs, ws) = (a.row_stride(), b.col_stride());
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(MR);
+            let (cw, tw, t1) = tiles_for::<f32>(r);
+            let mut j = 0;
+            while j < n {
+                let wide = j + cw <= n;
+                let t = if wide { tw } else { t1 };
+                // SAFETY: as above; rows of a and columns of b are contiguous runs of k.
+                unsafe {
+                    t(
+                        ap.add(i * xs),
+                        xs,
+                        k,
+                        bp.add(j * ws),
+                        ws,
+                        std::ptr::null(),
+                        op.add(i * ors + j),
+                        ors,
+                        accumulate,
+                    )
+                };
+                j += if wide { cw } else { 1 };
+            }
+            i += r;
+        }
+    } else {
+        super::large::matmul_f32(a, b, accumulate, out)
+    }
+}
+
+type MmRowsFn =
+    unsafe fn(*const f32, usize, usize, *const f32, usize, usize, usize, *mut f32, usize, bool);
+
+/// Lane mask for the first `n` (0..=8) of 8 lanes, for `vmaskmovps` (which never touches
+/// masked-off elements, so pointers past a short tail are not dereferenced).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lane_mask(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// Outer-product tile: `R` rows × 16 columns (`ncols` valid) of `out (+)= a·b`, `a` elements
+/// broadcast (any strides), `b` rows contiguous.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mm_rows<const R: usize>(
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    k: usize,
+    ncols: usize,
+    out: *mut f32,
+    ors: usize,
+    accumulate: bool,
+) {
+    unsafe {
+        let m0 = lane_mask(ncols.min(8));
+        let m1 = lane_mask(ncols.saturating_sub(8));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if accumulate {
+            for r in 0..R {
+                acc[r][0] = _mm256_maskload_ps(out.add(r * ors), m0);
+                acc[r][1] = _mm256_maskload_ps(out.wrapping_add(r * ors + 8), m1);
+            }
+        }
+        for l in 0..k {
+            let b0 = _mm256_maskload_ps(b.add(l * b_rs), m0);
+            let b1 = _mm256_maskload_ps(b.wrapping_add(l * b_rs + 8), m1);
+            for r in 0..R {
+                let av = _mm256_set1_ps(*a.add(r * a_rs + l * a_cs));
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+        for r in 0..R {
+            _mm256_maskstore_ps(out.add(r * ors), m0, acc[r][0]);
+            _mm256_maskstore_ps(out.wrapping_add(r * ors + 8), m1, acc[r][1]);
+        }
     }
 }
 

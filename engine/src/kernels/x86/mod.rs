@@ -40,7 +40,7 @@ pub(crate) fn install_avx2(k: &mut Kernels) {
     k.linear_f16 = avx2::linear_f16;
     k.linear_bf16 = avx2::linear_bf16;
     k.linear_i8 = avx2::linear_i8;
-    k.matmul_f32 = large::matmul_f32;
+    k.matmul_f32 = avx2::matmul_f32;
     k.dot = avx2::dot;
     k.axpy = avx2::axpy;
     k.scale = avx2::scale;
