@@ -91,6 +91,44 @@ def random_number_phrases(n, seed=11):
     return [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 9))) for _ in range(n)]
 
 
+def random_mixed_strings(n, seed=5):
+    """Random strings mixing scripts, marks, joiners, symbols, numbers and the words
+    the normaliser's patterns look for, to pin word-boundary and NFKD behaviour."""
+    rng = random.Random(seed)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "0123456789",
+        " " * 8 + "\t\n\u00a0\u2003\u3000\u2028\u0085\u001c",
+        "'" * 6 + "sStTrReEvVmMlLdD",
+        ".,;:!?-_()[]{}<>\"#$%&*+/=@\\^`|~",
+        "éèêëàâäôöûüçñßøåæœÉÀÇ",
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГД",
+        "日本語中文字漢字ひらがなカタカナ한국어",
+        "\u0301\u0308\u0327\u093e\u094d\u0e31\u05b7",
+        "٠١٢٣٤٥٦٧٨٩०१२३४५६७८९²³½¼Ⅻ①",
+        "😀👍🏽🇫🇷♪♫€£¥©®™°±×÷¢",
+        "\u200b\u200c\u200d\ufeff\u00ad",
+    ]
+    words = (
+        "won't can't mr mrs dr st the cat um uh hmm it's he's we'd been gonna colour "
+        "centre $ £ € ¢ % . , ' ( ) [ ] < > - twenty one hundred and a half point five "
+        "3 1.5 $5 10% ½ ² é ß œ 1 1s"
+    ).split()
+    out = []
+    for k in range(n):
+        if k % 2 == 0:
+            m = rng.randint(1, 40)
+            out.append("".join(rng.choice(rng.choice(pools)) for _ in range(m)))
+        else:
+            out.append(
+                "".join(
+                    rng.choice(words) + rng.choice([" ", " ", "", "  ", "\t", "'", ".", ","])
+                    for _ in range(rng.randint(1, 10))
+                )
+            )
+    return out
+
+
 PAIRS = [
     ("the cat sat on the mat", "the cat sat on the mat"),
     ("the cat sat on the mat", "the cat sat on mat"),
@@ -171,7 +209,7 @@ def main():
 
     norm_cases = [
         {"input": s, "output": english(s)}
-        for s in NORMALIZER_STRINGS + random_number_phrases(300)
+        for s in NORMALIZER_STRINGS + random_number_phrases(300) + random_mixed_strings(300)
     ]
     with open(f"{outdir}/whisper_normalizer.json", "w", encoding="utf-8") as f:
         json.dump(norm_cases, f, ensure_ascii=False, indent=0)

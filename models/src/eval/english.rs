@@ -12,10 +12,8 @@
 //! percent symbols not attached to a number; collapse whitespace (not stripped, as in
 //! the reference).
 //!
-//! Known divergence: Rust's `regex` `\b` treats combining marks as word characters
-//! and Python's `re` treats "other numbers" (², ½) as word characters; this only
-//! matters when such characters touch a contraction or filler word, before NFKD.
-//! Python's `\s` (which includes U+001C..U+001F) is reproduced explicitly.
+//! Python's `\b` (see `pyre.rs`) and `\s` (which includes U+001C..U+001F) are
+//! reproduced explicitly, since Rust's `regex` defines both differently.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -24,6 +22,7 @@ use regex::{NoExpand, Regex};
 use unicode_normalization::UnicodeNormalization;
 
 use super::english_numbers::{normalize_numbers, py_split};
+use super::pyre::PyRegex;
 use super::unicode::{category, is_mark_symbol_punct, Cat};
 
 /// Python's `\s` as a regex class.
@@ -73,9 +72,9 @@ pub(crate) fn remove_symbols_and_diacritics(s: &str, keep: &str) -> String {
 struct English {
     brackets: Regex,
     parens: Regex,
-    ignore: Regex,
+    ignore: PyRegex,
     space_apostrophe: Regex,
-    replacers: Vec<(Regex, &'static str)>,
+    replacers: Vec<(PyRegex, &'static str)>,
     digit_commas: Regex,
     periods: Regex,
     symbols_before: Regex,
@@ -160,9 +159,12 @@ fn english() -> &'static English {
         English {
             brackets: re(r"[<\[][^>\]]*[>\]]"),
             parens: re(r"\(([^)]+?)\)"),
-            ignore: re(r"\b(hmm|mm|mhm|mmm|uh|um)\b"),
+            ignore: PyRegex::new(r"\b(hmm|mm|mhm|mmm|uh|um)\b"),
             space_apostrophe: re(&format!(r"{s}+'")),
-            replacers: REPLACERS.iter().map(|(p, r)| (re(p), *r)).collect(),
+            replacers: REPLACERS
+                .iter()
+                .map(|(p, r)| (PyRegex::new(p), *r))
+                .collect(),
             digit_commas: re(r"(\d),(\d)"),
             periods: re(r"\.([^0-9]|$)"),
             symbols_before: re(r"[.$¢€£]([^0-9])"),
@@ -179,13 +181,13 @@ pub fn whisper_english(text: &str) -> String {
     let s = text.to_lowercase();
     let s = e.brackets.replace_all(&s, NoExpand(""));
     let s = e.parens.replace_all(&s, NoExpand(""));
-    let s = e.ignore.replace_all(&s, NoExpand(""));
+    let s = e.ignore.replace_literal(&s, "");
     let mut s = e
         .space_apostrophe
         .replace_all(&s, NoExpand("'"))
         .into_owned();
     for (pattern, replacement) in &e.replacers {
-        s = pattern.replace_all(&s, NoExpand(replacement)).into_owned();
+        s = pattern.replace_literal(&s, replacement);
     }
     let s = e.digit_commas.replace_all(&s, "$1$2");
     let s = e.periods.replace_all(&s, " $1");

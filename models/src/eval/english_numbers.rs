@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use super::pyre::PyRegex;
 use super::unicode::{digit_value, is_py_space};
 
 /// Non-negative integer as a normalised decimal string (no leading zeros).
@@ -189,13 +190,13 @@ struct Tables {
     prefixes: HashSet<char>,
     specials: HashSet<&'static str>,
     words: HashSet<String>,
-    and_a_half: Regex,
+    and_a_half: PyRegex,
     letter_digit: Regex,
     digit_letter: Regex,
-    digit_suffix: Regex,
-    combine_cents: Regex,
-    extract_cents: Regex,
-    one_word: Regex,
+    digit_suffix: PyRegex,
+    combine_cents: PyRegex,
+    extract_cents: PyRegex,
+    one_word: PyRegex,
 }
 
 const ONES: [&str; 19] = [
@@ -366,13 +367,13 @@ fn tables() -> &'static Tables {
             prefixes,
             specials,
             words,
-            and_a_half: re(&format!(r"\band{s}+a{s}+half\b")),
+            and_a_half: PyRegex::new(&format!(r"\band{s}+a{s}+half\b")),
             letter_digit: re(r"([a-z])([0-9])"),
             digit_letter: re(r"([0-9])([a-z])"),
-            digit_suffix: re(&format!(r"([0-9]){s}+(st|nd|rd|th|s)\b")),
-            combine_cents: re(r"([€£$])([0-9]+) (?:and )?¢([0-9]{1,2})\b"),
-            extract_cents: re(r"[€£$]0.([0-9]{1,2})\b"),
-            one_word: re(r"\b1(s?)\b"),
+            digit_suffix: PyRegex::new(&format!(r"([0-9]){s}+(st|nd|rd|th|s)\b")),
+            combine_cents: PyRegex::new(r"([€£$])([0-9]+) (?:and )?¢([0-9]{1,2})\b"),
+            extract_cents: PyRegex::new(r"[€£$]0.([0-9]{1,2})\b"),
+            one_word: PyRegex::new(r"\b1(s?)\b"),
         }
     })
 }
@@ -392,7 +393,7 @@ pub(crate) fn normalize_numbers(s: &str) -> String {
 }
 
 fn preprocess(t: &Tables, s: &str) -> String {
-    let segments: Vec<&str> = t.and_a_half.split(s).collect();
+    let segments: Vec<&str> = t.and_a_half.split(s);
     let mut results: Vec<&str> = Vec::new();
     for (i, seg) in segments.iter().enumerate() {
         if seg.trim_matches(is_py_space).is_empty() {
@@ -411,19 +412,19 @@ fn preprocess(t: &Tables, s: &str) -> String {
     let s = results.join(" ");
     let s = t.letter_digit.replace_all(&s, "$1 $2");
     let s = t.digit_letter.replace_all(&s, "$1 $2");
-    t.digit_suffix.replace_all(&s, "$1$2").into_owned()
+    t.digit_suffix.replace(&s, |g| format!("{}{}", g(1), g(2)))
 }
 
 fn postprocess(t: &Tables, s: &str) -> String {
-    let s = t.combine_cents.replace_all(s, |c: &regex::Captures| {
-        let cents: u32 = c[3].parse().unwrap_or(0);
-        format!("{}{}.{:02}", &c[1], &c[2], cents)
+    let s = t.combine_cents.replace(s, |g| {
+        let cents: u32 = g(3).parse().unwrap_or(0);
+        format!("{}{}.{:02}", g(1), g(2), cents)
     });
-    let s = t.extract_cents.replace_all(&s, |c: &regex::Captures| {
-        let cents: u32 = c[1].parse().unwrap_or(0);
+    let s = t.extract_cents.replace(&s, |g| {
+        let cents: u32 = g(1).parse().unwrap_or(0);
         format!("¢{cents}")
     });
-    t.one_word.replace_all(&s, "one$1").into_owned()
+    t.one_word.replace(&s, |g| format!("one{}", g(1)))
 }
 
 struct State {

@@ -15,6 +15,7 @@ pub mod dataset;
 mod english;
 mod english_numbers;
 pub mod normalize;
+mod pyre;
 pub mod runner;
 pub mod score;
 mod unicode;
