@@ -99,9 +99,11 @@ unsafe fn tile<W: Load16, const R: usize, const C: usize>(
         while l + 16 <= k {
             for c in 0..C {
                 wv[c] = W::load(w.add(c * ws + l));
-                // The next tile's rows: one tile ahead is enough lead for the hardware
-                // prefetcher to be irrelevant when weights stream from DRAM (decode).
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((C + c) * ws + l) as *const i8);
+                // Rows two tiles ahead: each tile starts new 4 KiB pages, where the hardware
+                // prefetcher stops, so decode (weights streaming from DRAM) would start every
+                // tile with demand misses. The distance is a guess the shared, noisy bench
+                // machine could not resolve (1, 2 and 4 tiles all within noise).
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((2 * C + c) * ws + l) as *const i8);
             }
             for r in 0..R {
                 let xv = _mm512_loadu_ps(x.add(r * xs + l));
@@ -515,7 +517,7 @@ unsafe fn tile_i8<const R: usize, const C: usize>(
             };
             for c in 0..C {
                 wv[c] = _mm512_maskz_loadu_epi8(mask, w.add(c * k + l));
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((C + c) * k + l));
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((2 * C + c) * k + l));
                 comp[c] = _mm512_dpbusd_epi32(comp[c], ones, wv[c]);
             }
             for r in 0..R {
