@@ -112,26 +112,6 @@ pub fn quantize_rows_i8(w: &[f32], cols: usize) -> WeightData {
     WeightData::I8 { q, scale }
 }
 
-/// `c[m, n] = Σ_k a[m, k] · w[n, k] (+ bias[n])` on the calling thread, through
-/// hark-engine's ISA-selected kernel table. `c` has row stride `ldc`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_nt_serial(
-    a: &[f32],
-    m: usize,
-    k: usize,
-    w: WRef<'_>,
-    n: usize,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let out = hark_engine::kernels::MatMut::new(c, m, n, ldc);
-    hark_engine::kernels::kernels().linear(&a[..m * k], w.engine(), bias, out);
-}
-
 /// Multi-threaded `c[m, n] = a[m, k] · w[n, k]ᵀ (+ bias)` over hark-engine's thread
 /// pool (rows split for the encoder, output features split for decoder steps).
 pub fn gemm_nt(
@@ -154,53 +134,6 @@ pub fn gemm_nt(
         &mut c[..m * n],
     ) {
         panic!("whisper: internal shape error in matmul_nt: {e}");
-    }
-}
-
-/// Row-wise LayerNorm over `d` features (eps 1e-5), in place.
-pub fn layer_norm(x: &mut [f32], d: usize, gamma: &[f32], beta: &[f32]) {
-    for row in x.chunks_exact_mut(d) {
-        let mean = row.iter().sum::<f32>() / d as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-        let inv = 1.0 / (var + 1e-5).sqrt();
-        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = (*v - mean) * inv * g + b;
-        }
-    }
-}
-
-/// erf(x), Abramowitz & Stegun 7.1.26 refined (|error| < 1.5e-7).
-fn erf(x: f32) -> f32 {
-    let x64 = x as f64;
-    let s = x64.signum();
-    let a = x64.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
-            * t
-            * (-a * a).exp();
-    (s * y) as f32
-}
-
-/// Exact (erf-based) GELU, in place — as PyTorch `nn.GELU()` used by Whisper.
-pub fn gelu(x: &mut [f32]) {
-    for v in x.iter_mut() {
-        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-    }
-}
-
-/// Numerically stable softmax of one row, in place.
-pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in row.iter_mut() {
-        *v *= inv;
     }
 }
 
@@ -280,13 +213,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gelu_matches_known_values() {
-        let mut x = [-3.0f32, -1.0, 0.0, 0.5, 2.0];
-        gelu(&mut x);
-        let want = [-0.004_049_7, -0.158_655_3, 0.0, 0.345_731_1, 1.954_499_7];
-        for (a, b) in x.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
-    }
 }

@@ -8,9 +8,9 @@
 //! Decoder caches: self-attention K/V are preallocated per beam for the whole text
 //! context (`[layer][beam][n_text_ctx][d]`) and written in place; beams are reordered by
 //! index ([`DecoderState::reorder`]). Cross-attention K/V are computed once per 30 s
-//! window ([`WhisperModel::set_audio`]) and shared by all beams, K stored per head
-//! `[layer][head][1500][hd]` and V transposed `[layer][head][hd][1500]`, so that both
-//! attention products run through the same NT GEMM with M = number of beam rows.
+//! window ([`WhisperModel::set_audio`]) and shared by all beam rows, which go through
+//! the projections as one batch (M = beam rows per GEMM). Attention runs on
+//! hark-engine's fused online-softmax op (no T×T score matrix).
 
 use std::path::Path;
 
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::config::WhisperConfig;
 use super::error::{Result, WhisperError};
-use super::kernels::{gelu, gemm_nt, gemm_nt_serial, layer_norm, softmax, WeightData};
+use super::kernels::{gemm_nt, WeightData};
 use super::weights::{Precision, SafeTensors};
 
 pub use super::config::ModelDimensions;
@@ -39,7 +39,15 @@ impl Linear {
 
     /// `out[m, n_out] = x[m, n_in] · Wᵀ + b`
     fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        gemm_nt(x, m, self.n_in, self.w.view(), self.n_out, Some(&self.b), &mut out[..m * self.n_out]);
+        gemm_nt(
+            x,
+            m,
+            self.n_in,
+            self.w.view(),
+            self.n_out,
+            Some(&self.b),
+            &mut out[..m * self.n_out],
+        );
     }
 }
 
@@ -50,10 +58,14 @@ struct Norm {
 
 impl Norm {
     fn load(st: &SafeTensors, name: &str, d: usize) -> Result<Self> {
-        Ok(Norm { g: st.f32(&format!("{name}.weight"), &[d])?, b: st.f32(&format!("{name}.bias"), &[d])? })
+        Ok(Norm {
+            g: st.f32(&format!("{name}.weight"), &[d])?,
+            b: st.f32(&format!("{name}.bias"), &[d])?,
+        })
     }
     fn apply(&self, x: &mut [f32], d: usize) {
-        layer_norm(x, d, &self.g, &self.b);
+        // Widths are fixed by the model (checked at load): cannot fail.
+        let _ = hark_engine::ops::layer_norm_inplace(x, d, &self.g, Some(&self.b), 1e-5);
     }
 }
 
@@ -97,7 +109,10 @@ pub struct WhisperModel {
 
 impl std::fmt::Debug for WhisperModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WhisperModel").field("dims", &self.config.dims).field("precision", &self.precision).finish()
+        f.debug_struct("WhisperModel")
+            .field("dims", &self.config.dims)
+            .field("precision", &self.precision)
+            .finish()
     }
 }
 
@@ -114,8 +129,10 @@ impl WhisperModel {
     /// Loads a hark Whisper directory (`config.json`, `model.safetensors`) with the
     /// weight matrices converted to `precision`.
     pub fn load(dir: &Path, precision: Precision) -> Result<Self> {
-        let config = WhisperConfig::from_dir(dir)
-            .map_err(|e| WhisperError::Config { path: dir.join("config.json"), msg: e.to_string() })?;
+        let config = WhisperConfig::from_dir(dir).map_err(|e| WhisperError::Config {
+            path: dir.join("config.json"),
+            msg: e.to_string(),
+        })?;
         if config.family != "whisper" {
             return Err(WhisperError::Config {
                 path: dir.join("config.json"),
@@ -128,7 +145,8 @@ impl WhisperModel {
         if dm.n_text_state != d || d % dm.n_audio_head != 0 || d % dm.n_text_head != 0 {
             return Err(WhisperError::Config {
                 path: dir.join("config.json"),
-                msg: "unsupported dims: encoder and decoder widths differ or heads do not divide d".into(),
+                msg: "unsupported dims: encoder and decoder widths differ or heads do not divide d"
+                    .into(),
             });
         }
         let p = precision;
@@ -136,11 +154,21 @@ impl WhisperModel {
         // not quantize them either.
         let conv1 = {
             let w = st.matrix("encoder.conv1.weight", &[d, dm.n_mels, 3], Precision::F32)?;
-            Linear { w, b: st.f32("encoder.conv1.bias", &[d])?, n_in: dm.n_mels * 3, n_out: d }
+            Linear {
+                w,
+                b: st.f32("encoder.conv1.bias", &[d])?,
+                n_in: dm.n_mels * 3,
+                n_out: d,
+            }
         };
         let conv2 = {
             let w = st.matrix("encoder.conv2.weight", &[d, d, 3], Precision::F32)?;
-            Linear { w, b: st.f32("encoder.conv2.bias", &[d])?, n_in: d * 3, n_out: d }
+            Linear {
+                w,
+                b: st.f32("encoder.conv2.bias", &[d])?,
+                n_in: d * 3,
+                n_out: d,
+            }
         };
         let enc_pos = st.f32("encoder.embed_positions.weight", &[dm.n_audio_ctx, d])?;
         let mut enc_layers = Vec::new();
@@ -223,7 +251,11 @@ impl WhisperModel {
             for c in 0..nm {
                 for k in 0..3 {
                     let s = t as isize + k as isize - 1;
-                    row[c * 3 + k] = if s >= 0 && (s as usize) < t1 { mel[c * t1 + s as usize] } else { 0.0 };
+                    row[c * 3 + k] = if s >= 0 && (s as usize) < t1 {
+                        mel[c * t1 + s as usize]
+                    } else {
+                        0.0
+                    };
                 }
             }
         });
@@ -261,7 +293,7 @@ impl WhisperModel {
             hbuf.copy_from_slice(&x);
             norm_par(&l.ln1, &mut hbuf, d);
             l.qkv.forward(&hbuf, t2, &mut qkv);
-            self_attention_full(&qkv, t2, d, heads, &mut ctx);
+            attend(&qkv, t2, 3 * d, 0, &qkv, t2, 3 * d, d, 2 * d, heads, d / heads, &mut ctx)?;
             l.out.forward(&ctx, t2, &mut hbuf);
             add(&mut x, &hbuf);
             hbuf.copy_from_slice(&x);
@@ -272,7 +304,10 @@ impl WhisperModel {
             add(&mut x, &hbuf);
         }
         norm_par(&self.enc_ln, &mut x, d);
-        Ok(EncoderOutput { data: x, frames: t2 })
+        Ok(EncoderOutput {
+            data: x,
+            frames: t2,
+        })
     }
 
     /// A decoder state with room for `max_beams` rows.
@@ -289,34 +324,20 @@ impl WhisperModel {
             len: 0,
             self_k: vec![0f32; l * per],
             self_v: vec![0f32; l * per],
-            cross_k: vec![0f32; l * dm.n_audio_ctx * d],
-            cross_vt: vec![0f32; l * dm.n_audio_ctx * d],
+            cross_kv: vec![0f32; l * dm.n_audio_ctx * 2 * d],
             audio_ctx: dm.n_audio_ctx,
             tmp: Vec::new(),
         }
     }
 
     /// Computes the cross-attention K/V of every decoder layer for one window and resets
-    /// the self-attention cache.
+    /// the self-attention cache. Stored as the `kv_proj` output `[n_audio_ctx, 2d]`
+    /// (K columns, then V), which the fused attention op reads in place.
     pub fn set_audio(&self, st: &mut DecoderState, enc: &EncoderOutput) {
         let dm = self.config.dims;
-        let (d, t, h) = (dm.n_text_state, enc.frames, dm.n_text_head);
-        let hd = d / h;
-        let mut kv = vec![0f32; t * 2 * d];
+        let (d, t) = (dm.n_text_state, enc.frames);
         for (li, l) in self.dec_layers.iter().enumerate() {
-            l.xkv.forward(&enc.data, t, &mut kv);
-            let ck = &mut st.cross_k[li * t * d..(li + 1) * t * d];
-            let cv = &mut st.cross_vt[li * t * d..(li + 1) * t * d];
-            for hi in 0..h {
-                for ti in 0..t {
-                    let src = &kv[ti * 2 * d + hi * hd..ti * 2 * d + (hi + 1) * hd];
-                    ck[(hi * t + ti) * hd..(hi * t + ti + 1) * hd].copy_from_slice(src);
-                    let srcv = &kv[ti * 2 * d + d + hi * hd..ti * 2 * d + d + (hi + 1) * hd];
-                    for (e, &v) in srcv.iter().enumerate() {
-                        cv[(hi * hd + e) * t + ti] = v;
-                    }
-                }
-            }
+            l.xkv.forward(&enc.data, t, &mut st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d]);
         }
         st.len = 0;
     }
@@ -347,7 +368,10 @@ impl WhisperModel {
         for r in 0..m {
             let row = &mut x[r * d..(r + 1) * d];
             self.embed.row_to_f32(tokens[r] as usize, d, row);
-            for (v, p) in row.iter_mut().zip(&self.dec_pos[positions[r] * d..(positions[r] + 1) * d]) {
+            for (v, p) in row
+                .iter_mut()
+                .zip(&self.dec_pos[positions[r] * d..(positions[r] + 1) * d])
+            {
                 *v += p;
             }
         }
@@ -355,7 +379,6 @@ impl WhisperModel {
         let mut qkv = vec![0f32; m * 3 * d];
         let mut ctx = vec![0f32; m * d];
         let mut ff = vec![0f32; m * 4 * d];
-        let scale = 1.0 / (hd as f32).sqrt();
         let per_layer = st.max_beams * st.ctx * d;
         for (li, l) in self.dec_layers.iter().enumerate() {
             // self-attention with the in-place KV cache
@@ -370,28 +393,19 @@ impl WhisperModel {
                 vc[off..off + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
             }
             let (kc, vc) = (&*kc, &*vc);
-            let ctxlen = st.ctx;
-            ctx.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-                let base = beams[r] * ctxlen * d;
+            for r in 0..m {
+                let base = beams[r] * st.ctx * d;
                 let n = positions[r] + 1;
-                let mut sc = vec![0f32; n];
-                for hi in 0..h {
-                    let q = &qkv[r * 3 * d + hi * hd..r * 3 * d + (hi + 1) * hd];
-                    for (j, s) in sc.iter_mut().enumerate() {
-                        let k = &kc[base + j * d + hi * hd..base + j * d + (hi + 1) * hd];
-                        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    }
-                    softmax(&mut sc);
-                    let o = &mut out[hi * hd..(hi + 1) * hd];
-                    o.fill(0.0);
-                    for (j, &p) in sc.iter().enumerate() {
-                        let v = &vc[base + j * d + hi * hd..base + j * d + (hi + 1) * hd];
-                        for (a, b) in o.iter_mut().zip(v) {
-                            *a += p * b;
-                        }
-                    }
-                }
-            });
+                use hark_engine::ops::attention::{attention, AttentionOpts, Rows};
+                attention(
+                    Rows::new(&qkv[r * 3 * d..(r + 1) * 3 * d], 1, 3 * d),
+                    Rows::new(&kc[base..base + n * d], n, d),
+                    Rows::new(&vc[base..base + n * d], n, d),
+                    &AttentionOpts::new(h, hd),
+                    &mut ctx[r * d..(r + 1) * d],
+                )
+                .map_err(|e| WhisperError::Invalid(format!("decoder self-attention: {e}")))?;
+            }
             l.out.forward(&ctx, m, &mut hbuf);
             add(&mut x, &hbuf);
             // cross-attention against the window's cached K/V
@@ -399,14 +413,14 @@ impl WhisperModel {
             l.ln_x.apply(&mut hbuf, d);
             let mut q = vec![0f32; m * d];
             l.xq.forward(&hbuf, m, &mut q);
-            self.cross_attention(st, li, &q, m, &mut ctx);
+            self.cross_attention(st, li, &q, m, &mut ctx)?;
             l.xout.forward(&ctx, m, &mut hbuf);
             add(&mut x, &hbuf);
             // MLP
             hbuf.copy_from_slice(&x);
             l.ln2.apply(&mut hbuf, d);
             l.fc1.forward(&hbuf, m, &mut ff);
-            gelu(&mut ff);
+            hark_engine::ops::gelu(&mut ff);
             l.fc2.forward(&ff, m, &mut hbuf);
             add(&mut x, &hbuf);
         }
@@ -414,37 +428,11 @@ impl WhisperModel {
         Ok(x)
     }
 
-    fn cross_attention(&self, st: &DecoderState, li: usize, q: &[f32], m: usize, out: &mut [f32]) {
+    fn cross_attention(&self, st: &DecoderState, li: usize, q: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
         let dm = self.config.dims;
         let (d, h, t) = (dm.n_text_state, dm.n_text_head, st.audio_ctx);
-        let hd = d / h;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let ck = &st.cross_k[li * t * d..(li + 1) * t * d];
-        let cv = &st.cross_vt[li * t * d..(li + 1) * t * d];
-        let heads: Vec<Vec<f32>> = (0..h)
-            .into_par_iter()
-            .map(|hi| {
-                let mut qh = vec![0f32; m * hd];
-                for r in 0..m {
-                    for e in 0..hd {
-                        qh[r * hd + e] = q[r * d + hi * hd + e] * scale;
-                    }
-                }
-                let mut sc = vec![0f32; m * t];
-                gemm_nt_serial(&qh, m, hd, super::kernels::WRef::F32(&ck[hi * t * hd..(hi + 1) * t * hd]), t, None, &mut sc, t);
-                for row in sc.chunks_exact_mut(t) {
-                    softmax(row);
-                }
-                let mut o = vec![0f32; m * hd];
-                gemm_nt_serial(&sc, m, t, super::kernels::WRef::F32(&cv[hi * hd * t..(hi + 1) * hd * t]), hd, None, &mut o, hd);
-                o
-            })
-            .collect();
-        for (hi, o) in heads.iter().enumerate() {
-            for r in 0..m {
-                out[r * d + hi * hd..r * d + (hi + 1) * hd].copy_from_slice(&o[r * hd..(r + 1) * hd]);
-            }
-        }
+        let kv = &st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d];
+        attend(q, m, d, 0, kv, t, 2 * d, 0, d, h, d / h, out)
     }
 
     /// Vocabulary logits `[rows, n_vocab]` of final hidden states `[rows, d]` (the
@@ -452,7 +440,15 @@ impl WhisperModel {
     pub fn logits(&self, hidden: &[f32], rows: usize) -> Vec<f32> {
         let dm = self.config.dims;
         let mut out = vec![0f32; rows * dm.n_vocab];
-        gemm_nt(hidden, rows, dm.n_text_state, self.embed.view(), dm.n_vocab, None, &mut out);
+        gemm_nt(
+            hidden,
+            rows,
+            dm.n_text_state,
+            self.embed.view(),
+            dm.n_vocab,
+            None,
+            &mut out,
+        );
         out
     }
 }
@@ -469,8 +465,7 @@ pub struct DecoderState {
     pub len: usize,
     self_k: Vec<f32>,
     self_v: Vec<f32>,
-    cross_k: Vec<f32>,
-    cross_vt: Vec<f32>,
+    cross_kv: Vec<f32>,
     tmp: Vec<f32>,
 }
 
@@ -496,7 +491,8 @@ impl DecoderState {
                     self.tmp.extend_from_slice(&layer[s * row..s * row + used]);
                 }
                 for i in 0..src.len() {
-                    layer[i * row..i * row + used].copy_from_slice(&self.tmp[i * used..(i + 1) * used]);
+                    layer[i * row..i * row + used]
+                        .copy_from_slice(&self.tmp[i * used..(i + 1) * used]);
                 }
             }
         }
@@ -510,55 +506,39 @@ fn add(x: &mut [f32], y: &[f32]) {
 }
 
 fn gelu_par(x: &mut [f32]) {
-    x.par_chunks_mut(16384).for_each(gelu);
+    hark_engine::ops::gelu(x);
 }
 
 fn norm_par(n: &Norm, x: &mut [f32], d: usize) {
-    x.par_chunks_mut(d * 64).for_each(|c| n.apply(c, d));
+    n.apply(x, d);
 }
 
-/// Full (non-causal) multi-head self-attention of the encoder: `qkv` `[t, 3d]` →
-/// `out` `[t, d]`. Work is split into (head, block of 64 query rows) tasks, each
-/// computing its score block with the NT GEMM, a row softmax and the product with Vᵀ.
-fn self_attention_full(qkv: &[f32], t: usize, d: usize, heads: usize, out: &mut [f32]) {
-    let hd = d / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
-    // per head contiguous Q (scaled), K and Vᵀ
-    let per: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..heads)
-        .into_par_iter()
-        .map(|h| {
-            let mut q = vec![0f32; t * hd];
-            let mut k = vec![0f32; t * hd];
-            let mut vt = vec![0f32; hd * t];
-            for i in 0..t {
-                let row = &qkv[i * 3 * d..(i + 1) * 3 * d];
-                for e in 0..hd {
-                    q[i * hd + e] = row[h * hd + e] * scale;
-                    k[i * hd + e] = row[d + h * hd + e];
-                    vt[e * t + i] = row[2 * d + h * hd + e];
-                }
-            }
-            (q, k, vt)
-        })
-        .collect();
-    const RB: usize = 64;
-    let mut res = vec![0f32; heads * t * hd];
-    res.par_chunks_mut(t * hd).enumerate().for_each(|(h, oh)| {
-      oh.par_chunks_mut(RB * hd).enumerate().for_each(|(bi, o)| {
-        let r0 = bi * RB;
-        let rows = o.len() / hd;
-        let (q, k, vt) = &per[h];
-        let mut sc = vec![0f32; rows * t];
-        gemm_nt_serial(&q[r0 * hd..(r0 + rows) * hd], rows, hd, super::kernels::WRef::F32(k), t, None, &mut sc, t);
-        for row in sc.chunks_exact_mut(t) {
-            softmax(row);
-        }
-        gemm_nt_serial(&sc, rows, t, super::kernels::WRef::F32(vt), hd, None, o, hd);
-      });
-    });
-    out.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
-        for h in 0..heads {
-            row[h * hd..(h + 1) * hd].copy_from_slice(&res[(h * t + i) * hd..(h * t + i + 1) * hd]);
-        }
-    });
+/// Multi-head attention through hark-engine's fused op: queries are `tq` rows of `q`
+/// (stride `qs`, columns from `qc`), keys/values `tk` rows of `kv` (stride `kvs`, K at
+/// column `kc`, V at column `vc`); scale 1/sqrt(head_dim) as in Whisper.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    tq: usize,
+    qs: usize,
+    qc: usize,
+    kv: &[f32],
+    tk: usize,
+    kvs: usize,
+    kc: usize,
+    vc: usize,
+    heads: usize,
+    hd: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    use hark_engine::ops::attention::{attention, AttentionOpts, Rows};
+    let opts = AttentionOpts::new(heads, hd);
+    attention(
+        Rows::new(q, tq, qs).with_col(qc),
+        Rows::new(kv, tk, kvs).with_col(kc),
+        Rows::new(kv, tk, kvs).with_col(vc),
+        &opts,
+        &mut out[..tq * heads * hd],
+    )
+    .map_err(|e| WhisperError::Invalid(format!("attention: {e}")))
 }

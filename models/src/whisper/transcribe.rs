@@ -150,7 +150,9 @@ pub struct Whisper {
 
 impl std::fmt::Debug for Whisper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Whisper").field("model", &self.model).finish()
+        f.debug_struct("Whisper")
+            .field("model", &self.model)
+            .finish()
     }
 }
 
@@ -172,13 +174,21 @@ impl Whisper {
     /// Loads a hark Whisper model directory.
     pub fn load(dir: &Path, precision: Precision) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(WhisperError::Config { path: dir.into(), msg: "model directory not found".into() });
+            return Err(WhisperError::Config {
+                path: dir.into(),
+                msg: "model directory not found".into(),
+            });
         }
         let model = WhisperModel::load(dir, precision)?;
         let tokenizer = WhisperTokenizer::from_file(dir.join(&model.config.tokenizer))
             .map_err(|e| WhisperError::Tokenizer(e.to_string()))?;
-        let mel = WhisperMel::new(model.dims().n_mels).map_err(|e| WhisperError::Audio(e.to_string()))?;
-        Ok(Whisper { model: Arc::new(model), tokenizer: Arc::new(tokenizer), mel })
+        let mel =
+            WhisperMel::new(model.dims().n_mels).map_err(|e| WhisperError::Audio(e.to_string()))?;
+        Ok(Whisper {
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
+            mel,
+        })
     }
 
     /// The special token ids of this model.
@@ -197,11 +207,22 @@ impl Whisper {
     /// faster-whisper's `get_suppressed_tokens`.
     fn suppressed_tokens(&self, list: &[i64]) -> Vec<u32> {
         let t = &self.tokenizer;
-        let mut out: Vec<u32> = list.iter().filter(|&&x| x >= 0).map(|&x| x as u32).collect();
+        let mut out: Vec<u32> = list
+            .iter()
+            .filter(|&&x| x >= 0)
+            .map(|&x| x as u32)
+            .collect();
         if list.contains(&-1) {
             out.extend(t.non_speech_tokens());
         }
-        out.extend([t.transcribe(), t.translate(), t.sot(), t.sot_prev(), t.sot_lm(), t.no_speech()]);
+        out.extend([
+            t.transcribe(),
+            t.translate(),
+            t.sot(),
+            t.sot_prev(),
+            t.sot_lm(),
+            t.no_speech(),
+        ]);
         out.sort_unstable();
         out.dedup();
         out
@@ -209,49 +230,67 @@ impl Whisper {
 
     /// Computes the log-mel features of 16 kHz mono samples (faster-whisper padding).
     pub fn features(&self, samples: &[f32]) -> Result<LogMel> {
-        self.mel.compute(samples, FASTER_WHISPER_PADDING).map_err(|e| WhisperError::Audio(e.to_string()))
+        self.mel
+            .compute(samples, FASTER_WHISPER_PADDING)
+            .map_err(|e| WhisperError::Audio(e.to_string()))
     }
 
     /// Detects the language on the window at `seek` (multilingual models): returns the
     /// code and its probability.
     pub fn detect_language(&self, mel: &LogMel, seek: usize) -> Result<(String, f32)> {
+        self.detect_language_window(&mel.segment(seek))
+    }
+
+    fn detect_language_window(&self, seg: &LogMel) -> Result<(String, f32)> {
         let lang_ids = &self.model.config.lang_ids;
         if lang_ids.is_empty() {
             return Ok(("en".into(), 1.0));
         }
-        let seg = mel.segment(seek);
         let enc = self.model.encode(&seg.data)?;
         let mut st = self.model.new_state(1);
         self.model.set_audio(&mut st, &enc);
-        let h = self.model.decode_rows(&mut st, &[self.tokenizer.sot()], &[0], &[0])?;
+        let h = self
+            .model
+            .decode_rows(&mut st, &[self.tokenizer.sot()], &[0], &[0])?;
         let lg = self.model.logits(&h, 1);
         let vals: Vec<f32> = lang_ids.iter().map(|&i| lg[i as usize]).collect();
         let max = vals.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let sum: f32 = vals.iter().map(|v| (v - max).exp()).sum();
-        let (bi, bv) = vals.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let (bi, bv) =
+            vals.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |a, (i, &v)| if v > a.1 { (i, v) } else { a },
+            );
         let code = self
             .tokenizer
             .language_of_token(lang_ids[bi])
-            .ok_or_else(|| WhisperError::Tokenizer(format!("token {} is not a language", lang_ids[bi])))?;
+            .ok_or_else(|| {
+                WhisperError::Tokenizer(format!("token {} is not a language", lang_ids[bi]))
+            })?;
         Ok((code.to_string(), (bv - max).exp() / sum))
     }
 
     /// Transcribes 16 kHz mono samples; each segment is passed to `sink` as soon as its
-    /// window is decoded.
+    /// window is decoded. Features are computed window by window ([`WindowedMel`]), so
+    /// memory beyond the samples stays bounded whatever the duration.
     pub fn transcribe(
         &self,
         samples: &[f32],
         opts: &TranscribeOptions,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<TranscriptionInfo> {
+        let mut info = TranscriptionInfo { duration: samples.len() as f64 / 16000.0, ..Default::default() };
+        if samples.is_empty() {
+            return Ok(info);
+        }
+        if samples.iter().any(|x| !x.is_finite()) {
+            return Err(WhisperError::Audio("the audio contains NaN or infinite samples".into()));
+        }
         let t0 = std::time::Instant::now();
-        let mel = self.features(samples)?;
-        let mut info = TranscriptionInfo {
-            duration: samples.len() as f64 / 16000.0,
-            features_s: t0.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
-        self.transcribe_mel(&mel, opts, &mut info, sink)?;
+        let mel = WindowedMel::new(&self.mel, samples)?;
+        info.features_s = t0.elapsed().as_secs_f64();
+        self.transcribe_features(&mel, opts, &mut info, sink)?;
+        info.features_s += mel.spent.get();
         Ok(info)
     }
 
@@ -263,8 +302,20 @@ impl Whisper {
         info: &mut TranscriptionInfo,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<()> {
+        self.transcribe_features(mel, opts, info, sink)
+    }
+
+    fn transcribe_features(
+        &self,
+        mel: &dyn Features,
+        opts: &TranscribeOptions,
+        info: &mut TranscriptionInfo,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<()> {
         if opts.beam_size == 0 || opts.best_of == 0 || opts.temperatures.is_empty() {
-            return Err(WhisperError::Invalid("beam size, best-of and the temperature list must be non-empty".into()));
+            return Err(WhisperError::Invalid(
+                "beam size, best-of and the temperature list must be non-empty".into(),
+            ));
         }
         let tok = &self.tokenizer;
         let sp = self.special_tokens();
@@ -280,16 +331,27 @@ impl Whisper {
             }
             (None, true) => {
                 let t = std::time::Instant::now();
-                let (l, p) = self.detect_language(mel, 0)?;
+                let (l, p) = self.detect_language_window(&mel.window(0, N_FRAMES.min(mel.content_frames()))?)?;
                 info.encoder_s += t.elapsed().as_secs_f64();
                 info.language_probability = p;
                 l
             }
         };
         info.language = language.clone();
-        let task = if opts.translate { Task::Translate } else { Task::Transcribe };
+        let task = if opts.translate {
+            Task::Translate
+        } else {
+            Task::Transcribe
+        };
         let sot_sequence = tok
-            .sot_sequence(if multilingual { Some(language.as_str()) } else { None }, task)
+            .sot_sequence(
+                if multilingual {
+                    Some(language.as_str())
+                } else {
+                    None
+                },
+                task,
+            )
             .map_err(|e| WhisperError::Tokenizer(e.to_string()))?;
         let suppress = self.suppressed_tokens(&opts.suppress_tokens);
         let gen_base = GenerateOptions {
@@ -298,8 +360,13 @@ impl Whisper {
             length_penalty: opts.length_penalty,
             max_length: MAX_LENGTH,
             suppress_tokens: suppress,
-            begin_suppress_tokens: if opts.suppress_blank { self.model.config.begin_suppress_tokens.clone() } else { Vec::new() },
-            max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION).round() as u32,
+            begin_suppress_tokens: if opts.suppress_blank {
+                self.model.config.begin_suppress_tokens.clone()
+            } else {
+                Vec::new()
+            },
+            max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION)
+                .round() as u32,
             seed: opts.seed,
             ..Default::default()
         };
@@ -317,7 +384,7 @@ impl Whisper {
             let time_offset = seek as f64 * TIME_PER_FRAME;
             let segment_size = N_FRAMES.min(content_frames - seek);
             let segment_duration = segment_size as f64 * TIME_PER_FRAME;
-            let window = mel.slice_padded(seek, segment_size, N_FRAMES);
+            let window = mel.window(seek, segment_size)?;
             let t = std::time::Instant::now();
             let enc = self.model.encode(&window.data)?;
             self.model.set_audio(&mut st, &enc);
@@ -334,7 +401,8 @@ impl Whisper {
             if opts.without_timestamps {
                 prompt.push(sp.no_timestamps);
             }
-            let (result, avg_logprob, temperature, cr) = self.generate_with_fallback(&mut st, &prompt, &sp, &gen_base, opts)?;
+            let (result, avg_logprob, temperature, cr) =
+                self.generate_with_fallback(&mut st, &prompt, &sp, &gen_base, opts)?;
             info.decoder_s += t.elapsed().as_secs_f64();
             if let Some(nst) = opts.no_speech_threshold {
                 let mut skip = result.no_speech_prob > nst;
@@ -357,7 +425,11 @@ impl Whisper {
             );
             // Guard against a window that does not advance (cannot happen with the
             // timestamp rules, but a stuck loop would never end).
-            seek = if new_seek <= seek { seek + segment_size } else { new_seek };
+            seek = if new_seek <= seek {
+                seek + segment_size
+            } else {
+                new_seek
+            };
             for (start, end, tokens) in pieces {
                 let text = tok.decode(&tokens);
                 if start == end || text.trim().is_empty() {
@@ -435,7 +507,11 @@ impl Whisper {
                 return Ok(all.pop().unwrap_or_else(|| unreachable_result()));
             }
         }
-        let pool: Vec<usize> = if below_cr.is_empty() { (0..all.len()).collect() } else { below_cr };
+        let pool: Vec<usize> = if below_cr.is_empty() {
+            (0..all.len()).collect()
+        } else {
+            below_cr
+        };
         let best = pool.into_iter().fold(None::<usize>, |b, i| match b {
             Some(j) if all[j].1 >= all[i].1 => Some(j),
             _ => Some(i),
@@ -446,8 +522,109 @@ impl Whisper {
     }
 }
 
+/// Source of 30 s feature windows.
+trait Features {
+    /// faster-whisper's `content_frames`.
+    fn content_frames(&self) -> usize;
+    /// Frames `[seek, seek + size)` zero-padded to 3000.
+    fn window(&self, seek: usize, size: usize) -> Result<LogMel>;
+}
+
+impl Features for LogMel {
+    fn content_frames(&self) -> usize {
+        LogMel::content_frames(self)
+    }
+    fn window(&self, seek: usize, size: usize) -> Result<LogMel> {
+        Ok(self.slice_padded(seek, size, N_FRAMES))
+    }
+}
+
+/// Log-mel features computed one window at a time, equal to the whole-file
+/// computation (faster-whisper: STFT of the file + 160 zeros, clamped to the global
+/// max − 8): each window's STFT runs on its samples plus two hops of context on each
+/// side (the context frames are dropped, so every kept frame sees exactly the samples
+/// it sees in the whole-file STFT), and the global max comes from a first cheap pass.
+/// Caveat: the first pass takes each block's max over its kept frames after the
+/// block's own clamp; it equals the true global max unless a dropped context frame is
+/// more than 80 dB louder than every kept frame of its block (not seen in practice).
+struct WindowedMel<'a> {
+    mel: &'a WhisperMel,
+    samples: &'a [f32],
+    n_frames: usize,
+    floor: f32,
+    spent: std::cell::Cell<f64>,
+}
+
+const HOP: usize = 160;
+const CTX_FRAMES: usize = 2;
+
+impl<'a> WindowedMel<'a> {
+    fn new(mel: &'a WhisperMel, samples: &'a [f32]) -> Result<Self> {
+        let n_frames = WhisperMel::num_frames(samples.len(), FASTER_WHISPER_PADDING);
+        let mut w = WindowedMel { mel, samples, n_frames, floor: f32::NEG_INFINITY, spent: Default::default() };
+        let mut gmax = f32::NEG_INFINITY;
+        let mut f = 0;
+        while f < n_frames {
+            let n = N_FRAMES.min(n_frames - f);
+            let block = w.frames(f, n)?;
+            gmax = gmax.max(block.data.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)));
+            f += n;
+        }
+        // normalized value of the global floor: ((max - 8) + 4) / 4 with max = 4y - 4
+        w.floor = ((4.0 * gmax - 4.0) - 8.0 + 4.0) / 4.0;
+        Ok(w)
+    }
+
+    /// Frames `[f0, f0 + n)` normalized with their own block's clamp.
+    fn frames(&self, f0: usize, n: usize) -> Result<LogMel> {
+        let len = self.samples.len();
+        let start_frame = f0.saturating_sub(CTX_FRAMES);
+        let s0 = (start_frame * HOP).min(len);
+        let s1 = ((f0 + n + CTX_FRAMES) * HOP).min(len);
+        let at_end = s1 == len;
+        let padding = if at_end { FASTER_WHISPER_PADDING } else { 0 };
+        let full = self.mel.compute(&self.samples[s0..s1], padding).map_err(|e| WhisperError::Audio(e.to_string()))?;
+        let skip = f0 - start_frame;
+        let nm = full.n_mels;
+        let mut data = vec![0f32; nm * n];
+        for m in 0..nm {
+            for t in 0..n {
+                let src = skip + t;
+                data[m * n + t] = if src < full.n_frames { full.data[m * full.n_frames + src] } else { 0.0 };
+            }
+        }
+        Ok(LogMel { data, n_mels: nm, n_frames: n })
+    }
+}
+
+impl Features for WindowedMel<'_> {
+    fn content_frames(&self) -> usize {
+        self.n_frames.saturating_sub(1)
+    }
+    fn window(&self, seek: usize, size: usize) -> Result<LogMel> {
+        let t = std::time::Instant::now();
+        let size = size.min(self.n_frames.saturating_sub(seek));
+        let mut w = self.frames(seek, size)?;
+        for v in &mut w.data {
+            *v = v.max(self.floor);
+        }
+        let out = w.pad_or_trim(N_FRAMES);
+        self.spent.set(self.spent.get() + t.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
+
 fn unreachable_result() -> (Generation, f32, f32, f32) {
-    (Generation { tokens: Vec::new(), score: 0.0, no_speech_prob: 0.0 }, 0.0, 0.0, 0.0)
+    (
+        Generation {
+            tokens: Vec::new(),
+            score: 0.0,
+            no_speech_prob: 0.0,
+        },
+        0.0,
+        0.0,
+        0.0,
+    )
 }
 
 /// faster-whisper `_split_segments_by_timestamps`: returns `(start, end, tokens)`
@@ -463,7 +640,9 @@ pub fn split_by_timestamps(
     let is_ts = |t: u32| t >= timestamp_begin;
     let n = tokens.len();
     let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
-    let consecutive: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1])).collect();
+    let consecutive: Vec<usize> = (1..n)
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
     let mut out = Vec::new();
     let mut seek = seek;
     if !consecutive.is_empty() {
@@ -476,7 +655,11 @@ pub fn split_by_timestamps(
             let piece = tokens[last..cur].to_vec();
             let s = (piece[0] - timestamp_begin) as f64;
             let e = (piece[piece.len() - 1] - timestamp_begin) as f64;
-            out.push((time_offset + s * TIME_PRECISION, time_offset + e * TIME_PRECISION, piece));
+            out.push((
+                time_offset + s * TIME_PRECISION,
+                time_offset + e * TIME_PRECISION,
+                piece,
+            ));
             last = cur;
         }
         if single_timestamp_ending {
