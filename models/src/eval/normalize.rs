@@ -5,7 +5,8 @@
 //!   ASCII apostrophe, and an apostrophe with a letter or digit on both sides is kept
 //!   (`don't`, `o'clock`); (3) every other character of Unicode category P*
 //!   (punctuation) or S* (symbol) becomes a space (letters, digits and combining
-//!   marks are kept, so `café` survives); (4) whitespace runs become one space and
+//!   marks are kept, so `café` survives); (4) whitespace runs (Python's
+//!   `str.isspace()`: Unicode White_Space plus U+001C..U+001F) become one space and
 //!   the ends are trimmed.
 //! - `upper`: `basic` with upper-case instead of lower-case (AN4-style references:
 //!   upper-case words, no punctuation).
@@ -17,7 +18,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::english::whisper_english;
-use super::unicode::{category, Cat};
+use super::unicode::{category, is_py_space, Cat};
 use super::EvalError;
 
 /// Which normaliser to apply.
@@ -94,7 +95,10 @@ fn basic(text: &str) -> String {
         let drop = !keep_apostrophe && matches!(category(c), Some(Cat::Punctuation | Cat::Symbol));
         out.push(if drop { ' ' } else { c });
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out.split(is_py_space)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //! between 4M and 64M cells, and beyond, the S/D/I split of a tie may differ from
 //! jiwer's; the distance never does.
 //!
-//! Tokenisation follows jiwer's defaults: words = `wer_default` (runs of two or more
+//! Tokenisation follows jiwer's defaults (whitespace = Python's `str.isspace()`):
+//! words = `wer_default` (runs of two or more
 //! whitespace characters become one space, the text is stripped and split on single
 //! spaces, so a lone tab stays inside a word, as in jiwer); characters =
 //! `cer_default` (stripped, then every character including spaces).
@@ -28,6 +29,8 @@
 //! [`ErrorCounts::error_rate`] does the same.
 
 use serde::{Deserialize, Serialize};
+
+use super::unicode::is_py_space;
 
 /// One edit operation of an alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -141,11 +144,11 @@ pub fn words(text: &str) -> Vec<&str> {
     let mut i = 0;
     while i < chars.len() {
         let (pos, c) = chars[i];
-        let is_ws = c.is_whitespace();
+        let is_ws = is_py_space(c);
         let run_len = if is_ws {
             chars[i..]
                 .iter()
-                .take_while(|(_, c)| c.is_whitespace())
+                .take_while(|(_, c)| is_py_space(*c))
                 .count()
         } else {
             0
@@ -172,7 +175,7 @@ pub fn words(text: &str) -> Vec<&str> {
 
 /// jiwer's `cer_default` character split: stripped text, every character.
 pub fn chars(text: &str) -> Vec<char> {
-    text.trim().chars().collect()
+    text.trim_matches(is_py_space).chars().collect()
 }
 
 /// Edit operations (rapidfuzz `editops`) between `reference` and `hypothesis`.
