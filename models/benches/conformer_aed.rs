@@ -5,6 +5,9 @@
 //! `HARK_BENCH_PRECISION=f16|int8|f32` picks the weight precision (default f16; one per run
 //! so that the peak RSS printed at the end belongs to that precision).
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
