@@ -1,10 +1,13 @@
-//! hark-tokenizer: Whisper byte-level BPE (later SentencePiece and unit lists).
+//! hark-tokenizer: Whisper byte-level BPE, SentencePiece BPE and unit lists.
 //!
 //! [`WhisperTokenizer`] loads a Hugging Face `tokenizer.json` (as shipped with
 //! CTranslate2/faster-whisper models) and reproduces `tokenizers`' encoding and
 //! decoding exactly, plus Whisper's special tokens, timestamp tokens and the
 //! non-speech suppression list. No regex engine is used: GPT-2's pre-tokenisation
 //! rule is implemented by hand (see `bytelevel.rs`), with a generated `\p{L}` table.
+//!
+//! [`sentencepiece`] reads SentencePiece BPE `.model` files and [`units`] token lists
+//! (`dict.txt`/`units.txt`/`tokens.txt`), for the conformer-AED models.
 
 #![deny(missing_docs)]
 
@@ -12,6 +15,8 @@ mod bpe;
 mod bytelevel;
 mod languages;
 mod letters;
+pub mod sentencepiece;
+pub mod units;
 mod whisper;
 
 pub use languages::LANGUAGES;
