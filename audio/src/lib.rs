@@ -20,6 +20,7 @@ pub mod error;
 pub mod features;
 pub mod resample;
 pub mod source;
+pub mod vad;
 
 pub use decode::{
     decode_file, downmix, load_audio, load_audio_at, DecodedAudio, TARGET_SAMPLE_RATE,
