@@ -88,6 +88,10 @@ pub struct Args {
     /// Translate to English instead of transcribing.
     #[arg(long)]
     pub translate: bool,
+    /// Decode windows even when their audio is near-silent (RMS < -60 dBFS); by
+    /// default they are skipped, which avoids Whisper's hallucinations on silence.
+    #[arg(long)]
+    pub no_silence_skip: bool,
     /// Print per-stage timings to stderr.
     #[arg(long)]
     pub timings: bool,
@@ -271,6 +275,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         initial_prompt: args.initial_prompt.clone(),
         without_timestamps: args.no_timestamps,
         condition_on_previous_text: !args.no_condition_on_previous_text,
+        silence_rms_threshold: if args.no_silence_skip { None } else { Some(1e-3) },
         ..Default::default()
     };
     let mut failures = 0;

@@ -67,6 +67,11 @@ pub struct TranscribeOptions {
     pub max_initial_timestamp: f32,
     /// Seed of the sampler used at temperature > 0.
     pub seed: u64,
+    /// Windows whose audio RMS is below this (digital or near silence, -60 dBFS by
+    /// default) are skipped without decoding. Not in faster-whisper, which on pure
+    /// silence often accepts a confident hallucination (" You": no-speech prob 0.94
+    /// but avg log-prob -0.77 > -1); `None` restores its behaviour.
+    pub silence_rms_threshold: Option<f32>,
 }
 
 impl Default for TranscribeOptions {
@@ -90,6 +95,7 @@ impl Default for TranscribeOptions {
             without_timestamps: false,
             max_initial_timestamp: 1.0,
             seed: 0,
+            silence_rms_threshold: Some(1e-3),
         }
     }
 }
@@ -384,6 +390,12 @@ impl Whisper {
             let time_offset = seek as f64 * TIME_PER_FRAME;
             let segment_size = N_FRAMES.min(content_frames - seek);
             let segment_duration = segment_size as f64 * TIME_PER_FRAME;
+            if let (Some(th), Some(rms)) = (opts.silence_rms_threshold, mel.rms(seek, segment_size)) {
+                if rms < th {
+                    seek += segment_size;
+                    continue;
+                }
+            }
             let window = mel.window(seek, segment_size)?;
             let t = std::time::Instant::now();
             let enc = self.model.encode(&window.data)?;
@@ -528,6 +540,10 @@ trait Features {
     fn content_frames(&self) -> usize;
     /// Frames `[seek, seek + size)` zero-padded to 3000.
     fn window(&self, seek: usize, size: usize) -> Result<LogMel>;
+    /// RMS of the audio under frames `[seek, seek + size)`, when the samples are known.
+    fn rms(&self, _seek: usize, _size: usize) -> Option<f32> {
+        None
+    }
 }
 
 impl Features for LogMel {
@@ -611,6 +627,15 @@ impl Features for WindowedMel<'_> {
         let out = w.pad_or_trim(N_FRAMES);
         self.spent.set(self.spent.get() + t.elapsed().as_secs_f64());
         Ok(out)
+    }
+    fn rms(&self, seek: usize, size: usize) -> Option<f32> {
+        let a = (seek * HOP).min(self.samples.len());
+        let b = ((seek + size) * HOP).min(self.samples.len());
+        if b <= a {
+            return Some(0.0);
+        }
+        let e: f64 = self.samples[a..b].iter().map(|&x| (x as f64) * (x as f64)).sum();
+        Some((e / (b - a) as f64).sqrt() as f32)
     }
 }
 
