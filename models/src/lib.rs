@@ -4,4 +4,5 @@
 pub mod conformer_aed;
 pub mod eval;
 pub mod store;
+pub mod streaming;
 pub mod whisper;

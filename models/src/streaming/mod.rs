@@ -1,0 +1,412 @@
+//! Family-independent streaming policy for encoder-decoder models (Whisper & co.).
+//!
+//! Encoder-decoder models see a whole window at once, so hark streams them by
+//! re-decoding: a voice activity detector ([`hark_audio::vad`]) cuts the input into
+//! utterances ([`Segmenter`]); while an utterance is open it is re-decoded at a steady
+//! cadence and the words two successive hypotheses agree on are committed
+//! ([`LocalAgreement`], after Macháček et al., "Turning Whisper into Real-Time
+//! Transcription System", 2023, `whisper_online.py` `HypothesisBuffer`); at the end of
+//! the utterance it is decoded once more for the final text. An utterance longer than
+//! `max_utterance_s` is cut at its quietest 100 ms in the last seconds (a pause between
+//! words, not the middle of one) and the remainder opens the next utterance, so no
+//! audio is dropped.
+
+use hark_audio::vad::{Vad, VadConfig, VadEvent};
+
+/// Word-level LocalAgreement-2: commits the longest common prefix of two successive
+/// hypotheses of the same utterance.
+#[derive(Debug, Clone, Default)]
+pub struct LocalAgreement {
+    committed: Vec<String>,
+    prev: Vec<String>,
+}
+
+/// Word comparison key: case and surrounding punctuation do not matter.
+fn key(w: &str) -> String {
+    w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
+}
+
+impl LocalAgreement {
+    /// A fresh agreement for a new utterance.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Words committed so far (never retracted within the utterance).
+    pub fn committed(&self) -> &[String] {
+        &self.committed
+    }
+
+    /// Feeds the next full hypothesis of the utterance; returns the words it newly
+    /// commits. The uncommitted tail is [`LocalAgreement::tentative`].
+    pub fn update(&mut self, hypothesis: &str) -> Vec<String> {
+        let cur: Vec<String> = hypothesis.split_whitespace().map(str::to_string).collect();
+        let mut n = 0;
+        while n < cur.len() && n < self.prev.len() && key(&cur[n]) == key(&self.prev[n]) {
+            n += 1;
+        }
+        // Committed words stay committed even if this hypothesis drops them.
+        let mut newly = Vec::new();
+        if n > self.committed.len()
+            && cur[..self.committed.len()]
+                .iter()
+                .zip(&self.committed)
+                .all(|(a, b)| key(a) == key(b))
+        {
+            newly = cur[self.committed.len()..n].to_vec();
+            self.committed.extend(newly.iter().cloned());
+        }
+        self.prev = cur;
+        newly
+    }
+
+    /// The words of the last hypothesis after the committed ones.
+    pub fn tentative(&self) -> Vec<String> {
+        let c = self.committed.len();
+        let aligned = self.prev.len() >= c
+            && self.prev[..c].iter().zip(&self.committed).all(|(a, b)| key(a) == key(b));
+        if aligned {
+            self.prev[c..].to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Tunables of [`Segmenter`].
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    /// The voice activity detector's settings.
+    pub vad: VadConfig,
+    /// Audio kept before the detected onset (ms), so the first phoneme is not clipped.
+    pub pre_roll_ms: u32,
+    /// Audio kept after the detected end (ms).
+    pub post_roll_ms: u32,
+    /// Re-decode cadence while an utterance is open (ms of new audio).
+    pub partial_every_ms: u32,
+    /// Longest utterance (s); longer ones are cut at a pause.
+    pub max_utterance_s: f32,
+    /// How far back from the maximum a cut point is searched (s).
+    pub cut_search_s: f32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            vad: VadConfig::default(),
+            pre_roll_ms: 300,
+            post_roll_ms: 200,
+            partial_every_ms: 400,
+            max_utterance_s: 25.0,
+            cut_search_s: 3.0,
+        }
+    }
+}
+
+/// What the segmenter asks of the recogniser.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    /// Speech began; utterance `id` is open.
+    Start {
+        /// Utterance number (from 0).
+        id: u64,
+    },
+    /// Re-decode utterance `id`: here is all its audio so far.
+    Partial {
+        /// Utterance number.
+        id: u64,
+        /// 16 kHz mono samples from the utterance start.
+        audio: Vec<f32>,
+    },
+    /// Utterance `id` is complete: decode it for the final text.
+    Final {
+        /// Utterance number.
+        id: u64,
+        /// Its 16 kHz mono samples.
+        audio: Vec<f32>,
+        /// Stream position (samples) where speech ended (VAD end), for latency.
+        speech_end: u64,
+        /// Whether it was cut at the maximum length (speech goes on).
+        cut: bool,
+    },
+}
+
+/// Cuts a 16 kHz stream into utterances (see the module docs).
+#[derive(Debug)]
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    vad: Vad,
+    events: Vec<VadEvent>,
+    /// Audio kept: from `buf_start` (stream position) on.
+    buf: Vec<f32>,
+    buf_start: u64,
+    /// Open utterance: its id and start position.
+    open: Option<(u64, u64)>,
+    /// End of speech seen; waiting for the post-roll audio.
+    closing: Option<u64>,
+    next_id: u64,
+    last_partial_len: u64,
+}
+
+impl Segmenter {
+    /// A segmenter with `cfg`.
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        Self {
+            vad: Vad::new(cfg.vad.clone()),
+            cfg,
+            events: Vec::new(),
+            buf: Vec::new(),
+            buf_start: 0,
+            open: None,
+            closing: None,
+            next_id: 0,
+            last_partial_len: 0,
+        }
+    }
+
+    /// The detector (level, state).
+    pub fn vad(&self) -> &Vad {
+        &self.vad
+    }
+
+    /// Whether an utterance is open.
+    pub fn in_utterance(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Stream position (samples pushed so far).
+    pub fn position(&self) -> u64 {
+        self.buf_start + self.buf.len() as u64
+    }
+
+    fn ms(&self, ms: u32) -> u64 {
+        ms as u64 * self.cfg.vad.sample_rate as u64 / 1000
+    }
+
+    fn slice(&self, from: u64, to: u64) -> Vec<f32> {
+        let a = from.saturating_sub(self.buf_start) as usize;
+        let b = (to.saturating_sub(self.buf_start) as usize).min(self.buf.len());
+        self.buf[a.min(b)..b].to_vec()
+    }
+
+    fn close(&mut self, end: u64, speech_end: u64, cut: bool, out: &mut Vec<Segment>) {
+        if let Some((id, start)) = self.open.take() {
+            let audio = self.slice(start, end);
+            out.push(Segment::Final { id, audio, speech_end, cut });
+        }
+        self.closing = None;
+        self.trim();
+    }
+
+    /// Drops audio no longer needed (keeps the pre-roll).
+    fn trim(&mut self) {
+        let keep_from = match self.open {
+            Some((_, start)) => start,
+            // The onset is confirmed up to `min_speech_ms` (+ a chunk) after it began:
+            // keep a second more than the pre-roll.
+            None => self.position().saturating_sub(self.ms(self.cfg.pre_roll_ms + 1000)),
+        };
+        let n = keep_from.saturating_sub(self.buf_start) as usize;
+        if n > 0 {
+            self.buf.drain(..n.min(self.buf.len()));
+            self.buf_start += n as u64;
+        }
+    }
+
+    /// Quietest 100 ms window start in [from, to) (stream positions).
+    fn quietest(&self, from: u64, to: u64) -> u64 {
+        let w = self.ms(100) as usize;
+        let step = w / 4;
+        let a = from.saturating_sub(self.buf_start) as usize;
+        let b = (to.saturating_sub(self.buf_start) as usize).min(self.buf.len());
+        let mut best = (f32::INFINITY, b);
+        let mut i = a;
+        while i + w <= b {
+            let e: f32 = self.buf[i..i + w].iter().map(|x| x * x).sum();
+            if e < best.0 {
+                best = (e, i + w / 2);
+            }
+            i += step.max(1);
+        }
+        self.buf_start + best.1 as u64
+    }
+
+    /// Feeds samples; appends requests for the recogniser to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<Segment>) {
+        self.buf.extend_from_slice(samples);
+        self.events.clear();
+        self.vad.push(samples, &mut self.events);
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            match *ev {
+                VadEvent::SpeechStart(p) => {
+                    if self.closing.take().is_some() {
+                        // Speech resumed within the post-roll: same utterance.
+                        continue;
+                    }
+                    if self.open.is_none() {
+                        let start = p.saturating_sub(self.ms(self.cfg.pre_roll_ms)).max(self.buf_start);
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.open = Some((id, start));
+                        self.last_partial_len = 0;
+                        out.push(Segment::Start { id });
+                    }
+                }
+                VadEvent::SpeechEnd(p) => {
+                    if self.open.is_some() {
+                        self.closing = Some(p);
+                    }
+                }
+            }
+        }
+        self.events = events;
+        let pos = self.position();
+        if let Some(end) = self.closing {
+            let stop = end + self.ms(self.cfg.post_roll_ms);
+            if pos >= stop {
+                self.close(stop, end, false, out);
+            }
+        }
+        if let Some((id, start)) = self.open {
+            let len = pos - start;
+            let max = (self.cfg.max_utterance_s * self.cfg.vad.sample_rate as f32) as u64;
+            if len >= max {
+                let search = (self.cfg.cut_search_s * self.cfg.vad.sample_rate as f32) as u64;
+                let cut = self.quietest(start + max.saturating_sub(search), start + max);
+                self.close(cut, cut, true, out);
+                // The rest continues as a new utterance.
+                let id = self.next_id;
+                self.next_id += 1;
+                self.open = Some((id, cut));
+                self.last_partial_len = 0;
+                out.push(Segment::Start { id });
+            } else if self.closing.is_none()
+                && len >= self.last_partial_len + self.ms(self.cfg.partial_every_ms)
+            {
+                self.last_partial_len = len;
+                out.push(Segment::Partial { id, audio: self.slice(start, pos) });
+            }
+        }
+        if self.open.is_none() {
+            self.trim();
+        }
+    }
+
+    /// Ends the stream (end of file, quit, pause): closes the open utterance. The
+    /// segmenter can be fed again afterwards (positions go on).
+    pub fn finish(&mut self, out: &mut Vec<Segment>) {
+        let mut ev = Vec::new();
+        self.vad.finish(&mut ev);
+        let pos = self.position();
+        let end = self.closing.or(ev.iter().find_map(|e| match e {
+            VadEvent::SpeechEnd(p) => Some(*p),
+            _ => None,
+        }));
+        if self.open.is_some() {
+            let speech_end = end.unwrap_or(pos).min(pos);
+            let stop = pos.min(speech_end + self.ms(self.cfg.post_roll_ms));
+            self.close(stop, speech_end, false, out);
+        }
+        self.closing = None;
+        self.trim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_agreement_commits_common_prefix_of_two_hypotheses() {
+        let mut la = LocalAgreement::new();
+        assert!(la.update("the cat").is_empty());
+        assert_eq!(la.update("the cat sat on"), vec!["the", "cat"]);
+        assert_eq!(la.tentative(), vec!["sat", "on"]);
+        assert_eq!(la.update("the cat sat in the"), vec!["sat"]);
+        assert_eq!(la.update("The cat, sat in the hat."), vec!["in", "the"]);
+        assert_eq!(la.tentative(), vec!["hat."]);
+    }
+
+    #[test]
+    fn local_agreement_never_retracts_committed_words() {
+        let mut la = LocalAgreement::new();
+        la.update("one two three");
+        la.update("one two four");
+        assert_eq!(la.committed(), ["one", "two"]);
+        // A hypothesis that disagrees with the committed prefix commits nothing.
+        assert!(la.update("won too four").is_empty());
+        assert!(la.update("won too four").is_empty());
+        assert_eq!(la.committed(), ["one", "two"]);
+        assert!(la.tentative().is_empty());
+    }
+
+    fn tone(n: usize, amp: f32) -> Vec<f32> {
+        (0..n).map(|i| amp * (i as f32 * 0.3).sin()).collect()
+    }
+
+    fn run(sig: &[f32], chunk: usize, cfg: SegmenterConfig) -> Vec<Segment> {
+        let mut s = Segmenter::new(cfg);
+        let mut out = Vec::new();
+        for c in sig.chunks(chunk) {
+            s.push(c, &mut out);
+        }
+        s.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn segmenter_emits_partials_then_final_per_utterance_with_pre_roll() {
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(32000, 0.3)); // 2 s "speech" at 1.0..3.0 s
+        sig.extend(vec![0.0; 16000]);
+        sig.extend(tone(16000, 0.3)); // 1 s at 4.0..5.0 s
+        sig.extend(vec![0.0; 16000]);
+        let out = run(&sig, 320, SegmenterConfig::default());
+        let finals: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Final { id, audio, speech_end, cut } => Some((*id, audio.len(), *speech_end, *cut)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 2, "{finals:?}");
+        // 300 ms pre-roll + 2 s + 200 ms post-roll.
+        assert_eq!(finals[0].0, 0);
+        assert!((finals[0].1 as i64 - 40000).abs() <= 640, "{finals:?}");
+        assert!((finals[0].2 as i64 - 48000).abs() <= 320, "{finals:?}");
+        assert!((finals[1].1 as i64 - 24000).abs() <= 640, "{finals:?}");
+        let partials = out.iter().filter(|s| matches!(s, Segment::Partial { id: 0, .. })).count();
+        // 2 s at a 400 ms cadence: about 5 partials.
+        assert!((4..=7).contains(&partials), "{partials}");
+    }
+
+    #[test]
+    fn segmenter_cuts_long_utterances_at_a_pause_without_losing_audio() {
+        let mut sig = vec![0.0; 8000];
+        // 8 s of "speech" with a 150 ms dip at 5.5 s (inside the 3 s search range).
+        let mut speech = tone(16000 * 8, 0.3);
+        for x in &mut speech[88000..90400] {
+            *x *= 0.01;
+        }
+        sig.extend(speech);
+        sig.extend(vec![0.0; 16000]);
+        let cfg = SegmenterConfig { max_utterance_s: 6.0, ..Default::default() };
+        let out = run(&sig, 512, cfg);
+        let finals: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Final { audio, cut, .. } => Some((audio.len(), *cut)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 2, "{finals:?}");
+        assert!(finals[0].1 && !finals[1].1);
+        // The cut lies in the dip: 0.3 s pre-roll + 5.5..5.65 s.
+        let cut_at = finals[0].0 as i64 - 4800;
+        let starts: Vec<_> = out.iter().map(|s| match s { Segment::Start { id } => format!("S{id}"), Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()), Segment::Final { id, audio, speech_end, cut } => format!("F{id}:{}:{speech_end}:{cut}", audio.len()) }).collect();
+        assert!((88000..=90400).contains(&cut_at), "{cut_at} {starts:?}");
+        // Nothing lost: both parts together cover pre-roll + speech + post-roll.
+        assert!((finals[0].0 + finals[1].0) as i64 >= 4800 + 128000 + 3200 - 640);
+    }
+}
