@@ -2,6 +2,7 @@
 //! skipped with a message when absent): encoder on one 30 s window, cross-attention K/V
 //! projection, one decoder step for 1 and 5 beam rows (incl. the 51864-row vocabulary
 //! projection), per weight precision.
+#![allow(missing_docs)]
 
 use std::path::PathBuf;
 
@@ -24,20 +25,28 @@ fn bench(c: &mut Criterion) {
     for p in [Precision::F32, Precision::F16, Precision::Int8] {
         let model = WhisperModel::load(&dir, p).expect("load tiny.en");
         let dm = model.dims();
-        let mel: Vec<f32> = (0..dm.n_mels * model.n_frames()).map(|i| ((i % 97) as f32 / 97.0) - 0.5).collect();
+        let mel: Vec<f32> = (0..dm.n_mels * model.n_frames())
+            .map(|i| ((i % 97) as f32 / 97.0) - 0.5)
+            .collect();
         let mut g = c.benchmark_group(format!("whisper_tiny_en_{p}"));
         g.sample_size(10);
-        g.bench_function("encoder_30s", |b| b.iter(|| model.encode(&mel).expect("encode")));
+        g.bench_function("encoder_30s", |b| {
+            b.iter(|| model.encode(&mel).expect("encode"))
+        });
         let enc = model.encode(&mel).expect("encode");
         let mut st = model.new_state(5);
-        g.bench_function("cross_kv_30s", |b| b.iter(|| model.set_audio(&mut st, &enc)));
+        g.bench_function("cross_kv_30s", |b| {
+            b.iter(|| model.set_audio(&mut st, &enc))
+        });
         for rows in [1usize, 5] {
             let toks: Vec<u32> = (0..rows as u32).map(|i| 50257 + i % 2).collect();
             let beams: Vec<usize> = (0..rows).collect();
             let pos = vec![20usize; rows];
             g.bench_function(format!("decoder_step_rows{rows}_pos20"), |b| {
                 b.iter(|| {
-                    let h = model.decode_rows(&mut st, &toks, &beams, &pos).expect("step");
+                    let h = model
+                        .decode_rows(&mut st, &toks, &beams, &pos)
+                        .expect("step");
                     model.logits(&h, rows)
                 })
             });

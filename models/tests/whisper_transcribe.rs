@@ -14,7 +14,8 @@ fn load(name: &str) -> Option<Whisper> {
 
 fn run(w: &Whisper, samples: &[f32], opts: &TranscribeOptions) -> Vec<Segment> {
     let mut segs = Vec::new();
-    w.transcribe(samples, opts, &mut |s| segs.push(s.clone())).expect("transcription");
+    w.transcribe(samples, opts, &mut |s| segs.push(s.clone()))
+        .expect("transcription");
     segs
 }
 
@@ -30,21 +31,29 @@ fn words(text: &str) -> Vec<String> {
 
 #[test]
 fn an4_utterances_transcribe_close_to_reference() {
-    let (Some(w), Some(utts)) = (load("tiny.en"), whisper_common::an4_test()) else { return };
+    let (Some(w), Some(utts)) = (load("tiny.en"), whisper_common::an4_test()) else {
+        return;
+    };
     let mut exact = 0;
     for (id, path, refr) in utts.iter().take(4) {
         let samples = hark_audio::load_audio(path).unwrap();
         let segs = run(&w, &samples, &TranscribeOptions::default());
         let text: String = segs.iter().map(|s| s.text.as_str()).collect();
         // AN4 spells digits out while Whisper writes numerals: compare only words.
-        let hyp: Vec<String> = words(&text).into_iter().filter(|x| !x.chars().any(|c| c.is_ascii_digit())).collect();
+        let hyp: Vec<String> = words(&text)
+            .into_iter()
+            .filter(|x| !x.chars().any(|c| c.is_ascii_digit()))
+            .collect();
         let first_ref = words(refr)[0].clone();
         eprintln!("{id}: {text:?} | {refr}");
         if hyp.first() == Some(&first_ref) {
             exact += 1;
         }
     }
-    assert!(exact >= 3, "the first word (command) should match on most utterances");
+    assert!(
+        exact >= 3,
+        "the first word (command) should match on most utterances"
+    );
 }
 
 /// ~3 minutes of AN4 speech (utterances joined with 0.5 s of silence).
@@ -65,7 +74,9 @@ fn long_audio() -> Option<(Vec<f32>, Vec<String>)> {
 
 #[test]
 fn long_form_three_minutes_is_transcribed_completely_with_monotonic_timestamps() {
-    let (Some(w), Some((samples, refs))) = (load("tiny.en"), long_audio()) else { return };
+    let (Some(w), Some((samples, refs))) = (load("tiny.en"), long_audio()) else {
+        return;
+    };
     let duration = samples.len() as f64 / 16000.0;
     assert!(duration >= 180.0);
     let segs = run(&w, &samples, &TranscribeOptions::default());
@@ -82,8 +93,14 @@ fn long_form_three_minutes_is_transcribed_completely_with_monotonic_timestamps()
         prev_end = prev_end.max(s.end);
     }
     let last = segs.last().map_or(0.0, |s| s.end);
-    assert!(last >= duration - 15.0, "transcript stops at {last:.1}s of {duration:.1}s");
-    assert!(max_gap < 15.0, "a {max_gap:.1}s stretch of speech has no transcript (dropped window?)");
+    assert!(
+        last >= duration - 15.0,
+        "transcript stops at {last:.1}s of {duration:.1}s"
+    );
+    assert!(
+        max_gap < 15.0,
+        "a {max_gap:.1}s stretch of speech has no transcript (dropped window?)"
+    );
     // no repetition loops: no segment text repeated 3+ times in a row, no window
     // accepted above the compression-ratio threshold
     for win in segs.windows(3) {
@@ -93,17 +110,31 @@ fn long_form_three_minutes_is_transcribed_completely_with_monotonic_timestamps()
             win[0].text
         );
     }
-    assert!(segs.iter().all(|s| s.compression_ratio <= 2.4 || s.temperature > 0.0));
+    assert!(segs
+        .iter()
+        .all(|s| s.compression_ratio <= 2.4 || s.temperature > 0.0));
     // word count near the reference's (numerals count one word per digit, as spelled)
     let hyp: usize = segs
         .iter()
         .flat_map(|s| words(&s.text))
-        .map(|w| if w.chars().all(|c| c.is_ascii_digit()) { w.len() } else { 1 })
+        .map(|w| {
+            if w.chars().all(|c| c.is_ascii_digit()) {
+                w.len()
+            } else {
+                1
+            }
+        })
         .sum();
     let refw: usize = refs.iter().map(|r| words(r).len()).sum();
     let ratio = hyp as f64 / refw as f64;
-    eprintln!("{} segments, {hyp} words vs {refw} reference words, last end {last:.1}s / {duration:.1}s", segs.len());
-    assert!((0.6..1.4).contains(&ratio), "hypothesis/reference word ratio {ratio:.2}");
+    eprintln!(
+        "{} segments, {hyp} words vs {refw} reference words, last end {last:.1}s / {duration:.1}s",
+        segs.len()
+    );
+    assert!(
+        (0.6..1.4).contains(&ratio),
+        "hypothesis/reference word ratio {ratio:.2}"
+    );
 }
 
 #[test]
@@ -123,7 +154,10 @@ fn silence_only_audio_gives_an_empty_transcript() {
         .collect();
     let segs = run(&w, &noise, &TranscribeOptions::default());
     let text: String = segs.iter().map(|s| s.text.trim()).collect();
-    assert!(text.is_empty(), "hallucinated text on faint noise: {text:?}");
+    assert!(
+        text.is_empty(),
+        "hallucinated text on faint noise: {text:?}"
+    );
 }
 
 #[test]
@@ -146,19 +180,29 @@ fn missing_model_directory_is_a_clear_error() {
 
 #[test]
 fn corrupt_model_file_is_a_clear_error() {
-    let Some(dir) = whisper_common::model_dir("tiny.en") else { return };
+    let Some(dir) = whisper_common::model_dir("tiny.en") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
     }
     // garbage
-    std::fs::write(tmp.path().join("model.safetensors"), b"this is not a safetensors file").unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        b"this is not a safetensors file",
+    )
+    .unwrap();
     let err = Whisper::load(tmp.path(), Precision::F16).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("model.safetensors"), "{msg}");
     // truncated: valid header, data cut short
     let full = std::fs::read(dir.join("model.safetensors")).unwrap();
-    std::fs::write(tmp.path().join("model.safetensors"), &full[..full.len() / 2]).unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        &full[..full.len() / 2],
+    )
+    .unwrap();
     let err = Whisper::load(tmp.path(), Precision::F16).unwrap_err();
     assert!(matches!(err, WhisperError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("outside the file"), "{err}");
@@ -178,7 +222,9 @@ fn non_finite_samples_are_rejected() {
     let Some(w) = load("tiny.en") else { return };
     let mut x = vec![0.0f32; 16000];
     x[100] = f32::NAN;
-    let err = w.transcribe(&x, &TranscribeOptions::default(), &mut |_| {}).unwrap_err();
+    let err = w
+        .transcribe(&x, &TranscribeOptions::default(), &mut |_| {})
+        .unwrap_err();
     assert!(matches!(err, WhisperError::Audio(_)), "{err}");
 }
 
@@ -199,10 +245,16 @@ fn two_hour_audio_is_processed_window_by_window_in_bounded_memory() {
     let samples: Vec<f32> = (0..n).map(|i| (i as f32 * 0.03).sin() * 2e-4).collect();
     let before = peak_rss_mb().unwrap_or(0.0);
     let mut count = 0;
-    let info = w.transcribe(&samples, &TranscribeOptions::default(), &mut |_| count += 1).unwrap();
+    let info = w
+        .transcribe(&samples, &TranscribeOptions::default(), &mut |_| count += 1)
+        .unwrap();
     let after = peak_rss_mb().unwrap_or(0.0);
     assert_eq!(count, 0, "text hallucinated on a near-silent recording");
     assert_eq!(info.windows, 240);
     // whole-file features alone would be 80 x 720000 x 4 B = 230 MB
-    assert!(after - before < 150.0, "peak RSS grew by {:.0} MB", after - before);
+    assert!(
+        after - before < 150.0,
+        "peak RSS grew by {:.0} MB",
+        after - before
+    );
 }

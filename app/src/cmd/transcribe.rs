@@ -97,7 +97,10 @@ pub struct Args {
     pub timings: bool,
 }
 
-const AUDIO_EXTS: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mka", "mkv", "aif", "aiff", "caf", "wv"];
+const AUDIO_EXTS: &[&str] = &[
+    "wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mka", "mkv", "aif",
+    "aiff", "caf", "wv",
+];
 
 fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -189,7 +192,12 @@ fn render(
     seconds: f64,
     w: &Whisper,
 ) -> String {
-    let text = segs.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+    let text = segs
+        .iter()
+        .map(|s| s.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     match format {
         Format::Txt => format!("{text}\n"),
         Format::Json => {
@@ -219,20 +227,36 @@ fn render(
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                format!("{}\n{} --> {}\n{}\n\n", i + 1, timestamp(s.start, ',', true), timestamp(s.end, ',', true), s.text.trim())
+                format!(
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    timestamp(s.start, ',', true),
+                    timestamp(s.end, ',', true),
+                    s.text.trim()
+                )
             })
             .collect(),
         Format::Vtt => {
             let mut o = String::from("WEBVTT\n\n");
             for s in segs {
-                o += &format!("{} --> {}\n{}\n\n", timestamp(s.start, '.', false), timestamp(s.end, '.', false), s.text.trim());
+                o += &format!(
+                    "{} --> {}\n{}\n\n",
+                    timestamp(s.start, '.', false),
+                    timestamp(s.end, '.', false),
+                    s.text.trim()
+                );
             }
             o
         }
         Format::Tsv => {
             let mut o = String::from("start\tend\ttext\n");
             for s in segs {
-                o += &format!("{}\t{}\t{}\n", (s.start * 1000.0).round() as u64, (s.end * 1000.0).round() as u64, s.text.trim());
+                o += &format!(
+                    "{}\t{}\t{}\n",
+                    (s.start * 1000.0).round() as u64,
+                    (s.end * 1000.0).round() as u64,
+                    s.text.trim()
+                );
             }
             o
         }
@@ -252,10 +276,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let files = collect_inputs(&args.inputs)?;
     if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating output directory {}", dir.display()))?;
     }
     let t_load = Instant::now();
-    let progress = BarProgress { bar: std::cell::RefCell::new(None) };
+    let progress = BarProgress {
+        bar: std::cell::RefCell::new(None),
+    };
     let dir = hark_models::store::ensure_model(&args.model, &progress)
         .with_context(|| format!("resolving model `{}`", args.model))?;
     let precision = match args.precision {
@@ -264,7 +291,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| c.precision)
             .with_context(|| format!("reading the config of {}", dir.display()))?,
     };
-    let w = Whisper::load(&dir, precision).with_context(|| format!("loading model {}", dir.display()))?;
+    let w = Whisper::load(&dir, precision)
+        .with_context(|| format!("loading model {}", dir.display()))?;
     let load_s = t_load.elapsed().as_secs_f64();
     let opts = TranscribeOptions {
         language: args.language.clone(),
@@ -275,12 +303,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         initial_prompt: args.initial_prompt.clone(),
         without_timestamps: args.no_timestamps,
         condition_on_previous_text: !args.no_condition_on_previous_text,
-        silence_rms_threshold: if args.no_silence_skip { None } else { Some(1e-3) },
+        silence_rms_threshold: if args.no_silence_skip {
+            None
+        } else {
+            Some(1e-3)
+        },
         ..Default::default()
     };
     let mut failures = 0;
     let stdout = std::io::stdout();
-    let (mut tot_audio, mut tot_feat, mut tot_enc, mut tot_dec, mut tot_all) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut tot_audio, mut tot_feat, mut tot_enc, mut tot_dec, mut tot_all) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
     for file in &files {
         let t = Instant::now();
         let result = hark_audio::load_audio(file)
@@ -309,13 +342,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let out = render(args.format, file, &segs, &info, seconds, &w);
         match &args.output_dir {
             Some(dir) => {
-                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "out".into());
                 let path = dir.join(format!("{stem}.{}", args.format.ext()));
-                std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, out)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             None => {
                 let mut lock = stdout.lock();
-                lock.write_all(out.as_bytes()).context("writing to stdout")?;
+                lock.write_all(out.as_bytes())
+                    .context("writing to stdout")?;
                 lock.flush().ok();
             }
         }
@@ -326,5 +364,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             files.len()
         );
     }
-    Ok(if failures > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -132,7 +132,11 @@ fn apply_rules(
     } else {
         let last = seq[step - 1] as usize;
         if last >= tb {
-            let penult = if step >= 2 { seq[step - 2] as usize } else { last };
+            let penult = if step >= 2 {
+                seq[step - 2] as usize
+            } else {
+                last
+            };
             if penult >= tb {
                 logits[tb..=te].fill(f32::NEG_INFINITY);
             } else {
@@ -149,10 +153,16 @@ fn apply_rules(
     if check_prob {
         lp_buf.resize(logits.len(), 0.0);
         log_softmax_into(logits, lp_buf);
-        let max_text = lp_buf[..tb].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let max_text = lp_buf[..tb]
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let ts = &lp_buf[tb..=te];
         let m = ts.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let lse = if m == f32::NEG_INFINITY { m } else { m + ts.iter().map(|&v| (v - m).exp()).sum::<f32>().ln() };
+        let lse = if m == f32::NEG_INFINITY {
+            m
+        } else {
+            m + ts.iter().map(|&v| (v - m).exp()).sum::<f32>().ln()
+        };
         if lse > max_text {
             logits[..tb].fill(f32::NEG_INFINITY);
         }
@@ -162,7 +172,9 @@ fn apply_rules(
 fn no_speech_prob(logits: &[f32], id: u32) -> f32 {
     let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
-    logits.get(id as usize).map_or(0.0, |&v| (v - max).exp() / sum)
+    logits
+        .get(id as usize)
+        .map_or(0.0, |&v| (v - max).exp() / sum)
 }
 
 /// Decodes one window whose audio was set with [`WhisperModel::set_audio`].
@@ -175,16 +187,20 @@ pub fn generate(
     sp: &SpecialTokens,
     opts: &GenerateOptions,
 ) -> Result<Generation> {
-    let sot_index = prompt
-        .iter()
-        .position(|&t| t == sp.sot)
-        .ok_or_else(|| WhisperError::Invalid("the prompt has no <|startoftranscript|> token".into()))?;
+    let sot_index = prompt.iter().position(|&t| t == sp.sot).ok_or_else(|| {
+        WhisperError::Invalid("the prompt has no <|startoftranscript|> token".into())
+    })?;
     let mut prompt_length = sot_index;
-    while prompt_length < prompt.len() && prompt[prompt_length] >= sp.sot && prompt[prompt_length] <= sp.no_timestamps {
+    while prompt_length < prompt.len()
+        && prompt[prompt_length] >= sp.sot
+        && prompt[prompt_length] <= sp.no_timestamps
+    {
         prompt_length += 1;
     }
     if prompt_length != prompt.len() {
-        return Err(WhisperError::Invalid("decoder prefixes after the task tokens are not supported".into()));
+        return Err(WhisperError::Invalid(
+            "decoder prefixes after the task tokens are not supported".into(),
+        ));
     }
     let start_token = prompt[prompt_length - 1];
     let timestamps = start_token != sp.no_timestamps;
@@ -212,11 +228,27 @@ pub fn generate(
     let start_step = st.len;
     let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
     if max_steps == 0 {
-        return Err(WhisperError::Invalid("the prompt fills the whole decoder context".into()));
+        return Err(WhisperError::Invalid(
+            "the prompt fills the whole decoder context".into(),
+        ));
     }
     if opts.sampling_temperature > 0.0 || opts.beam_size <= 1 {
-        let n = if opts.sampling_temperature > 0.0 { opts.num_hypotheses.max(1) } else { 1 };
-        greedy(model, st, start_token, sp, opts, timestamps, n, max_steps, nsp)
+        let n = if opts.sampling_temperature > 0.0 {
+            opts.num_hypotheses.max(1)
+        } else {
+            1
+        };
+        greedy(
+            model,
+            st,
+            start_token,
+            sp,
+            opts,
+            timestamps,
+            n,
+            max_steps,
+            nsp,
+        )
     } else {
         beam_search(model, st, start_token, sp, opts, timestamps, max_steps, nsp)
     }
@@ -300,7 +332,11 @@ fn greedy(
             best = i;
         }
     }
-    Ok(Generation { tokens: std::mem::take(&mut seqs[best]), score: finals[best], no_speech_prob: nsp.unwrap_or(0.0) })
+    Ok(Generation {
+        tokens: std::mem::take(&mut seqs[best]),
+        score: finals[best],
+        no_speech_prob: nsp.unwrap_or(0.0),
+    })
 }
 
 fn argmax(x: &[f32]) -> usize {
@@ -317,7 +353,10 @@ fn argmax(x: &[f32]) -> usize {
 
 fn sample(lp: &[f32], temperature: f32, rng: &mut impl Rng) -> usize {
     let max = lp.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let w: Vec<f32> = lp.iter().map(|&v| ((v - max) / temperature).exp()).collect();
+    let w: Vec<f32> = lp
+        .iter()
+        .map(|&v| ((v - max) / temperature).exp())
+        .collect();
     let total: f32 = w.iter().sum();
     let mut r = rng.gen::<f32>() * total;
     for (i, &x) in w.iter().enumerate() {
@@ -424,11 +463,14 @@ fn beam_search(
         }
         let src: Vec<usize> = next.iter().map(|c| c.1).collect();
         st.reorder(&src);
-        seqs = next.iter().map(|&(_, r, t)| {
-            let mut s = seqs[r].clone();
-            s.push(t);
-            s
-        }).collect();
+        seqs = next
+            .iter()
+            .map(|&(_, r, t)| {
+                let mut s = seqs[r].clone();
+                s.push(t);
+                s
+            })
+            .collect();
         scores = next.iter().map(|c| c.0).collect();
         inputs = next.iter().map(|c| c.2).collect();
     }
@@ -441,5 +483,9 @@ fn beam_search(
         }
     }
     let (tokens, score) = best.unwrap_or_default();
-    Ok(Generation { tokens, score, no_speech_prob: nsp.unwrap_or(0.0) })
+    Ok(Generation {
+        tokens,
+        score,
+        no_speech_prob: nsp.unwrap_or(0.0),
+    })
 }

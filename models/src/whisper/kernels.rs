@@ -212,5 +212,4 @@ mod tests {
             check(&quantize_rows_i8(&w, k), m, k, n);
         }
     }
-
 }

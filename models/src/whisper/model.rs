@@ -293,7 +293,20 @@ impl WhisperModel {
             hbuf.copy_from_slice(&x);
             norm_par(&l.ln1, &mut hbuf, d);
             l.qkv.forward(&hbuf, t2, &mut qkv);
-            attend(&qkv, t2, 3 * d, 0, &qkv, t2, 3 * d, d, 2 * d, heads, d / heads, &mut ctx)?;
+            attend(
+                &qkv,
+                t2,
+                3 * d,
+                0,
+                &qkv,
+                t2,
+                3 * d,
+                d,
+                2 * d,
+                heads,
+                d / heads,
+                &mut ctx,
+            )?;
             l.out.forward(&ctx, t2, &mut hbuf);
             add(&mut x, &hbuf);
             hbuf.copy_from_slice(&x);
@@ -337,7 +350,11 @@ impl WhisperModel {
         let dm = self.config.dims;
         let (d, t) = (dm.n_text_state, enc.frames);
         for (li, l) in self.dec_layers.iter().enumerate() {
-            l.xkv.forward(&enc.data, t, &mut st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d]);
+            l.xkv.forward(
+                &enc.data,
+                t,
+                &mut st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d],
+            );
         }
         st.len = 0;
     }
@@ -428,7 +445,14 @@ impl WhisperModel {
         Ok(x)
     }
 
-    fn cross_attention(&self, st: &DecoderState, li: usize, q: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    fn cross_attention(
+        &self,
+        st: &DecoderState,
+        li: usize,
+        q: &[f32],
+        m: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
         let dm = self.config.dims;
         let (d, h, t) = (dm.n_text_state, dm.n_text_head, st.audio_ctx);
         let kv = &st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d];

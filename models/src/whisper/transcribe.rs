@@ -285,12 +285,17 @@ impl Whisper {
         opts: &TranscribeOptions,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<TranscriptionInfo> {
-        let mut info = TranscriptionInfo { duration: samples.len() as f64 / 16000.0, ..Default::default() };
+        let mut info = TranscriptionInfo {
+            duration: samples.len() as f64 / 16000.0,
+            ..Default::default()
+        };
         if samples.is_empty() {
             return Ok(info);
         }
         if samples.iter().any(|x| !x.is_finite()) {
-            return Err(WhisperError::Audio("the audio contains NaN or infinite samples".into()));
+            return Err(WhisperError::Audio(
+                "the audio contains NaN or infinite samples".into(),
+            ));
         }
         let t0 = std::time::Instant::now();
         let mel = WindowedMel::new(&self.mel, samples)?;
@@ -337,7 +342,8 @@ impl Whisper {
             }
             (None, true) => {
                 let t = std::time::Instant::now();
-                let (l, p) = self.detect_language_window(&mel.window(0, N_FRAMES.min(mel.content_frames()))?)?;
+                let (l, p) = self
+                    .detect_language_window(&mel.window(0, N_FRAMES.min(mel.content_frames()))?)?;
                 info.encoder_s += t.elapsed().as_secs_f64();
                 info.language_probability = p;
                 l
@@ -390,7 +396,8 @@ impl Whisper {
             let time_offset = seek as f64 * TIME_PER_FRAME;
             let segment_size = N_FRAMES.min(content_frames - seek);
             let segment_duration = segment_size as f64 * TIME_PER_FRAME;
-            if let (Some(th), Some(rms)) = (opts.silence_rms_threshold, mel.rms(seek, segment_size)) {
+            if let (Some(th), Some(rms)) = (opts.silence_rms_threshold, mel.rms(seek, segment_size))
+            {
                 if rms < th {
                     seek += segment_size;
                     continue;
@@ -516,7 +523,7 @@ impl Whisper {
             }
             all.push((result, avg_logprob, temperature, cr));
             if !needs_fallback {
-                return Ok(all.pop().unwrap_or_else(|| unreachable_result()));
+                return Ok(all.pop().unwrap_or_else(unreachable_result));
             }
         }
         let pool: Vec<usize> = if below_cr.is_empty() {
@@ -577,7 +584,13 @@ const CTX_FRAMES: usize = 2;
 impl<'a> WindowedMel<'a> {
     fn new(mel: &'a WhisperMel, samples: &'a [f32]) -> Result<Self> {
         let n_frames = WhisperMel::num_frames(samples.len(), FASTER_WHISPER_PADDING);
-        let mut w = WindowedMel { mel, samples, n_frames, floor: f32::NEG_INFINITY, spent: Default::default() };
+        let mut w = WindowedMel {
+            mel,
+            samples,
+            n_frames,
+            floor: f32::NEG_INFINITY,
+            spent: Default::default(),
+        };
         let mut gmax = f32::NEG_INFINITY;
         let mut f = 0;
         while f < n_frames {
@@ -599,17 +612,28 @@ impl<'a> WindowedMel<'a> {
         let s1 = ((f0 + n + CTX_FRAMES) * HOP).min(len);
         let at_end = s1 == len;
         let padding = if at_end { FASTER_WHISPER_PADDING } else { 0 };
-        let full = self.mel.compute(&self.samples[s0..s1], padding).map_err(|e| WhisperError::Audio(e.to_string()))?;
+        let full = self
+            .mel
+            .compute(&self.samples[s0..s1], padding)
+            .map_err(|e| WhisperError::Audio(e.to_string()))?;
         let skip = f0 - start_frame;
         let nm = full.n_mels;
         let mut data = vec![0f32; nm * n];
         for m in 0..nm {
             for t in 0..n {
                 let src = skip + t;
-                data[m * n + t] = if src < full.n_frames { full.data[m * full.n_frames + src] } else { 0.0 };
+                data[m * n + t] = if src < full.n_frames {
+                    full.data[m * full.n_frames + src]
+                } else {
+                    0.0
+                };
             }
         }
-        Ok(LogMel { data, n_mels: nm, n_frames: n })
+        Ok(LogMel {
+            data,
+            n_mels: nm,
+            n_frames: n,
+        })
     }
 }
 
@@ -634,7 +658,10 @@ impl Features for WindowedMel<'_> {
         if b <= a {
             return Some(0.0);
         }
-        let e: f64 = self.samples[a..b].iter().map(|&x| (x as f64) * (x as f64)).sum();
+        let e: f64 = self.samples[a..b]
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum();
         Some((e / (b - a) as f64).sqrt() as f32)
     }
 }

@@ -31,17 +31,30 @@ pub struct SafeTensors {
 impl SafeTensors {
     /// Reads and validates `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let data = std::fs::read(path).map_err(|source| WhisperError::Io { path: path.into(), source })?;
-        let corrupt = |msg: String| WhisperError::Corrupt { path: path.into(), msg };
+        let data = std::fs::read(path).map_err(|source| WhisperError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let corrupt = |msg: String| WhisperError::Corrupt {
+            path: path.into(),
+            msg,
+        };
         if data.len() < 8 {
-            return Err(corrupt(format!("file is {} bytes, too short for a safetensors header", data.len())));
+            return Err(corrupt(format!(
+                "file is {} bytes, too short for a safetensors header",
+                data.len()
+            )));
         }
         let hlen = u64::from_le_bytes(data[..8].try_into().unwrap_or([0; 8])) as usize;
         if hlen > data.len() - 8 || hlen > 100 << 20 {
-            return Err(corrupt(format!("header length {hlen} exceeds the file size {}", data.len())));
+            return Err(corrupt(format!(
+                "header length {hlen} exceeds the file size {}",
+                data.len()
+            )));
         }
-        let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&data[8..8 + hlen])
-            .map_err(|e| corrupt(format!("header is not valid JSON: {e}")))?;
+        let header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&data[8..8 + hlen])
+                .map_err(|e| corrupt(format!("header is not valid JSON: {e}")))?;
         let base = 8 + hlen;
         let mut entries = HashMap::new();
         for (name, v) in header {
@@ -51,27 +64,56 @@ impl SafeTensors {
             let dtype = v["dtype"].as_str().unwrap_or("").to_string();
             let shape: Vec<usize> = v["shape"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64().map(|x| x as usize))
+                        .collect()
+                })
                 .unwrap_or_default();
             let offs: Vec<usize> = v["data_offsets"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64().map(|x| x as usize))
+                        .collect()
+                })
                 .unwrap_or_default();
             if offs.len() != 2 || offs[0] > offs[1] || base + offs[1] > data.len() {
-                return Err(corrupt(format!("tensor `{name}` has data offsets {offs:?} outside the file")));
+                return Err(corrupt(format!(
+                    "tensor `{name}` has data offsets {offs:?} outside the file"
+                )));
             }
             let esize = match dtype.as_str() {
                 "F32" => 4,
                 "F16" | "BF16" => 2,
                 "I8" => 1,
-                other => return Err(corrupt(format!("tensor `{name}` has unsupported dtype {other}"))),
+                other => {
+                    return Err(corrupt(format!(
+                        "tensor `{name}` has unsupported dtype {other}"
+                    )))
+                }
             };
             if shape.iter().product::<usize>() * esize != offs[1] - offs[0] {
-                return Err(corrupt(format!("tensor `{name}`: shape {shape:?} does not match its byte size")));
+                return Err(corrupt(format!(
+                    "tensor `{name}`: shape {shape:?} does not match its byte size"
+                )));
             }
-            entries.insert(name, Entry { dtype, shape, start: offs[0], end: offs[1] });
+            entries.insert(
+                name,
+                Entry {
+                    dtype,
+                    shape,
+                    start: offs[0],
+                    end: offs[1],
+                },
+            );
         }
-        Ok(SafeTensors { path: path.into(), data, base, entries })
+        Ok(SafeTensors {
+            path: path.into(),
+            data,
+            base,
+            entries,
+        })
     }
 
     fn entry(&self, name: &str, shape: &[usize]) -> Result<&Entry> {
@@ -100,14 +142,26 @@ impl SafeTensors {
         let e = self.entry(name, shape)?;
         let b = self.bytes(e);
         Ok(match e.dtype.as_str() {
-            "F32" => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            "F16" => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            "BF16" => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            "F32" => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            "F16" => b
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            "BF16" => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             _ => {
                 let rows = shape.first().copied().unwrap_or(1);
                 let cols = b.len() / rows.max(1);
                 let scale = self.f32(&format!("{name}.scale"), &[rows])?;
-                b.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scale[i / cols.max(1)]).collect()
+                b.iter()
+                    .enumerate()
+                    .map(|(i, &q)| q as i8 as f32 * scale[i / cols.max(1)])
+                    .collect()
             }
         })
     }
@@ -117,16 +171,24 @@ impl SafeTensors {
         let e = self.entry(name, shape)?;
         let cols: usize = shape[1..].iter().product();
         match (p, e.dtype.as_str()) {
-            (Precision::F16, "F16") => {
-                Ok(WeightData::F16(self.bytes(e).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect()))
-            }
+            (Precision::F16, "F16") => Ok(WeightData::F16(
+                self.bytes(e)
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            )),
             (Precision::Int8, "I8") => {
                 let q = self.bytes(e).iter().map(|&b| b as i8).collect();
                 let scale = self.f32(&format!("{name}.scale"), &shape[..1])?;
                 Ok(WeightData::I8 { q, scale })
             }
             (Precision::F32, _) => Ok(WeightData::F32(self.f32(name, shape)?)),
-            (Precision::F16, _) => Ok(WeightData::F16(self.f32(name, shape)?.into_iter().map(f16::from_f32).collect())),
+            (Precision::F16, _) => Ok(WeightData::F16(
+                self.f32(name, shape)?
+                    .into_iter()
+                    .map(f16::from_f32)
+                    .collect(),
+            )),
             (Precision::Int8, _) => Ok(quantize_rows_i8(&self.f32(name, shape)?, cols)),
         }
     }

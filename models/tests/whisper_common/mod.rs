@@ -12,7 +12,10 @@ pub fn model_dir(name: &str) -> Option<PathBuf> {
     if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipping: Whisper model {name} not found at {} (run `hark models pull {name}`)", dir.display());
+        eprintln!(
+            "skipping: Whisper model {name} not found at {} (run `hark models pull {name}`)",
+            dir.display()
+        );
         None
     }
 }
@@ -36,7 +39,11 @@ pub fn an4_test() -> Option<Vec<(String, PathBuf, String)>> {
         text.lines()
             .filter_map(|l| {
                 let (id, t) = l.split_once(' ')?;
-                Some((id.to_string(), dir.join(format!("{id}.flac")), t.to_string()))
+                Some((
+                    id.to_string(),
+                    dir.join(format!("{id}.flac")),
+                    t.to_string(),
+                ))
             })
             .collect(),
     )
