@@ -384,3 +384,33 @@ fn kv_cache_steps_match_full_recompute() {
     let e2 = rel_l2(&last, &full[(n - 2) * d..(n - 1) * d]);
     assert!(e1 < 1e-5 && e2 < 1e-5, "cache vs recompute: {e1} {e2}");
 }
+
+#[test]
+fn base_language_detection_matches_ctranslate2() {
+    let Some(dir) = whisper_common::model_dir("base") else {
+        return;
+    };
+    let w = hark_models::whisper::Whisper::load(&dir, Precision::F16).unwrap();
+    for utt in UTTS {
+        let fx = load_fixture("base", utt);
+        let n = w.model.n_frames();
+        let mel = hark_audio::features::whisper::LogMel {
+            data: mel_padded(&fx, n),
+            n_mels: 80,
+            n_frames: n,
+        };
+        let (code, prob) = w.detect_language(&mel, 0).unwrap();
+        let want = &fx["language"][0];
+        let want_code = want["token"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("<|")
+            .trim_end_matches("|>");
+        let want_prob = want["prob"].as_f64().unwrap() as f32;
+        assert_eq!(code, want_code, "{utt}");
+        assert!(
+            (prob - want_prob).abs() < 1e-3,
+            "{utt}: p({code}) {prob} vs {want_prob}"
+        );
+    }
+}
