@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod listen;
 
 /// hark: fast, exact local speech recognition.
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ enum Command {
     Models(cmd::models::Args),
     /// Evaluate a model on a test set (WER/CER).
     Eval(cmd::eval::Args),
+    /// Live dictation from a microphone (or a file replayed at real time).
+    Listen(cmd::listen::Args),
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -39,6 +42,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Transcribe(a) => cmd::transcribe::run(a),
         Command::Models(a) => cmd::models::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Listen(a) => cmd::listen::run(a),
     }
 }
 

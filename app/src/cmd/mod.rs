@@ -3,5 +3,6 @@
 pub mod devices;
 pub mod eval;
 pub mod features;
+pub mod listen;
 pub mod models;
 pub mod transcribe;

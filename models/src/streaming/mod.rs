@@ -23,7 +23,8 @@ pub struct LocalAgreement {
 
 /// Word comparison key: case and surrounding punctuation do not matter.
 fn key(w: &str) -> String {
-    w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
+    w.trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
 }
 
 impl LocalAgreement {
@@ -64,7 +65,10 @@ impl LocalAgreement {
     pub fn tentative(&self) -> Vec<String> {
         let c = self.committed.len();
         let aligned = self.prev.len() >= c
-            && self.prev[..c].iter().zip(&self.committed).all(|(a, b)| key(a) == key(b));
+            && self.prev[..c]
+                .iter()
+                .zip(&self.committed)
+                .all(|(a, b)| key(a) == key(b));
         if aligned {
             self.prev[c..].to_vec()
         } else {
@@ -192,7 +196,12 @@ impl Segmenter {
     fn close(&mut self, end: u64, speech_end: u64, cut: bool, out: &mut Vec<Segment>) {
         if let Some((id, start)) = self.open.take() {
             let audio = self.slice(start, end);
-            out.push(Segment::Final { id, audio, speech_end, cut });
+            out.push(Segment::Final {
+                id,
+                audio,
+                speech_end,
+                cut,
+            });
         }
         self.closing = None;
         self.trim();
@@ -204,7 +213,9 @@ impl Segmenter {
             Some((_, start)) => start,
             // The onset is confirmed up to `min_speech_ms` (+ a chunk) after it began:
             // keep a second more than the pre-roll.
-            None => self.position().saturating_sub(self.ms(self.cfg.pre_roll_ms + 1000)),
+            None => self
+                .position()
+                .saturating_sub(self.ms(self.cfg.pre_roll_ms + 1000)),
         };
         let n = keep_from.saturating_sub(self.buf_start) as usize;
         if n > 0 {
@@ -245,7 +256,9 @@ impl Segmenter {
                         continue;
                     }
                     if self.open.is_none() {
-                        let start = p.saturating_sub(self.ms(self.cfg.pre_roll_ms)).max(self.buf_start);
+                        let start = p
+                            .saturating_sub(self.ms(self.cfg.pre_roll_ms))
+                            .max(self.buf_start);
                         let id = self.next_id;
                         self.next_id += 1;
                         self.open = Some((id, start));
@@ -285,7 +298,10 @@ impl Segmenter {
                 && len >= self.last_partial_len + self.ms(self.cfg.partial_every_ms)
             {
                 self.last_partial_len = len;
-                out.push(Segment::Partial { id, audio: self.slice(start, pos) });
+                out.push(Segment::Partial {
+                    id,
+                    audio: self.slice(start, pos),
+                });
             }
         }
         if self.open.is_none() {
@@ -366,7 +382,12 @@ mod tests {
         let finals: Vec<_> = out
             .iter()
             .filter_map(|s| match s {
-                Segment::Final { id, audio, speech_end, cut } => Some((*id, audio.len(), *speech_end, *cut)),
+                Segment::Final {
+                    id,
+                    audio,
+                    speech_end,
+                    cut,
+                } => Some((*id, audio.len(), *speech_end, *cut)),
                 _ => None,
             })
             .collect();
@@ -376,7 +397,10 @@ mod tests {
         assert!((finals[0].1 as i64 - 40000).abs() <= 640, "{finals:?}");
         assert!((finals[0].2 as i64 - 48000).abs() <= 320, "{finals:?}");
         assert!((finals[1].1 as i64 - 24000).abs() <= 640, "{finals:?}");
-        let partials = out.iter().filter(|s| matches!(s, Segment::Partial { id: 0, .. })).count();
+        let partials = out
+            .iter()
+            .filter(|s| matches!(s, Segment::Partial { id: 0, .. }))
+            .count();
         // 2 s at a 400 ms cadence: about 5 partials.
         assert!((4..=7).contains(&partials), "{partials}");
     }
@@ -391,7 +415,10 @@ mod tests {
         }
         sig.extend(speech);
         sig.extend(vec![0.0; 16000]);
-        let cfg = SegmenterConfig { max_utterance_s: 6.0, ..Default::default() };
+        let cfg = SegmenterConfig {
+            max_utterance_s: 6.0,
+            ..Default::default()
+        };
         let out = run(&sig, 512, cfg);
         let finals: Vec<_> = out
             .iter()
@@ -404,7 +431,19 @@ mod tests {
         assert!(finals[0].1 && !finals[1].1);
         // The cut lies in the dip: 0.3 s pre-roll + 5.5..5.65 s.
         let cut_at = finals[0].0 as i64 - 4800;
-        let starts: Vec<_> = out.iter().map(|s| match s { Segment::Start { id } => format!("S{id}"), Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()), Segment::Final { id, audio, speech_end, cut } => format!("F{id}:{}:{speech_end}:{cut}", audio.len()) }).collect();
+        let starts: Vec<_> = out
+            .iter()
+            .map(|s| match s {
+                Segment::Start { id } => format!("S{id}"),
+                Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()),
+                Segment::Final {
+                    id,
+                    audio,
+                    speech_end,
+                    cut,
+                } => format!("F{id}:{}:{speech_end}:{cut}", audio.len()),
+            })
+            .collect();
         assert!((88000..=90400).contains(&cut_at), "{cut_at} {starts:?}");
         // Nothing lost: both parts together cover pre-roll + speech + post-roll.
         assert!((finals[0].0 + finals[1].0) as i64 >= 4800 + 128000 + 3200 - 640);

@@ -1,0 +1,259 @@
+//! `hark listen`: live dictation from a microphone (or a file replayed at real time).
+//!
+//! The pipeline lives in `crate::listen`; this module validates flags, resolves and
+//! loads the model, opens the transcript file (every final line is appended and
+//! flushed as soon as it is final) and runs either the TUI or the `--no-tui` printer
+//! (finals to stdout, partials to stderr with `--partials`). `q` and Ctrl-C stop the
+//! capture but the current utterance is still decoded and saved.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hark_audio::{AudioSource, FileSource, MicSource};
+use hark_models::streaming::SegmenterConfig;
+use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
+
+use crate::listen::ui::App;
+use crate::listen::{Event, Pipeline, SourceFactory, Stats};
+
+/// Arguments of `hark listen`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model name (pulled on first use) or model directory.
+    #[arg(long, default_value = "tiny.en")]
+    pub model: String,
+    /// Input device name (see `hark devices`); default: the system default input.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Replay this audio file at real time instead of using a microphone.
+    #[arg(long, conflicts_with = "device")]
+    pub input: Option<PathBuf>,
+    /// Replay speed for --input (1.0 = real time).
+    #[arg(long, default_value_t = 1.0)]
+    pub realtime_speed: f32,
+    /// Print finals to stdout instead of running the terminal UI.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// With --no-tui, also print partial hypotheses to stderr.
+    #[arg(long)]
+    pub partials: bool,
+    /// Transcript file (default: $HARK_HOME/transcripts/listen-<timestamp>.txt).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Print latency figures (median/p95 final latency, partial refresh, overruns) at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Weight precision at run time (default: the precision the model is stored in).
+    #[arg(long)]
+    pub precision: Option<Precision>,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Beam size of the final decode (1 = greedy; partials are always greedy).
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Re-decode cadence of the open utterance (ms).
+    #[arg(long, default_value_t = 400)]
+    pub partial_every_ms: u32,
+    /// Longest utterance before a cut at a pause (s, at most 28).
+    #[arg(long, default_value_t = 25.0)]
+    pub max_utterance_s: f32,
+    /// Silence that ends an utterance (ms).
+    #[arg(long, default_value_t = 600)]
+    pub hangover_ms: u32,
+}
+
+fn default_transcript() -> anyhow::Result<PathBuf> {
+    let dir = hark_models::store::hark_home()?.join("transcripts");
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (d, s) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = d as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Ok(dir.join(format!(
+        "listen-{year:04}{month:02}{day:02}-{:02}{:02}{:02}.txt",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )))
+}
+
+fn source_factory(args: &Args) -> SourceFactory {
+    match &args.input {
+        Some(path) => {
+            let (path, speed) = (path.clone(), args.realtime_speed);
+            Box::new(move || {
+                let s = FileSource::realtime(&path, speed, 20)
+                    .with_context(|| format!("opening --input {}", path.display()))?;
+                Ok(Box::new(s) as Box<dyn AudioSource>)
+            })
+        }
+        None => {
+            let device = args.device.clone();
+            Box::new(move || {
+                let s = MicSource::open(device.as_deref()).map_err(|e| {
+                    anyhow::anyhow!("{e}\nhint: `hark devices` lists input devices; `--input FILE` replays a file instead")
+                })?;
+                Ok(Box::new(s) as Box<dyn AudioSource>)
+            })
+        }
+    }
+}
+
+/// Run the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.realtime_speed > 0.0 && args.realtime_speed <= 100.0) {
+        anyhow::bail!("--realtime-speed takes a value in (0, 100]");
+    }
+    if !(1.0..=28.0).contains(&args.max_utterance_s) {
+        anyhow::bail!("--max-utterance-s takes a value between 1 and 28 (Whisper sees 30 s)");
+    }
+    if args.beam == 0 {
+        anyhow::bail!("--beam must be at least 1");
+    }
+    if let Some(p) = &args.input {
+        if !p.is_file() {
+            anyhow::bail!("--input {} does not exist", p.display());
+        }
+    }
+    // Fail on a missing device before loading the model (cheap check; the capture
+    // thread opens the device for real).
+    if args.input.is_none() {
+        let devices = hark_audio::capture::list_input_devices().unwrap_or_default();
+        let listed = if devices.is_empty() {
+            "(none)".to_string()
+        } else {
+            devices
+                .iter()
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &args.device {
+            None if devices.is_empty() => anyhow::bail!(
+                "no audio input device found; available input devices: {listed}\nhint: connect a microphone, or replay a file with `hark listen --input FILE`"
+            ),
+            Some(name) if !devices.iter().any(|d| &d.name == name) => anyhow::bail!(
+                "audio input device `{name}` not found; available input devices: {listed}\nhint: `hark devices` lists them; `--input FILE` replays a file"
+            ),
+            _ => {}
+        }
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(hark_engine::threads::default_threads);
+    if let Some(n) = args.threads {
+        hark_models::whisper::set_threads(n).context("setting --threads")?;
+    }
+    let progress = crate::cmd::models::BarProgress::default();
+    let dir = hark_models::store::ensure_model(&args.model, &progress)
+        .with_context(|| format!("resolving model `{}`", args.model))?;
+    let precision = match args.precision {
+        Some(p) => p,
+        None => hark_models::whisper::config::WhisperConfig::from_dir(&dir)
+            .map(|c| c.precision)
+            .with_context(|| format!("reading the config of {}", dir.display()))?,
+    };
+    let whisper = Whisper::load(&dir, precision)
+        .with_context(|| format!("loading model {}", dir.display()))?;
+
+    let transcript = match &args.output {
+        Some(p) => p.clone(),
+        None => default_transcript()?,
+    };
+    if let Some(parent) = transcript.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(&transcript)
+        .with_context(|| format!("opening transcript {}", transcript.display()))?;
+
+    let final_opts = TranscribeOptions {
+        beam_size: args.beam,
+        // Each utterance stands alone: no prompt from the previous one.
+        condition_on_previous_text: false,
+        ..Default::default()
+    };
+    let mut seg_cfg = SegmenterConfig {
+        partial_every_ms: args.partial_every_ms.max(50),
+        max_utterance_s: args.max_utterance_s,
+        ..Default::default()
+    };
+    seg_cfg.vad.hangover_ms = args.hangover_ms;
+    let pipeline = Pipeline::start(source_factory(&args), whisper, final_opts, seg_cfg)?;
+
+    let mut stats = Stats::default();
+    let mut sink = |text: &str| -> std::io::Result<()> {
+        writeln!(file, "{text}")?;
+        file.flush()
+    };
+    if args.no_tui {
+        eprintln!("hark: listening; transcript: {}", transcript.display());
+        let controls = pipeline.controls.clone();
+        let hits = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let h = hits.clone();
+        // First Ctrl-C: finish the current utterance; second: leave at once.
+        let _ = ctrlc::set_handler(move || {
+            if h.fetch_add(1, Ordering::SeqCst) >= 1 {
+                std::process::exit(130);
+            }
+            controls.stop.store(true, Ordering::Relaxed);
+        });
+        let stdout = std::io::stdout();
+        for ev in pipeline.events.iter() {
+            stats.observe(&ev);
+            match &ev {
+                Event::Final { text, .. } if !text.is_empty() => {
+                    sink(text).with_context(|| format!("writing {}", transcript.display()))?;
+                    let mut out = stdout.lock();
+                    writeln!(out, "{text}").ok();
+                    out.flush().ok();
+                }
+                Event::Partial {
+                    committed,
+                    tentative,
+                    ..
+                } if args.partials => {
+                    eprintln!("partial: [{committed}] {tentative}");
+                }
+                Event::Warning(w) => eprintln!("hark: warning: {w}"),
+                Event::Error(e) => eprintln!("hark: error: {e}"),
+                Event::Finished => break,
+                _ => {}
+            }
+        }
+    } else {
+        let app = App {
+            model: args.model.clone(),
+            precision: precision.to_string(),
+            threads,
+            transcript_path: transcript.display().to_string(),
+            ..Default::default()
+        };
+        crate::listen::ui::run(app, &pipeline, &mut sink, &mut stats, &transcript)?;
+    }
+    pipeline.join();
+    if args.stats {
+        eprintln!("hark: stats: {}", stats.summary());
+    }
+    eprintln!("hark: transcript saved to {}", transcript.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,264 @@
+//! End-to-end tests of `hark listen` (the real binary, file input replayed through the
+//! live ring-buffer path): finals vs offline `hark transcribe`, device errors, input
+//! rates/channels.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HARK: &str = env!("CARGO_BIN_EXE_hark");
+
+fn shared() -> Option<PathBuf> {
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/an4/test"
+    ));
+    p.is_dir().then(|| p.to_path_buf())
+}
+
+fn model_present() -> bool {
+    let home = std::env::var_os("HARK_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")));
+    home.is_some_and(|h| h.join("models/tiny.en").is_dir())
+}
+
+fn skip_reason() -> Option<&'static str> {
+    if shared().is_none() {
+        return Some("skipping: ../shared not found");
+    }
+    if !model_present() {
+        return Some("skipping: tiny.en model not installed (hark models pull tiny.en)");
+    }
+    None
+}
+
+/// Writes interleaved samples as 16-bit PCM WAV.
+fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + data_len as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * channels as u32 * 2).to_le_bytes());
+    b.extend_from_slice(&(channels * 2).to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for &x in samples {
+        b.extend_from_slice(&((x.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// The first `n` AN4 test utterances joined with 1 s pauses (0.5 s lead-in), 16 kHz.
+fn joined_an4(n: usize) -> Vec<f32> {
+    let dir = shared().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "flac"))
+        .collect();
+    files.sort();
+    let mut out = vec![0.0; 8000];
+    for f in files.iter().take(n) {
+        out.extend(hark_audio::load_audio(f).unwrap());
+        out.extend(vec![0.0; 16000]);
+    }
+    out
+}
+
+/// Comparison words: lower case, split on anything not alphanumeric; spelled-out
+/// letters ("UDB-E5", "U-D-B-E-5") and digit runs ("2981") are split into single
+/// characters so that Whisper's formatting choices do not count as word errors.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
+        let spelled = piece.len() <= 4
+            && piece
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let has_digit = piece.chars().any(|c| c.is_ascii_digit());
+        if spelled || has_digit {
+            out.extend(piece.chars().map(|c| c.to_lowercase().to_string()));
+        } else {
+            out.push(piece.to_lowercase());
+        }
+    }
+    out
+}
+
+/// 1 - word error rate of `hyp` against `reference` (Levenshtein on words).
+fn word_match(reference: &[String], hyp: &[String]) -> f64 {
+    let mut prev: Vec<usize> = (0..=hyp.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut cur = vec![i + 1; hyp.len() + 1];
+        for (j, h) in hyp.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(r != h))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    1.0 - prev[hyp.len()] as f64 / reference.len().max(1) as f64
+}
+
+fn listen(input: &Path, transcript: &Path, extra: &[&str]) -> (String, String) {
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui", "--model", "tiny.en", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(transcript)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "hark listen failed: {stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn listen_finals_match_offline_transcribe_on_an4_recording() {
+    if let Some(r) = skip_reason() {
+        eprintln!("{r}");
+        return;
+    }
+    let tmp = tempdir();
+    let wav = tmp.join("an4_joined.wav");
+    write_wav(&wav, &joined_an4(8), 16000, 1);
+    let offline = Command::new(HARK)
+        .args(["transcribe", "--model", "tiny.en"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let offline = String::from_utf8_lossy(&offline.stdout).into_owned();
+    let transcript = tmp.join("t.txt");
+    let (live, stderr) = listen(&wav, &transcript, &["--realtime-speed", "4", "--stats"]);
+    let (r, h) = (words(&offline), words(&live));
+    let m = word_match(&r, &h);
+    eprintln!("offline: {offline}\nlive: {live}\n{stderr}\nword match {m:.3}");
+    assert!(
+        m >= 0.95,
+        "word match {m:.3} < 0.95\noffline: {offline}\nlive: {live}"
+    );
+    // Several utterances, each a final line, all saved in the transcript file.
+    assert!(live.lines().count() >= 6, "{live}");
+    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), live);
+    assert!(
+        stderr.contains("dropped audio (overruns): 0 samples"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn listen_accepts_8k_stereo_and_48k_input() {
+    if let Some(r) = skip_reason() {
+        eprintln!("{r}");
+        return;
+    }
+    let tmp = tempdir();
+    let mono = joined_an4(2);
+    let reference_wav = tmp.join("ref16k.wav");
+    write_wav(&reference_wav, &mono, 16000, 1);
+    let (reference, _) = listen(
+        &reference_wav,
+        &tmp.join("r.txt"),
+        &["--realtime-speed", "4"],
+    );
+    for (rate, channels) in [(8000u32, 2u16), (48000, 1), (44100, 2)] {
+        let x = hark_audio::resample(&mono, 16000, rate).unwrap();
+        let inter: Vec<f32> = x
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s, channels as usize))
+            .collect();
+        let wav = tmp.join(format!("in_{rate}_{channels}.wav"));
+        write_wav(&wav, &inter, rate, channels);
+        let (live, _) = listen(
+            &wav,
+            &tmp.join(format!("t{rate}.txt")),
+            &["--realtime-speed", "4"],
+        );
+        let m = word_match(&words(&reference), &words(&live));
+        assert!(
+            m >= 0.8,
+            "{rate} Hz x{channels}: match {m:.2}\n{reference}\n{live}"
+        );
+    }
+}
+
+#[test]
+fn listen_with_unknown_device_fails_listing_devices() {
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui", "--device", "no-such-device-42"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`no-such-device-42` not found"), "{err}");
+    assert!(err.contains("available input devices:"), "{err}");
+}
+
+#[test]
+fn listen_without_any_input_device_fails_cleanly() {
+    if !hark_audio::capture::list_input_devices()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        eprintln!("skipping: this machine has an input device");
+        return;
+    }
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no audio input device found; available input devices: (none)"),
+        "{err}"
+    );
+    assert!(err.contains("--input FILE"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn listen_missing_input_file_is_a_clear_error() {
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui", "--input", "/nonexistent/x.wav"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--input /nonexistent/x.wav does not exist")
+    );
+}
+
+#[test]
+fn comparison_words_split_spelled_letters_and_digits() {
+    assert_eq!(words("Erase UDB-E5."), words("erase U-D-B-E-5"));
+    assert_eq!(words("Enter 2981."), vec!["enter", "2", "9", "8", "1"]);
+    let r = words("a b c d");
+    assert!((word_match(&r, &words("a x c d")) - 0.75).abs() < 1e-9);
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "hark-listen-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

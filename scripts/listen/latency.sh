@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Latency figures of `hark listen` over an AN4 recording replayed at real time.
+#
+# Joins the first N AN4 test utterances (../shared) with 1 s pauses into one WAV, streams
+# it through `hark listen --input ... --no-tui --stats` at real time (the live ring-buffer
+# path) and prints the pipeline's figures: median/p95 latency from end of speech (VAD end)
+# to final text, partial refresh interval, final real-time factor, dropped audio (overruns).
+#
+# usage: scripts/listen/latency.sh [N=10] [HARK=target/release/hark] [extra hark listen flags...]
+set -euo pipefail
+N=${1:-10}
+HARK=${2:-target/release/hark}
+shift $(( $# > 2 ? 2 : $# )) || true
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+AN4="$ROOT/../shared/data/an4/test"
+[ -d "$AN4" ] || { echo "skipping: ../shared not found" >&2; exit 0; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+python3 - "$AN4" "$N" "$TMP/joined.wav" <<'PY'
+import glob, sys
+import numpy as np, soundfile as sf
+d, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+parts = [np.zeros(8000)]
+for f in sorted(glob.glob(d + "/*.flac"))[:n]:
+    x, sr = sf.read(f)
+    assert sr == 16000
+    parts += [x, np.zeros(16000)]
+sig = np.concatenate(parts)
+sf.write(out, sig.astype(np.float32), 16000, subtype="PCM_16")
+print(f"{n} utterances, {len(sig)/16000:.1f} s", file=sys.stderr)
+PY
+"$HARK" listen --input "$TMP/joined.wav" --no-tui --stats --output "$TMP/t.txt" "$@"
