@@ -668,10 +668,13 @@ impl Tensor {
     }
 }
 
-/// Symmetric per-row int8 quantisation of a row-major `[rows, n / rows]` matrix.
+/// Symmetric per-row int8 quantisation of a row-major `[rows, n / rows]` matrix, with
+/// CTranslate2's weight rule (`ops::Quantize` without the u8 shift, `round_before_cast`,
+/// as `Model::ensure_dtype` in `src/models/model.cc` applies it to f16/f32 weights at
+/// load): `q = round_half_even(v · (127 / max|row|))` clamped to `[-127, 127]`.
 ///
-/// Returns `(q, scales)` with `scale = max|row| / 127` (1 for all-zero rows) and
-/// `q = round(v / scale)` clamped to `[-127, 127]`.
+/// Returns `(q, scales)` with hark's convention `scale = max|row| / 127` (1 for all-zero
+/// rows), so that `v ≈ q · scale`.
 pub fn quantize_rows_i8(v: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
     let cols = v.len().checked_div(rows).unwrap_or(0);
     let mut q = Vec::with_capacity(v.len());
@@ -679,11 +682,14 @@ pub fn quantize_rows_i8(v: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
     for r in 0..rows {
         let row = &v[r * cols..(r + 1) * cols];
         let amax = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-        let inv = 1.0 / scale;
+        let (inv, scale) = if amax > 0.0 {
+            (127.0 / amax, amax / 127.0)
+        } else {
+            (1.0, 1.0)
+        };
         q.extend(
             row.iter()
-                .map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8),
+                .map(|x| (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8),
         );
         scales.push(scale);
     }

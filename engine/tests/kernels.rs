@@ -457,3 +457,13 @@ fn quantize_row_i8_rounds_half_even_and_handles_zero() {
     assert_eq!(generic::quantize_row_i8(&[0.0; 4], &mut q), 0.0);
     assert_eq!(q, [0; 4]);
 }
+
+#[test]
+fn quantize_row_i8_rounds_shifted_fma_like_ctranslate2() {
+    // CTranslate2 rounds fma(x, 127/amax, 128) (u8-shifted activations): 1.4999999 + 128
+    // is 129.5 in f32, which rounds to even 130, i.e. q = 2 where round(1.4999999) = 1;
+    // likewise -1.4999999 + 128 is 126.5, rounding to 126 (q = -2, not -1).
+    let mut q = [0i8; 3];
+    generic::quantize_row_i8(&[127.0, 1.499_999_9, -1.499_999_9], &mut q);
+    assert_eq!(q, [127, 2, -2]);
+}

@@ -47,10 +47,26 @@ pub fn linear_bf16(x: &[f32], w: &[bf16], bias: Option<&[f32]>, out: MatMut<'_>)
 }
 
 /// Symmetric dynamic quantisation of one activation row, the definition shared by every
-/// int8 kernel: `sx = max|x| / 127`, `q[l] = round_half_even(x[l] · (127 / max|x|))`
-/// clamped to `[-127, 127]` (the product is computed in f32 exactly like the SIMD paths).
+/// int8 kernel, bit-identical to CTranslate2 4.x on x86 CPUs: `sx = max|x| / 127` and
+/// `q[l] = round_half_even(fma(x[l], 127 / max|x|, 128)) - 128`, clamped to `[-127, 127]`.
+///
+/// CTranslate2 feeds its u8s8s32 GEMM (oneDNN) with activations shifted to `u8`
+/// (`cpu::quantize_s8` with `shift_to_uint8 = true, round_before_cast = true` in
+/// `src/cpu/kernels.cc`, called from `src/ops/quantize_cpu.cc`); its AVX2 build computes
+/// the shifted value with one fused multiply-add (`vfmadd132ps` with 128.0, verified in
+/// the 4.8.5 wheel) and rounds with `nearbyint`. Rounding `x·s + 128` in one step differs
+/// from rounding `x·s` near half-integers, so we reproduce the fused form (the integer
+/// products with the compensation term are then exactly the signed ones).
 /// Returns `sx` (0 for an all-zero row, which quantises to zeros).
 pub fn quantize_row_i8(x: &[f32], q: &mut [i8]) -> f32 {
+    quantize_row_i8_body(x, q)
+}
+
+/// Body of [`quantize_row_i8`], inlined into callers compiled with the `fma` target
+/// feature (where `f32::mul_add` is one instruction instead of a libm call); the result
+/// is identical either way because `mul_add` is always correctly rounded.
+#[inline(always)]
+pub(crate) fn quantize_row_i8_body(x: &[f32], q: &mut [i8]) -> f32 {
     assert_eq!(x.len(), q.len(), "quantize_row_i8: length mismatch");
     let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     if amax == 0.0 || !amax.is_finite() {
@@ -59,12 +75,12 @@ pub fn quantize_row_i8(x: &[f32], q: &mut [i8]) -> f32 {
     }
     let inv = 127.0f32 / amax;
     // Round half to even by adding and subtracting 1.5·2^23 (exact for |t| < 2^22, here
-    // |t| <= 127): identical to `round_ties_even`, but vectorisable on baseline x86-64,
-    // where `round_ties_even` is a libm call.
+    // 0 <= t <= 255): identical to `round_ties_even`, but vectorisable on baseline
+    // x86-64, where `round_ties_even` is a libm call.
     const MAGIC: f32 = 12_582_912.0;
     for (qv, &v) in q.iter_mut().zip(x) {
-        let t = v * inv;
-        *qv = ((t + MAGIC) - MAGIC).clamp(-127.0, 127.0) as i8;
+        let t = v.mul_add(inv, 128.0);
+        *qv = (((t + MAGIC) - MAGIC) - 128.0).clamp(-127.0, 127.0) as i8;
     }
     amax / 127.0
 }

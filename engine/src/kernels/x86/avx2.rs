@@ -478,7 +478,10 @@ fn linear_i8_run(
     mut out: MatMut<'_>,
 ) {
     for i in 0..m {
-        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], &mut xq[i * kp..i * kp + k]);
+        // SAFETY: this kernel is installed only when AVX2 and FMA are present.
+        sx[i] = unsafe {
+            super::quantize_row_i8_fma(&x[i * k..(i + 1) * k], &mut xq[i * kp..i * kp + k])
+        };
     }
     let ors = out.row_stride();
     let op = out.as_mut_ptr();

@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::generic::matmul_dims;
-use super::super::{generic, linear_dims, MatMut, MatRef};
+use super::super::{linear_dims, MatMut, MatRef};
 
 /// Maximum activation rows handled in one pass over the weights (decode batch / beam size).
 pub(super) const MR: usize = 6;
@@ -879,7 +879,7 @@ unsafe fn run_packed(
     }
 }
 
-/// Quantises each row of `x` (`m×k`) with [`generic::quantize_row_i8`] into `sx` and
+/// Quantises each row of `x` (`m×k`) with [`super::super::generic::quantize_row_i8`] into `sx` and
 /// `xq` rows of stride `kp >= k` holding `q + 128` as u8 (`q`: a `k`-value temporary).
 fn quantize_rows_offset(
     x: &[f32],
@@ -891,7 +891,8 @@ fn quantize_rows_offset(
     sx: &mut [f32],
 ) {
     for i in 0..m {
-        sx[i] = generic::quantize_row_i8(&x[i * k..(i + 1) * k], q);
+        // SAFETY: this kernel is installed only when AVX-512 (hence AVX2 and FMA) is present.
+        sx[i] = unsafe { super::quantize_row_i8_fma(&x[i * k..(i + 1) * k], q) };
         for (d, &v) in xq[i * kp..i * kp + k].iter_mut().zip(q.iter()) {
             *d = (v as i16 + 128) as u8;
         }

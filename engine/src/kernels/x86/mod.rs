@@ -18,6 +18,17 @@ mod large;
 /// noise of each other, the crate being steadier for large k, so it keeps the encoder sizes.
 pub(crate) const LARGE_M: usize = 256;
 
+/// [`super::generic::quantize_row_i8`] compiled with FMA so that its `mul_add` is one
+/// `vfmadd` instead of a libm call (same result bit for bit).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (every caller runs inside a kernel installed only
+/// after [`has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn quantize_row_i8_fma(x: &[f32], q: &mut [i8]) -> f32 {
+    super::generic::quantize_row_i8_body(x, q)
+}
+
 /// AVX2 + FMA + F16C present.
 pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
