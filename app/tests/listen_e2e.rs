@@ -262,3 +262,50 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn listen_ctrl_c_finishes_the_current_utterance_first() {
+    if let Some(r) = skip_reason() {
+        eprintln!("{r}");
+        return;
+    }
+    let tmp = tempdir();
+    let wav = tmp.join("ctrlc.wav");
+    write_wav(&wav, &joined_an4(3), 16000, 1);
+    let transcript = tmp.join("ctrlc.txt");
+    let child = Command::new(HARK)
+        .args(["listen", "--no-tui", "--model", "tiny.en", "--input"])
+        .arg(&wav)
+        .arg("--output")
+        .arg(&transcript)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The model loads, then the first utterance (0.5 s .. ~2.5 s) plays at real time:
+    // interrupt while it is being spoken.
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&transcript).is_err() {
+        assert!(start.elapsed().as_secs() < 60, "listen never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    let kill = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The interrupted utterance still became a final line, saved to the file.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        words(lines[0]).first().is_some_and(|w| w == "enter"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), stdout);
+}

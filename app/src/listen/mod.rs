@@ -509,4 +509,83 @@ mod tests {
         assert_eq!(s.latencies_ms, vec![250.0]);
         assert!(s.summary().contains("median 250 ms"), "{}", s.summary());
     }
+
+    /// A source that delivers `audio` in 20 ms pieces, then fails like an unplugged device.
+    struct Unplugged {
+        audio: Vec<f32>,
+        pos: usize,
+    }
+
+    impl AudioSource for Unplugged {
+        fn read(
+            &mut self,
+            out: &mut Vec<f32>,
+            _timeout: Duration,
+        ) -> Result<bool, hark_audio::AudioError> {
+            if self.pos >= self.audio.len() {
+                return Err(hark_audio::AudioError::Capture {
+                    op: "read",
+                    reason: "device unplugged".into(),
+                });
+            }
+            let end = (self.pos + 320).min(self.audio.len());
+            out.extend_from_slice(&self.audio[self.pos..end]);
+            self.pos = end;
+            Ok(true)
+        }
+        fn overruns(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn device_lost_mid_utterance_warns_keeps_the_final_and_finishes() {
+        let base = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/an4/test/an391-mjwl-b.flac"
+        );
+        let model = hark_models::store::hark_home().map(|h| h.join("models/tiny.en"));
+        let (Ok(model), true) = (model, std::path::Path::new(base).is_file()) else {
+            eprintln!("skipping: ../shared or the tiny.en model not found");
+            return;
+        };
+        if !model.is_dir() {
+            eprintln!("skipping: tiny.en model not installed");
+            return;
+        }
+        let cfg = hark_models::whisper::config::WhisperConfig::from_dir(&model).unwrap();
+        let w = Whisper::load(&model, cfg.precision).unwrap();
+        let speech = hark_audio::load_audio(std::path::Path::new(base)).unwrap();
+        // Silence, then the utterance, cut off before its end by the "unplug".
+        let mut audio = vec![0.0; 8000];
+        audio.extend_from_slice(&speech[..speech.len() * 3 / 4]);
+        let open: SourceFactory =
+            Box::new(move || Ok(Box::new(Unplugged { audio, pos: 0 }) as Box<dyn AudioSource>));
+        let p = Pipeline::start(
+            open,
+            w,
+            TranscribeOptions::default(),
+            SegmenterConfig::default(),
+        )
+        .unwrap();
+        let events: Vec<Event> = p
+            .events
+            .iter()
+            .take_while(|e| *e != Event::Finished)
+            .collect();
+        p.join();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Warning(w) if w.contains("audio input lost") && w.contains("device unplugged"))),
+            "{events:?}"
+        );
+        let finals: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 1, "{events:?}");
+        assert!(finals[0].to_lowercase().starts_with("enter"), "{finals:?}");
+    }
 }
