@@ -22,6 +22,7 @@ use hark_models::eval::{
     evaluate, load_dataset, DatasetFormat, EvalOptions, EvalReport, Normalizer, TranscribeError,
     Transcription, Utterance,
 };
+use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `hark eval`.
@@ -53,6 +54,43 @@ pub struct Args {
     /// JSON lines with `id` and `text`).
     #[arg(long, value_name = "FILE")]
     pub hypotheses: Option<PathBuf>,
+    /// Spoken language (e.g. en, fr); detected per utterance when omitted on
+    /// multilingual models.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Beam size (1 = greedy).
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Weight precision at run time (default: the precision the model is stored in).
+    #[arg(long)]
+    pub precision: Option<Precision>,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// How the model is run: the decoding flags of `hark eval`, validated.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// Spoken language (`None`: detect on multilingual models).
+    pub language: Option<String>,
+    /// Beam size (1 = greedy).
+    pub beam: usize,
+    /// Run-time weight precision (`None`: as stored).
+    pub precision: Option<Precision>,
+    /// Compute threads (`None`: the engine default, all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            language: None,
+            beam: 5,
+            precision: None,
+            threads: None,
+        }
+    }
 }
 
 /// A model turned into "16 kHz mono samples -> text".
@@ -72,16 +110,85 @@ pub struct ModelInfo {
     pub decoding: BTreeMap<String, String>,
 }
 
-/// INTEGRATION POINT (the only one): build a transcriber for `model`.
-///
-/// To be wired by the lead to `hark_models::whisper` (load the model from the store,
-/// return a closure that transcribes 16 kHz mono samples with the default decoding
-/// options, and fill [`ModelInfo`]). Until then it returns a clear error.
-pub fn load_transcriber(model: &str) -> anyhow::Result<(Transcriber, ModelInfo)> {
-    anyhow::bail!(
-        "hark eval: running model {model:?} is not wired yet (app/src/cmd/eval.rs \
-         load_transcriber); use --hypotheses FILE to score existing transcripts"
-    )
+/// Builds a transcriber for `model` (a store name, pulled on first use, or a model
+/// directory): the Whisper model is loaded once and each call transcribes one
+/// utterance with faster-whisper's default decoding options except for the flags in
+/// `opts`; the segment texts are joined with single spaces.
+pub fn load_transcriber(
+    model: &str,
+    opts: &ModelOptions,
+) -> anyhow::Result<(Transcriber, ModelInfo)> {
+    if opts.beam == 0 {
+        anyhow::bail!("--beam must be at least 1");
+    }
+    if let Some(n) = opts.threads {
+        if n == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        hark_models::whisper::set_threads(n).context("setting --threads")?;
+    }
+    let progress = crate::cmd::models::BarProgress::default();
+    let dir = hark_models::store::ensure_model(model, &progress)
+        .with_context(|| format!("resolving model `{model}`"))?;
+    let precision = match opts.precision {
+        Some(p) => p,
+        None => hark_models::whisper::config::WhisperConfig::from_dir(&dir)
+            .map(|c| c.precision)
+            .with_context(|| format!("reading the config of {}", dir.display()))?,
+    };
+    let whisper = Whisper::load(&dir, precision)
+        .with_context(|| format!("loading model {}", dir.display()))?;
+    let topts = TranscribeOptions {
+        language: opts.language.clone(),
+        beam_size: opts.beam,
+        ..Default::default()
+    };
+    let mut decoding = BTreeMap::new();
+    decoding.insert("beam_size".to_string(), topts.beam_size.to_string());
+    decoding.insert("best_of".to_string(), topts.best_of.to_string());
+    decoding.insert("patience".to_string(), topts.patience.to_string());
+    decoding.insert(
+        "length_penalty".to_string(),
+        topts.length_penalty.to_string(),
+    );
+    decoding.insert(
+        "temperatures".to_string(),
+        topts
+            .temperatures
+            .iter()
+            .map(f32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    decoding.insert(
+        "language".to_string(),
+        topts.language.clone().unwrap_or_else(|| "auto".to_string()),
+    );
+    decoding.insert(
+        "condition_on_previous_text".to_string(),
+        topts.condition_on_previous_text.to_string(),
+    );
+    decoding.insert(
+        "without_timestamps".to_string(),
+        topts.without_timestamps.to_string(),
+    );
+    decoding.insert("model_dir".to_string(), dir.display().to_string());
+    let info = ModelInfo {
+        precision: precision.to_string(),
+        threads: hark_engine::threads::pool().threads(),
+        decoding,
+    };
+    let f = move |samples: &[f32]| -> anyhow::Result<String> {
+        let mut texts: Vec<String> = Vec::new();
+        whisper.transcribe(samples, &topts, &mut |seg| {
+            let t = seg.text.trim();
+            if !t.is_empty() {
+                texts.push(t.to_string());
+            }
+        })?;
+        Ok(texts.join(" "))
+    };
+    Ok((Box::new(f), info))
 }
 
 /// Run `hark eval`.
@@ -117,7 +224,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
             }
             None => {
-                let (mut model, info) = load_transcriber(&args.model)?;
+                let mopts = ModelOptions {
+                    language: args.language.clone(),
+                    beam: args.beam,
+                    precision: args.precision,
+                    threads: args.threads,
+                };
+                let (mut model, info) = load_transcriber(&args.model, &mopts)?;
                 let f = move |u: &Utterance| -> Result<Transcription, TranscribeError> {
                     let samples = load_utterance_audio(u)?;
                     let seconds = samples.len() as f64 / f64::from(hark_audio::TARGET_SAMPLE_RATE);
