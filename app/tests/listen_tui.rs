@@ -116,7 +116,7 @@ fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
         .collect();
     files.sort();
     let mut audio = vec![0.0f32; 8000];
-    for f in files.iter().take(6) {
+    for f in files.iter().take(10) {
         audio.extend(hark_audio::load_audio(f).unwrap());
         audio.extend(vec![0.0; 16000]);
     }
@@ -139,7 +139,7 @@ fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
         "bash --norc --noprofile",
     ]);
     let cmd = format!(
-        "{HARK} listen --model tiny.en --input {} --output {}; echo EXIT=$?",
+        "{HARK} listen --model tiny.en --beam 1 --input {} --output {}; echo EXIT=$?",
         wav.display(),
         transcript.display()
     );
@@ -153,7 +153,8 @@ fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
     assert!(s.contains("level"), "{s}");
     assert!(s.contains("q quit"), "{s}");
     // Live partial text (styled: cyan committed or italic tentative) and speaking state.
-    let end = Instant::now() + Duration::from_secs(40);
+    // (Greedy finals above leave the recogniser time for partials on a loaded machine.)
+    let end = Instant::now() + Duration::from_secs(50);
     let (mut saw_partial, mut saw_speaking) = (false, false);
     while Instant::now() < end && !(saw_partial && saw_speaking) {
         let e = t.screen(true);

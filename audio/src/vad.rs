@@ -113,6 +113,11 @@ impl Vad {
         self.last_db
     }
 
+    /// Time since the last voiced frame (ms), 0 while voiced.
+    pub fn unvoiced_ms(&self) -> u32 {
+        (self.unvoiced_run * self.frame * 1000 / self.cfg.sample_rate as usize) as u32
+    }
+
     /// Current noise floor estimate (dBFS).
     pub fn noise_floor_db(&self) -> f32 {
         self.floor_db.unwrap_or(-120.0)

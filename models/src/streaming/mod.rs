@@ -295,6 +295,9 @@ impl Segmenter {
                 self.last_partial_len = 0;
                 out.push(Segment::Start { id });
             } else if self.closing.is_none()
+                // In a pause the utterance is probably ending: a re-decode now would
+                // only delay the final decode that follows.
+                && self.vad.unvoiced_ms() < self.cfg.partial_every_ms.min(300)
                 && len >= self.last_partial_len + self.ms(self.cfg.partial_every_ms)
             {
                 self.last_partial_len = len;
