@@ -191,8 +191,17 @@ fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
 
     // q quits cleanly.
     t.cmd(&["send-keys", "-t", "t", "q"]);
-    let s = t.wait_for("exit", 60, |s| s.contains("EXIT="));
-    assert!(s.contains("EXIT=0"), "{s}");
+    // The typed command line itself contains "EXIT=$?": wait for the echoed status,
+    // which starts a line of its own.
+    let exited = |s: &str| {
+        s.lines().any(|l| {
+            l.trim()
+                .strip_prefix("EXIT=")
+                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+        })
+    };
+    let s = t.wait_for("exit", 60, exited);
+    assert!(s.lines().any(|l| l.trim_start() == "EXIT=0"), "{s}");
     assert!(s.contains("transcript saved to"), "{s}");
     // The terminal is usable again: canonical mode, the shell answers.
     t.cmd(&[
