@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, default_value = "tiny.en")]
     pub model: String,
     /// Text normaliser applied to references and hypotheses: whisper-en, basic,
-    /// upper or none.
+    /// upper, spelled (letters and digits spelled as words, e.g. AN4) or none.
     #[arg(long, default_value = "whisper-en")]
     pub normalizer: Normalizer,
     /// Dataset layout: auto, kaldi, librispeech or jsonl.

@@ -18,6 +18,7 @@ pub mod normalize;
 mod pyre;
 pub mod runner;
 pub mod score;
+pub mod spelled;
 mod unicode;
 mod unicode_tables;
 

@@ -11,6 +11,10 @@
 //! - `upper`: `basic` with upper-case instead of lower-case (AN4-style references:
 //!   upper-case words, no punctuation).
 //! - `whisper-en`: openai-whisper's `EnglishTextNormalizer`, see [`super::english`].
+//! - `spelled`: hark's own normaliser for spelled-letter test sets such as AN4
+//!   (upper-case, acronyms split into letters, numbers written digit by digit as
+//!   words: "Erase UDBE5." and "ERASE U D B E FIVE" both become the latter); the
+//!   rules are in [`super::spelled`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,6 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::english::whisper_english;
+use super::spelled::spelled;
 use super::unicode::{category, is_py_space, Cat};
 use super::EvalError;
 
@@ -33,24 +38,28 @@ pub enum Normalizer {
     Upper,
     /// openai-whisper's English normaliser.
     WhisperEn,
+    /// hark's normaliser for spelled letters and digits (AN4-style references).
+    Spelled,
 }
 
 impl Normalizer {
     /// All normalisers with their command-line names.
-    pub const ALL: [Normalizer; 4] = [
+    pub const ALL: [Normalizer; 5] = [
         Normalizer::None,
         Normalizer::Basic,
         Normalizer::Upper,
         Normalizer::WhisperEn,
+        Normalizer::Spelled,
     ];
 
-    /// Command-line name (`none`, `basic`, `upper`, `whisper-en`).
+    /// Command-line name (`none`, `basic`, `upper`, `whisper-en`, `spelled`).
     pub fn name(self) -> &'static str {
         match self {
             Normalizer::None => "none",
             Normalizer::Basic => "basic",
             Normalizer::Upper => "upper",
             Normalizer::WhisperEn => "whisper-en",
+            Normalizer::Spelled => "spelled",
         }
     }
 
@@ -61,6 +70,7 @@ impl Normalizer {
             Normalizer::Basic => basic(&text.to_lowercase()),
             Normalizer::Upper => basic(&text.to_uppercase()),
             Normalizer::WhisperEn => whisper_english(text),
+            Normalizer::Spelled => spelled(text),
         }
     }
 }
