@@ -38,6 +38,16 @@ impl Precision {
         }
     }
 
+    /// The canonical name (`"f32"`, `"f16"`, `"int8"`), as used in model configs and on
+    /// the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Int8 => "int8",
+        }
+    }
+
     /// Parses "f32", "f16", "int8" (case-insensitive).
     pub fn parse(s: &str) -> Option<Precision> {
         match s.to_ascii_lowercase().as_str() {
@@ -46,6 +56,20 @@ impl Precision {
             "int8" | "i8" | "q8" => Some(Precision::Int8),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Precision::parse(s)
+            .ok_or_else(|| format!("unknown precision {s:?}: expected one of f32, f16, int8"))
     }
 }
 

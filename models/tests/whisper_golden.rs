@@ -164,7 +164,7 @@ fn check_decoder_logits(name: &str, precision: Precision) {
         let fx = load_fixture(name, utt);
         let enc = model.encode(&mel_padded(&fx, model.n_frames())).unwrap();
         let mut st = model.new_state(1);
-        model.set_audio(&mut st, &enc);
+        model.set_audio(&mut st, &enc).unwrap();
         let steps = fx["decoder"]["steps"].as_array().unwrap();
         let mut fed = 0usize;
         for (si, step) in steps.iter().enumerate() {
@@ -178,7 +178,7 @@ fn check_decoder_logits(name: &str, precision: Precision) {
             fed = prefix.len();
             st.len = fed;
             let d = model.dims().n_text_state;
-            let logits = model.logits(&hidden[(new.len() - 1) * d..], 1);
+            let logits = model.logits(&hidden[(new.len() - 1) * d..], 1).unwrap();
             assert_eq!(logits.len(), v);
             let lse_want = step["logsumexp"].as_f64().unwrap() as f32;
             let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -245,7 +245,7 @@ fn check_search(name: &str, precision: Precision, which: &str) {
         let fx = load_fixture(name, utt);
         let enc = model.encode(&mel_padded(&fx, model.n_frames())).unwrap();
         let mut st = model.new_state(5);
-        model.set_audio(&mut st, &enc);
+        model.set_audio(&mut st, &enc).unwrap();
         let prompt = ids(&fx["decoder"]["prompt"]);
         let mut opts = GenerateOptions {
             beam_size: 1,
@@ -360,7 +360,7 @@ fn kv_cache_steps_match_full_recompute() {
     let d = model.dims().n_text_state;
     // incremental, on beam row 2 of a 3-row state, then reordered to row 0
     let mut st = model.new_state(3);
-    model.set_audio(&mut st, &enc);
+    model.set_audio(&mut st, &enc).unwrap();
     let mut last = Vec::new();
     for (i, &t) in toks.iter().enumerate() {
         last = model.decode_rows(&mut st, &[t], &[2], &[i]).unwrap();
@@ -372,7 +372,7 @@ fn kv_cache_steps_match_full_recompute() {
         .unwrap();
     // full recompute in one pass
     let mut st2 = model.new_state(1);
-    model.set_audio(&mut st2, &enc);
+    model.set_audio(&mut st2, &enc).unwrap();
     let mut all = toks.clone();
     all.push(220);
     let pos: Vec<usize> = (0..all.len()).collect();

@@ -204,8 +204,14 @@ fn corrupt_model_file_is_a_clear_error() {
     )
     .unwrap();
     let err = Whisper::load(tmp.path(), Precision::F16).unwrap_err();
-    assert!(matches!(err, WhisperError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("outside the file"), "{err}");
+    assert!(
+        matches!(
+            err,
+            WhisperError::Engine(hark_engine::Error::SafetensorsFormat { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("file truncated"), "{err}");
 }
 
 #[test]

@@ -9,7 +9,6 @@
 //! transformers (`suppress_tokens`, `begin_suppress_tokens`), which CTranslate2 calls
 //! `suppress_ids` / `suppress_ids_begin` in its `config.json`.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -145,49 +144,21 @@ pub fn is_matrix(name: &str) -> bool {
         && !name.ends_with("embed_positions.weight")
 }
 
-/// Storage type of the weight matrices (linear weights, token embedding, conv weights).
-///
-/// LayerNorm parameters, biases and positional embeddings are always stored in f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit float.
-    F32,
-    /// IEEE half precision.
-    F16,
-    /// Symmetric per-output-row int8 with an f32 `<name>.scale` tensor
-    /// (dequantised value = int8 value × scale).
-    Int8,
-}
+pub use hark_engine::Precision;
 
-impl Precision {
-    /// The name used in `config.json` and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F16 => "f16",
-            Precision::Int8 => "int8",
-        }
+/// serde mapping of [`Precision`] to its name in `config.json` (`"f32"`, `"f16"`,
+/// `"int8"`); int8 matrices carry an f32 `<name>.scale` tensor (one scale per row).
+mod precision_serde {
+    use super::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.as_str())
     }
-}
 
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "float32" => Ok(Precision::F32),
-            "f16" | "float16" => Ok(Precision::F16),
-            "int8" | "i8" => Ok(Precision::Int8),
-            other => Err(format!(
-                "unknown precision {other:?}: expected one of f32, f16, int8"
-            )),
-        }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -245,6 +216,7 @@ pub struct WhisperConfig {
     /// True for multilingual checkpoints (openai-whisper: `n_vocab >= 51865`).
     pub multilingual: bool,
     /// Storage type of the weight matrices.
+    #[serde(with = "precision_serde")]
     pub precision: Precision,
     /// Tokens suppressed at every step (CT2 `suppress_ids`).
     #[serde(default)]

@@ -20,7 +20,6 @@
 use rand::Rng;
 
 use super::error::{Result, WhisperError};
-use super::kernels::log_softmax_into;
 use super::model::{DecoderState, WhisperModel};
 
 /// Special token ids the decoder needs.
@@ -221,7 +220,7 @@ pub fn generate(
         st.len = before.len();
         if sot_index < before.len() {
             let d = model.dims().n_text_state;
-            let lg = model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1);
+            let lg = model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1)?;
             nsp = Some(no_speech_prob(&lg, sp.no_speech));
         }
     }
@@ -291,7 +290,7 @@ fn greedy(
         let pos = vec![base + step; active.len()];
         let hidden = model.decode_rows(st, &toks, &active, &pos)?;
         st.len = base + step + 1;
-        let mut logits = model.logits(&hidden, active.len());
+        let mut logits = model.logits(&hidden, active.len())?;
         for (r, &i) in active.iter().enumerate() {
             let row = &mut logits[r * v..(r + 1) * v];
             if step == 0 && nsp.is_none() {
@@ -409,7 +408,7 @@ fn beam_search(
         let pos = vec![base + step; rows];
         let hidden = model.decode_rows(st, &inputs, &beams, &pos)?;
         st.len = base + step + 1;
-        let mut logits = model.logits(&hidden, rows);
+        let mut logits = model.logits(&hidden, rows)?;
         cand.clear();
         for r in 0..rows {
             let row = &mut logits[r * v..(r + 1) * v];
@@ -488,4 +487,15 @@ fn beam_search(
         score,
         no_speech_prob: nsp.unwrap_or(0.0),
     })
+}
+
+/// log-softmax of one row into `out` (max-shifted, f32, in the summation order
+/// CTranslate2's CPU `log_softmax` uses, which keeps beam scores identical).
+fn log_softmax_into(row: &[f32], out: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+    let lse = max + sum.ln();
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = v - lse;
+    }
 }

@@ -21,24 +21,10 @@ pub enum WhisperError {
         /// what is wrong
         msg: String,
     },
-    /// `model.safetensors` is malformed (bad header, truncated data, ...).
-    #[error("corrupt model file {path}: {msg}")]
-    Corrupt {
-        /// the file
-        path: PathBuf,
-        /// what is wrong
-        msg: String,
-    },
-    /// A tensor the model needs is absent or has an unexpected shape/dtype.
-    #[error("tensor `{name}` in {path}: {msg}")]
-    Tensor {
-        /// the file
-        path: PathBuf,
-        /// checkpoint name of the tensor
-        name: String,
-        /// what is wrong
-        msg: String,
-    },
+    /// Loading weights from `model.safetensors` or running an engine op failed (the
+    /// engine's message names the file, tensor or op).
+    #[error("whisper: {0}")]
+    Engine(#[from] hark_engine::Error),
     /// The tokenizer could not be loaded or used.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

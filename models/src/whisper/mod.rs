@@ -12,16 +12,14 @@ pub mod decode;
 pub mod error;
 pub mod import_ct2;
 pub mod import_hf;
-mod kernels;
 pub mod model;
 pub mod transcribe;
-pub mod weights;
 
+pub use config::Precision;
 pub use decode::{GenerateOptions, Generation, SpecialTokens};
 pub use error::{Result, WhisperError};
 pub use model::{DecoderState, EncoderOutput, WhisperModel};
 pub use transcribe::{Segment, TranscribeOptions, TranscriptionInfo, Whisper};
-pub use weights::Precision;
 
 /// Sets the number of compute threads used by the Whisper forward pass (hark-engine's
 /// pool for the GEMMs and the rayon pool for attention heads). Call once, early.

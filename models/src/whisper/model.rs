@@ -14,58 +14,71 @@
 
 use std::path::Path;
 
+use hark_engine::ops::Linear;
+use hark_engine::{DType, PrecisionPolicy, Tensor, Weights};
 use rayon::prelude::*;
 
-use super::config::WhisperConfig;
+use super::config::{Precision, WhisperConfig};
 use super::error::{Result, WhisperError};
-use super::kernels::{gemm_nt, WeightData};
-use super::weights::{Precision, SafeTensors};
 
 pub use super::config::ModelDimensions;
 
-struct Linear {
-    w: WeightData,
-    b: Vec<f32>,
-    n_in: usize,
-    n_out: usize,
+fn engine_err(what: &'static str) -> impl Fn(hark_engine::Error) -> WhisperError {
+    move |e| WhisperError::Invalid(format!("{what}: {e}"))
 }
 
-impl Linear {
-    fn load(st: &SafeTensors, name: &str, n_out: usize, n_in: usize, p: Precision) -> Result<Self> {
-        let w = st.matrix(&format!("{name}.weight"), &[n_out, n_in], p)?;
-        let b = st.f32(&format!("{name}.bias"), &[n_out])?;
-        Ok(Linear { w, b, n_in, n_out })
+/// Matrix weight `name` `[rows, cols]` in the dtype the policy picks (zero-copy when
+/// stored so). Float weights run as int8 are quantised per row with `q = round(w / s)`,
+/// `s = max|row| / 127` (ties away from zero): the Whisper int8 goldens against
+/// CTranslate2 (`whisper_golden`) were validated with this rule; the engine's
+/// `Tensor::to_dtype(I8)` (ties to even on `w · 127/max`) moves one encoder row of
+/// an406-fcaw-b outside the golden tolerance.
+fn matrix(w: &Weights, name: &str, shape: &[usize; 2]) -> Result<Tensor> {
+    let t = w.get(name, shape)?;
+    if w.precision_for(name) != Precision::Int8 || t.dtype() == DType::I8 {
+        return Ok(w.get_matrix(name, shape)?);
     }
+    let [rows, cols] = *shape;
+    let v = t.to_f32_vec()?;
+    let mut q = vec![0i8; v.len()];
+    let mut scales = vec![0f32; rows];
+    for ((row, qr), s) in v
+        .chunks_exact(cols)
+        .zip(q.chunks_exact_mut(cols))
+        .zip(&mut scales)
+    {
+        let amax = row.iter().fold(0f32, |a, &x| a.max(x.abs()));
+        *s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        for (qo, &x) in qr.iter_mut().zip(row) {
+            *qo = (x / *s).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+    Ok(Tensor::from_i8(shape, &q, &scales)?)
+}
 
-    /// `out[m, n_out] = x[m, n_in] · Wᵀ + b`
-    fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        gemm_nt(
-            x,
-            m,
-            self.n_in,
-            self.w.view(),
-            self.n_out,
-            Some(&self.b),
-            &mut out[..m * self.n_out],
-        );
-    }
+/// `out[m, n_out] = x[m, n_in] · Wᵀ + b` with hark-engine's threaded GEMM.
+fn linear(l: &Linear, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    let n = l.out_features();
+    l.forward(&x[..m * l.in_features()], m, &mut out[..m * n])
+        .map_err(engine_err("whisper linear layer"))
 }
 
 struct Norm {
-    g: Vec<f32>,
-    b: Vec<f32>,
+    g: Tensor,
+    b: Tensor,
 }
 
 impl Norm {
-    fn load(st: &SafeTensors, name: &str, d: usize) -> Result<Self> {
+    fn load(w: &Weights, name: &str, d: usize) -> Result<Self> {
+        let w = w.pp(name);
         Ok(Norm {
-            g: st.f32(&format!("{name}.weight"), &[d])?,
-            b: st.f32(&format!("{name}.bias"), &[d])?,
+            g: w.get_f32("weight", &[d])?,
+            b: w.get_f32("bias", &[d])?,
         })
     }
-    fn apply(&self, x: &mut [f32], d: usize) {
-        // Widths are fixed by the model (checked at load): cannot fail.
-        let _ = hark_engine::ops::layer_norm_inplace(x, d, &self.g, Some(&self.b), 1e-5);
+    fn apply(&self, x: &mut [f32], d: usize) -> Result<()> {
+        hark_engine::ops::layer_norm_inplace(x, d, self.g.as_f32()?, Some(self.b.as_f32()?), 1e-5)
+            .map_err(engine_err("whisper layer norm"))
     }
 }
 
@@ -98,11 +111,11 @@ pub struct WhisperModel {
     precision: Precision,
     conv1: Linear,
     conv2: Linear,
-    enc_pos: Vec<f32>,
+    enc_pos: Tensor,
     enc_layers: Vec<EncoderLayer>,
     enc_ln: Norm,
-    embed: WeightData,
-    dec_pos: Vec<f32>,
+    embed: Tensor,
+    dec_pos: Tensor,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: Norm,
 }
@@ -139,7 +152,10 @@ impl WhisperModel {
                 msg: format!("family is `{}`, not `whisper`", config.family),
             });
         }
-        let st = SafeTensors::open(&dir.join("model.safetensors"))?;
+        // Convolutions stay f32: they are a small share of the work and CTranslate2 does
+        // not quantize them either.
+        let policy = PrecisionPolicy::new(precision).pin_f32("encoder.conv");
+        let w = Weights::open(&[dir.join("model.safetensors")], policy)?;
         let dm = config.dims;
         let d = dm.n_audio_state;
         if dm.n_text_state != d || d % dm.n_audio_head != 0 || d % dm.n_text_head != 0 {
@@ -149,60 +165,54 @@ impl WhisperModel {
                     .into(),
             });
         }
-        let p = precision;
-        // Convolutions stay f32: they are a small share of the work and CTranslate2 does
-        // not quantize them either.
-        let conv1 = {
-            let w = st.matrix("encoder.conv1.weight", &[d, dm.n_mels, 3], Precision::F32)?;
-            Linear {
-                w,
-                b: st.f32("encoder.conv1.bias", &[d])?,
-                n_in: dm.n_mels * 3,
-                n_out: d,
-            }
+        // A conv1d weight `[out, in, k]` is the `[out, in·k]` matrix of its im2col GEMM.
+        let conv = |name: &str, n_in: usize| -> Result<Linear> {
+            let c = w.pp(name);
+            let weight = c
+                .get_matrix("weight", &[d, n_in, 3])?
+                .reshape(&[d, n_in * 3])?;
+            Ok(Linear::new(weight, Some(c.get_f32("bias", &[d])?))?)
         };
-        let conv2 = {
-            let w = st.matrix("encoder.conv2.weight", &[d, d, 3], Precision::F32)?;
-            Linear {
-                w,
-                b: st.f32("encoder.conv2.bias", &[d])?,
-                n_in: d * 3,
-                n_out: d,
-            }
+        let conv1 = conv("encoder.conv1", dm.n_mels)?;
+        let conv2 = conv("encoder.conv2", d)?;
+        let enc_pos = w.get_f32("encoder.embed_positions.weight", &[dm.n_audio_ctx, d])?;
+        let lin = |w: &Weights, name: &str, n_out: usize, n_in: usize| -> Result<Linear> {
+            let c = w.pp(name);
+            let weight = matrix(&c, "weight", &[n_out, n_in])?;
+            Ok(Linear::new(weight, Some(c.get_f32("bias", &[n_out])?))?)
         };
-        let enc_pos = st.f32("encoder.embed_positions.weight", &[dm.n_audio_ctx, d])?;
         let mut enc_layers = Vec::new();
         for i in 0..dm.n_audio_layer {
-            let q = format!("encoder.layers.{i}");
+            let q = w.pp(&format!("encoder.layers.{i}"));
             enc_layers.push(EncoderLayer {
-                ln1: Norm::load(&st, &format!("{q}.self_attn_layer_norm"), d)?,
-                qkv: Linear::load(&st, &format!("{q}.self_attn.qkv_proj"), 3 * d, d, p)?,
-                out: Linear::load(&st, &format!("{q}.self_attn.out_proj"), d, d, p)?,
-                ln2: Norm::load(&st, &format!("{q}.final_layer_norm"), d)?,
-                fc1: Linear::load(&st, &format!("{q}.fc1"), 4 * d, d, p)?,
-                fc2: Linear::load(&st, &format!("{q}.fc2"), d, 4 * d, p)?,
+                ln1: Norm::load(&q, "self_attn_layer_norm", d)?,
+                qkv: lin(&q, "self_attn.qkv_proj", 3 * d, d)?,
+                out: lin(&q, "self_attn.out_proj", d, d)?,
+                ln2: Norm::load(&q, "final_layer_norm", d)?,
+                fc1: lin(&q, "fc1", 4 * d, d)?,
+                fc2: lin(&q, "fc2", d, 4 * d)?,
             });
         }
-        let enc_ln = Norm::load(&st, "encoder.layer_norm", d)?;
-        let embed = st.matrix("decoder.embed_tokens.weight", &[dm.n_vocab, d], p)?;
-        let dec_pos = st.f32("decoder.embed_positions.weight", &[dm.n_text_ctx, d])?;
+        let enc_ln = Norm::load(&w, "encoder.layer_norm", d)?;
+        let embed = matrix(&w, "decoder.embed_tokens.weight", &[dm.n_vocab, d])?;
+        let dec_pos = w.get_f32("decoder.embed_positions.weight", &[dm.n_text_ctx, d])?;
         let mut dec_layers = Vec::new();
         for i in 0..dm.n_text_layer {
-            let q = format!("decoder.layers.{i}");
+            let q = w.pp(&format!("decoder.layers.{i}"));
             dec_layers.push(DecoderLayer {
-                ln1: Norm::load(&st, &format!("{q}.self_attn_layer_norm"), d)?,
-                qkv: Linear::load(&st, &format!("{q}.self_attn.qkv_proj"), 3 * d, d, p)?,
-                out: Linear::load(&st, &format!("{q}.self_attn.out_proj"), d, d, p)?,
-                ln_x: Norm::load(&st, &format!("{q}.encoder_attn_layer_norm"), d)?,
-                xq: Linear::load(&st, &format!("{q}.encoder_attn.q_proj"), d, d, p)?,
-                xkv: Linear::load(&st, &format!("{q}.encoder_attn.kv_proj"), 2 * d, d, p)?,
-                xout: Linear::load(&st, &format!("{q}.encoder_attn.out_proj"), d, d, p)?,
-                ln2: Norm::load(&st, &format!("{q}.final_layer_norm"), d)?,
-                fc1: Linear::load(&st, &format!("{q}.fc1"), 4 * d, d, p)?,
-                fc2: Linear::load(&st, &format!("{q}.fc2"), d, 4 * d, p)?,
+                ln1: Norm::load(&q, "self_attn_layer_norm", d)?,
+                qkv: lin(&q, "self_attn.qkv_proj", 3 * d, d)?,
+                out: lin(&q, "self_attn.out_proj", d, d)?,
+                ln_x: Norm::load(&q, "encoder_attn_layer_norm", d)?,
+                xq: lin(&q, "encoder_attn.q_proj", d, d)?,
+                xkv: lin(&q, "encoder_attn.kv_proj", 2 * d, d)?,
+                xout: lin(&q, "encoder_attn.out_proj", d, d)?,
+                ln2: Norm::load(&q, "final_layer_norm", d)?,
+                fc1: lin(&q, "fc1", 4 * d, d)?,
+                fc2: lin(&q, "fc2", d, 4 * d)?,
             });
         }
-        let dec_ln = Norm::load(&st, "decoder.layer_norm", d)?;
+        let dec_ln = Norm::load(&w, "decoder.layer_norm", d)?;
         Ok(WhisperModel {
             config,
             precision,
@@ -260,7 +270,7 @@ impl WhisperModel {
             }
         });
         let mut h1 = vec![0f32; t1 * d];
-        self.conv1.forward(&col, t1, &mut h1);
+        linear(&self.conv1, &col, t1, &mut h1)?;
         gelu_par(&mut h1);
         // conv2 (k=3, pad 1, stride 2): col[t][c*3+k] = h1[2t+k-1][c]
         let t2 = dm.n_audio_ctx;
@@ -278,10 +288,10 @@ impl WhisperModel {
         });
         drop(h1);
         let mut x = vec![0f32; t2 * d];
-        self.conv2.forward(&col2, t2, &mut x);
+        linear(&self.conv2, &col2, t2, &mut x)?;
         drop(col2);
         gelu_par(&mut x);
-        for (v, p) in x.iter_mut().zip(&self.enc_pos) {
+        for (v, p) in x.iter_mut().zip(self.enc_pos.as_f32()?) {
             *v += p;
         }
         let heads = dm.n_audio_head;
@@ -291,8 +301,8 @@ impl WhisperModel {
         let mut ff = vec![0f32; t2 * 4 * d];
         for l in &self.enc_layers {
             hbuf.copy_from_slice(&x);
-            norm_par(&l.ln1, &mut hbuf, d);
-            l.qkv.forward(&hbuf, t2, &mut qkv);
+            l.ln1.apply(&mut hbuf, d)?;
+            linear(&l.qkv, &hbuf, t2, &mut qkv)?;
             attend(
                 &qkv,
                 t2,
@@ -307,16 +317,16 @@ impl WhisperModel {
                 d / heads,
                 &mut ctx,
             )?;
-            l.out.forward(&ctx, t2, &mut hbuf);
+            linear(&l.out, &ctx, t2, &mut hbuf)?;
             add(&mut x, &hbuf);
             hbuf.copy_from_slice(&x);
-            norm_par(&l.ln2, &mut hbuf, d);
-            l.fc1.forward(&hbuf, t2, &mut ff);
+            l.ln2.apply(&mut hbuf, d)?;
+            linear(&l.fc1, &hbuf, t2, &mut ff)?;
             gelu_par(&mut ff);
-            l.fc2.forward(&ff, t2, &mut hbuf);
+            linear(&l.fc2, &ff, t2, &mut hbuf)?;
             add(&mut x, &hbuf);
         }
-        norm_par(&self.enc_ln, &mut x, d);
+        self.enc_ln.apply(&mut x, d)?;
         Ok(EncoderOutput {
             data: x,
             frames: t2,
@@ -346,17 +356,19 @@ impl WhisperModel {
     /// Computes the cross-attention K/V of every decoder layer for one window and resets
     /// the self-attention cache. Stored as the `kv_proj` output `[n_audio_ctx, 2d]`
     /// (K columns, then V), which the fused attention op reads in place.
-    pub fn set_audio(&self, st: &mut DecoderState, enc: &EncoderOutput) {
+    pub fn set_audio(&self, st: &mut DecoderState, enc: &EncoderOutput) -> Result<()> {
         let dm = self.config.dims;
         let (d, t) = (dm.n_text_state, enc.frames);
         for (li, l) in self.dec_layers.iter().enumerate() {
-            l.xkv.forward(
+            linear(
+                &l.xkv,
                 &enc.data,
                 t,
                 &mut st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d],
-            );
+            )?;
         }
         st.len = 0;
+        Ok(())
     }
 
     /// Runs the decoder on `tokens`, where row `r` belongs to cache row `beams[r]` at
@@ -382,12 +394,13 @@ impl WhisperModel {
             }
         }
         let mut x = vec![0f32; m * d];
+        hark_engine::ops::embedding(&self.embed, tokens, &mut x)?;
+        let dec_pos = self.dec_pos.as_f32()?;
         for r in 0..m {
             let row = &mut x[r * d..(r + 1) * d];
-            self.embed.row_to_f32(tokens[r] as usize, d, row);
             for (v, p) in row
                 .iter_mut()
-                .zip(&self.dec_pos[positions[r] * d..(positions[r] + 1) * d])
+                .zip(&dec_pos[positions[r] * d..(positions[r] + 1) * d])
             {
                 *v += p;
             }
@@ -400,8 +413,8 @@ impl WhisperModel {
         for (li, l) in self.dec_layers.iter().enumerate() {
             // self-attention with the in-place KV cache
             hbuf.copy_from_slice(&x);
-            l.ln1.apply(&mut hbuf, d);
-            l.qkv.forward(&hbuf, m, &mut qkv);
+            l.ln1.apply(&mut hbuf, d)?;
+            linear(&l.qkv, &hbuf, m, &mut qkv)?;
             let kc = &mut st.self_k[li * per_layer..(li + 1) * per_layer];
             let vc = &mut st.self_v[li * per_layer..(li + 1) * per_layer];
             for r in 0..m {
@@ -423,25 +436,25 @@ impl WhisperModel {
                 )
                 .map_err(|e| WhisperError::Invalid(format!("decoder self-attention: {e}")))?;
             }
-            l.out.forward(&ctx, m, &mut hbuf);
+            linear(&l.out, &ctx, m, &mut hbuf)?;
             add(&mut x, &hbuf);
             // cross-attention against the window's cached K/V
             hbuf.copy_from_slice(&x);
-            l.ln_x.apply(&mut hbuf, d);
+            l.ln_x.apply(&mut hbuf, d)?;
             let mut q = vec![0f32; m * d];
-            l.xq.forward(&hbuf, m, &mut q);
+            linear(&l.xq, &hbuf, m, &mut q)?;
             self.cross_attention(st, li, &q, m, &mut ctx)?;
-            l.xout.forward(&ctx, m, &mut hbuf);
+            linear(&l.xout, &ctx, m, &mut hbuf)?;
             add(&mut x, &hbuf);
             // MLP
             hbuf.copy_from_slice(&x);
-            l.ln2.apply(&mut hbuf, d);
-            l.fc1.forward(&hbuf, m, &mut ff);
+            l.ln2.apply(&mut hbuf, d)?;
+            linear(&l.fc1, &hbuf, m, &mut ff)?;
             hark_engine::ops::gelu(&mut ff);
-            l.fc2.forward(&ff, m, &mut hbuf);
+            linear(&l.fc2, &ff, m, &mut hbuf)?;
             add(&mut x, &hbuf);
         }
-        self.dec_ln.apply(&mut x, d);
+        self.dec_ln.apply(&mut x, d)?;
         Ok(x)
     }
 
@@ -461,19 +474,19 @@ impl WhisperModel {
 
     /// Vocabulary logits `[rows, n_vocab]` of final hidden states `[rows, d]` (the
     /// output projection is tied to the token embedding).
-    pub fn logits(&self, hidden: &[f32], rows: usize) -> Vec<f32> {
+    pub fn logits(&self, hidden: &[f32], rows: usize) -> Result<Vec<f32>> {
         let dm = self.config.dims;
         let mut out = vec![0f32; rows * dm.n_vocab];
-        gemm_nt(
-            hidden,
+        hark_engine::ops::matmul_nt(
+            &hidden[..rows * dm.n_text_state],
             rows,
             dm.n_text_state,
-            self.embed.view(),
+            self.embed.weight_view()?,
             dm.n_vocab,
             None,
             &mut out,
-        );
-        out
+        )?;
+        Ok(out)
     }
 }
 
@@ -531,10 +544,6 @@ fn add(x: &mut [f32], y: &[f32]) {
 
 fn gelu_par(x: &mut [f32]) {
     hark_engine::ops::gelu(x);
-}
-
-fn norm_par(n: &Norm, x: &mut [f32], d: usize) {
-    n.apply(x, d);
 }
 
 /// Multi-head attention through hark-engine's fused op: queries are `tq` rows of `q`

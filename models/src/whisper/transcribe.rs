@@ -14,10 +14,10 @@ use std::sync::Arc;
 use hark_audio::features::whisper::{LogMel, WhisperMel, FASTER_WHISPER_PADDING, N_FRAMES};
 use hark_tokenizer::{Task, WhisperTokenizer};
 
+use super::config::Precision;
 use super::decode::{generate, GenerateOptions, Generation, SpecialTokens};
 use super::error::{Result, WhisperError};
 use super::model::{DecoderState, WhisperModel};
-use super::weights::Precision;
 
 /// Seconds per mel frame (hop 160 at 16 kHz).
 pub const TIME_PER_FRAME: f64 = 0.01;
@@ -254,11 +254,11 @@ impl Whisper {
         }
         let enc = self.model.encode(&seg.data)?;
         let mut st = self.model.new_state(1);
-        self.model.set_audio(&mut st, &enc);
+        self.model.set_audio(&mut st, &enc)?;
         let h = self
             .model
             .decode_rows(&mut st, &[self.tokenizer.sot()], &[0], &[0])?;
-        let lg = self.model.logits(&h, 1);
+        let lg = self.model.logits(&h, 1)?;
         let vals: Vec<f32> = lang_ids.iter().map(|&i| lg[i as usize]).collect();
         let max = vals.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let sum: f32 = vals.iter().map(|v| (v - max).exp()).sum();
@@ -406,7 +406,7 @@ impl Whisper {
             let window = mel.window(seek, segment_size)?;
             let t = std::time::Instant::now();
             let enc = self.model.encode(&window.data)?;
-            self.model.set_audio(&mut st, &enc);
+            self.model.set_audio(&mut st, &enc)?;
             info.encoder_s += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let previous = &all_tokens[prompt_reset_since..];
