@@ -39,12 +39,19 @@ fn bench(c: &mut Criterion) {
     let cfg = ConformerConfig::from_json(CONFIG, Path::new("<bench>")).expect("config");
     let t0 = Instant::now();
     let model = ConformerAed::synthetic(cfg, precision, 7).expect("synthetic model");
-    eprintln!("built random FireRedASR-AED-L shapes at {precision:?} in {:.1?}", t0.elapsed());
+    eprintln!(
+        "built random FireRedASR-AED-L shapes at {precision:?} in {:.1?}",
+        t0.elapsed()
+    );
     let frames = 400; // 4 s
-    let feats: Vec<f32> = (0..frames * 80).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let feats: Vec<f32> = (0..frames * 80)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
     let mut g = c.benchmark_group(format!("conformer_aed_large_{precision:?}"));
     g.sample_size(10).warm_up_time(Duration::from_millis(1));
-    g.bench_function("encoder_4s_audio", |b| b.iter(|| model.encode(&feats).expect("encode")));
+    g.bench_function("encoder_4s_audio", |b| {
+        b.iter(|| model.encode(&feats).expect("encode"))
+    });
     let enc = model.encode(&feats).expect("encode");
     for beams in [1usize, 3] {
         let cross = model.decoder.cross_kv(&enc.hidden, enc.frames, enc.valid);

@@ -19,6 +19,15 @@ fn counts(v: &Value) -> ErrorCounts {
     }
 }
 
+/// The normalisers that have a Python reference (jiwer + whisper-normalizer) in the
+/// fixture. `spelled` is hark's own and is unit-tested in `eval::spelled`.
+const WITH_REFERENCE: [Normalizer; 4] = [
+    Normalizer::None,
+    Normalizer::Basic,
+    Normalizer::Upper,
+    Normalizer::WhisperEn,
+];
+
 fn op_name(op: EditOp) -> &'static str {
     match op {
         EditOp::Equal => "equal",
@@ -36,7 +45,7 @@ fn wer_cer_counts_and_alignments_match_jiwer_for_each_normalizer() {
     for case in cases {
         let reference = case["reference"].as_str().expect("reference");
         let hypothesis = case["hypothesis"].as_str().expect("hypothesis");
-        for n in Normalizer::ALL {
+        for n in WITH_REFERENCE {
             let e = &case["normalized"][n.name()];
             let r = n.apply(reference);
             let h = n.apply(hypothesis);
@@ -100,7 +109,7 @@ fn wer_cer_counts_and_alignments_match_jiwer_for_each_normalizer() {
 fn corpus_wer_and_cer_match_jiwer_for_each_normalizer() {
     let fx = fixture();
     let cases = fx["cases"].as_array().expect("cases");
-    for n in Normalizer::ALL {
+    for n in WITH_REFERENCE {
         let mut w = ErrorCounts::default();
         let mut c = ErrorCounts::default();
         for case in cases {
