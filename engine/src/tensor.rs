@@ -174,34 +174,8 @@ impl Layout {
 }
 
 /// A borrowed 2-D `[rows, cols]` contiguous weight, by dtype: what GEMM kernels take.
-#[derive(Debug, Clone, Copy)]
-pub enum WeightView<'a> {
-    /// f32 values.
-    F32(&'a [f32]),
-    /// f16 values.
-    F16(&'a [f16]),
-    /// bf16 values.
-    BF16(&'a [bf16]),
-    /// int8 values with one scale per row.
-    I8 {
-        /// Quantised values, row-major.
-        q: &'a [i8],
-        /// One scale per row.
-        scales: &'a [f32],
-    },
-}
-
-impl WeightView<'_> {
-    /// The dtype of the view.
-    pub fn dtype(&self) -> DType {
-        match self {
-            WeightView::F32(_) => DType::F32,
-            WeightView::F16(_) => DType::F16,
-            WeightView::BF16(_) => DType::BF16,
-            WeightView::I8 { .. } => DType::I8,
-        }
-    }
-}
+/// The same type as [`crate::kernels::Weights`], so a view goes to the kernels as is.
+pub type WeightView<'a> = crate::kernels::Weights<'a>;
 
 /// An n-dimensional array: shared storage + layout + dtype (+ per-row scales for int8).
 #[derive(Clone)]
@@ -469,7 +443,7 @@ impl Tensor {
         Ok(match self.dtype {
             DType::F32 => WeightView::F32(self.as_slice()?),
             DType::F16 => WeightView::F16(self.as_slice()?),
-            DType::BF16 => WeightView::BF16(self.as_slice()?),
+            DType::BF16 => WeightView::Bf16(self.as_slice()?),
             DType::I8 => {
                 let scales = self.scales.as_ref().ok_or_else(|| Error::InvalidArgument {
                     op: "Tensor::weight_view",

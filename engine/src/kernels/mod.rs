@@ -240,6 +240,17 @@ pub enum Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// The dtype of these weights.
+    pub fn dtype(&self) -> crate::dtype::DType {
+        use crate::dtype::DType;
+        match self {
+            Weights::F32(_) => DType::F32,
+            Weights::F16(_) => DType::F16,
+            Weights::Bf16(_) => DType::BF16,
+            Weights::I8 { .. } => DType::I8,
+        }
+    }
+
     /// Rows `n0..n1` of these weights (`k` = row length), e.g. for one thread's share of N.
     pub fn rows(&self, k: usize, n0: usize, n1: usize) -> Weights<'a> {
         match *self {

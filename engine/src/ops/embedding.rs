@@ -36,7 +36,7 @@ pub fn embedding(table: &Tensor, ids: &[u32], out: &mut [f32]) -> Result<()> {
         match wv {
             WeightView::F32(d) => o.copy_from_slice(&d[r]),
             WeightView::F16(d) => copy_row(&d[r], o, 1.0),
-            WeightView::BF16(d) => copy_row(&d[r], o, 1.0),
+            WeightView::Bf16(d) => copy_row(&d[r], o, 1.0),
             WeightView::I8 { q, scales } => copy_row(&q[r], o, scales[id]),
         }
     }

@@ -24,20 +24,11 @@ const PAR_MIN_MACS: usize = 1 << 18;
 /// Most blocks one product is split into.
 const MAX_BLOCKS: usize = 32;
 
-fn kernel_weights(w: WeightView<'_>) -> kernels::Weights<'_> {
-    match w {
-        WeightView::F32(d) => kernels::Weights::F32(d),
-        WeightView::F16(d) => kernels::Weights::F16(d),
-        WeightView::BF16(d) => kernels::Weights::Bf16(d),
-        WeightView::I8 { q, scales } => kernels::Weights::I8 { q, scales },
-    }
-}
-
 fn weight_len(w: &WeightView<'_>) -> usize {
     match w {
         WeightView::F32(d) => d.len(),
         WeightView::F16(d) => d.len(),
-        WeightView::BF16(d) => d.len(),
+        WeightView::Bf16(d) => d.len(),
         WeightView::I8 { q, .. } => q.len(),
     }
 }
@@ -82,7 +73,6 @@ pub(crate) fn matmul_op(
         return Ok(());
     }
     let kern = kernels::kernels();
-    let kw = kernel_weights(w);
     if k == 0 {
         for row in out.chunks_exact_mut(n) {
             match bias {
@@ -96,7 +86,7 @@ pub(crate) fn matmul_op(
     let t = pool.threads();
     let mat = MatMut::from_slice(out, m, n);
     if t == 1 || m * n * k < PAR_MIN_MACS {
-        kern.linear(x, kw, bias, mat);
+        kern.linear(x, w, bias, mat);
         return Ok(());
     }
     // Pre-split the output into disjoint blocks; task `i` takes block `i`.
@@ -133,10 +123,10 @@ pub(crate) fn matmul_op(
         };
         if by_rows {
             let rows = part.rows();
-            kern.linear(&x[start * k..(start + rows) * k], kw, bias, part);
+            kern.linear(&x[start * k..(start + rows) * k], w, bias, part);
         } else {
             let cols = part.cols();
-            let wsub = kw.rows(k, start, start + cols);
+            let wsub = w.rows(k, start, start + cols);
             kern.linear(x, wsub, bias.map(|b| &b[start..start + cols]), part);
         }
     });
