@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Compute acoustic features (Kaldi fbank or Whisper log-mel) of an audio file.
     Features(cmd::features::Args),
-    /// List audio input devices (and compute devices).
+    /// List audio input devices.
     Devices(cmd::devices::Args),
     /// Transcribe audio files or directories.
     Transcribe(cmd::transcribe::Args),
