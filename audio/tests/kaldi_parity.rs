@@ -1,9 +1,13 @@
 //! Kaldi parity: our fbank / spectrogram / MFCC against the outputs of Kaldi's own
 //! `compute-*-feats` in `../shared/data/kaldi-fbank-reference/` (see its README).
 //!
-//! Tolerance: 1e-4 absolute on every log-energy value whose energy lies within
-//! 60 dB of the frame's strongest bin (and on the log-energy column), 0.05 on
-//! everything else (very weak bins, where float rounding in the FFT dominates).
+//! Tolerance (issue #2): 1e-4 absolute on every log-energy value whose energy lies
+//! within 60 dB of the frame's strongest bin (and on the log-energy column), 0.05
+//! on everything else (very weak bins, where float rounding in the FFT dominates).
+//! The spectrogram is held to more: because our FFT rounds exactly as Kaldi's
+//! split-radix FFT does, every bin, down to 150 dB under the peak, must match
+//! within 1e-4 (we measure 6e-6, the printed precision), and so does every fbank
+//! value; MFCC within 2e-4.
 
 mod common;
 
@@ -76,6 +80,31 @@ fn compare_within(
     eprintln!("{name}: max |diff| strict {max_strict:.2e}, all {max_all:.2e}");
 }
 
+/// Every value within `tol` of Kaldi's, weak bins included. Our FFT rounds as
+/// Kaldi's split-radix FFT does (`features::srfft`), so even bins 100-150 dB under
+/// the frame peak (float32 FFT noise) agree to Kaldi's printed precision.
+fn assert_all_within(
+    name: &str,
+    ours: &hark_audio::features::Features,
+    reference: &[Vec<f32>],
+    tol: f32,
+) {
+    assert_eq!(ours.n_frames, reference.len(), "{name}: frame count");
+    let mut max = 0.0f32;
+    for (t, want) in reference.iter().enumerate() {
+        assert_eq!(ours.frame(t).len(), want.len(), "{name}: dim");
+        for (c, (&g, &w)) in ours.frame(t).iter().zip(want).enumerate() {
+            let d = (g - w).abs();
+            max = max.max(d);
+            assert!(
+                d <= tol,
+                "{name}: frame {t} col {c}: ours {g} kaldi {w} (|d| = {d} > {tol})"
+            );
+        }
+    }
+    eprintln!("{name}: max |diff| over every value {max:.2e}");
+}
+
 fn fbank(name: &str, opts: FbankOptions, energy_cols: &[usize]) {
     let Some((wav, reference)) = load(name) else {
         return;
@@ -83,6 +112,7 @@ fn fbank(name: &str, opts: FbankOptions, energy_cols: &[usize]) {
     let f = FrameComputer::new(opts).expect("options");
     let ours = f.compute(&wav).expect("fbank");
     compare(name, &ours, &reference, energy_cols);
+    assert_all_within(name, &ours, &reference, 1e-4);
 }
 
 #[test]
@@ -130,10 +160,10 @@ fn spectrogram(name: &str, snip_edges: bool) {
     };
     let f = FrameComputer::spectrogram(opts).expect("options");
     let ours = f.compute(&wav).expect("spectrogram");
-    // Single FFT bins more than 100 dB under the frame peak are float rounding
-    // noise of Kaldi's split-radix FFT (values ~1e-3 of an int16^2 scale whose
-    // peak is ~1e11); they are compared with the strict/0.05 rules only above that.
-    compare_within(name, &ours, &reference, &[0], 23.03, 1e-4);
+    // The issue's rule: 1e-4 within 60 dB of the peak, 0.05 everywhere.
+    compare(name, &ours, &reference, &[0]);
+    // Stronger: every bin, including the float32 noise 100-150 dB under the peak.
+    assert_all_within(name, &ours, &reference, 1e-4);
 }
 
 #[test]
@@ -153,19 +183,10 @@ fn mfcc_matches_kaldi() {
     };
     let f = FrameComputer::mfcc(MfccOptions::default()).expect("options");
     let ours = f.compute(&wav).expect("mfcc");
-    // Cepstra mix all bins, so there is no per-bin 60 dB rule: C0 (energy) strict,
-    // the rest within 0.05 (liftered up to 12x, weak-bin rounding leaks into every cepstrum; Kaldi prints 7 significant digits of values up to ~60).
-    assert_eq!(ours.n_frames, reference.len());
-    let mut max = 0.0f32;
-    for (t, want) in reference.iter().enumerate() {
-        for (c, (&g, &w)) in ours.frame(t).iter().zip(want).enumerate() {
-            let tol = if c == 0 { 1e-4 } else { 0.05 };
-            let d = (g - w).abs();
-            max = max.max(d);
-            assert!(d <= tol, "mfcc frame {t} col {c}: ours {g} kaldi {w}");
-        }
-    }
-    eprintln!("mfcc: max |diff| {max:.2e}");
+    // Cepstra mix all bins, so there is no per-bin 60 dB rule. With Kaldi's FFT
+    // rounding reproduced, every coefficient agrees to within Kaldi's printed
+    // precision (7 digits of values up to ~60, liftered up to 12x): 2e-4.
+    assert_all_within("test-mfcc.txt", &ours, &reference, 2e-4);
 }
 
 /// Options Kaldi's reference files do not cover (window types, 80/128 bins, raw
@@ -254,7 +275,8 @@ fn fbank_matches_kaldi_native_fbank_for_other_windows_bins_and_options() {
         // kaldi-native-fbank has its own real FFT, whose rounding differs from
         // Kaldi's by up to ~1e-4 in the weakest bins of the 60 dB range: 2e-4 here.
         // With 128 narrow bins some hold one or two FFT bins >100 dB under the
-        // peak (float noise, as in the spectrogram): 0.05 is checked above that.
+        // peak, pure float noise where knf's FFT rounds differently from Kaldi's
+        // (and ours): 0.05 is checked above that.
         compare_within(name, &picked, &reference, &energy_cols, 23.03, 2e-4);
     }
 }

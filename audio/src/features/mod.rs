@@ -8,6 +8,7 @@
 pub mod cmvn;
 pub mod fbank;
 pub mod output;
+mod srfft;
 pub mod whisper;
 
 pub use cmvn::GlobalCmvn;
