@@ -3,6 +3,7 @@
 
 pub mod conformer_aed;
 pub mod eval;
+pub mod recognizer;
 pub mod store;
 pub mod streaming;
 pub mod whisper;

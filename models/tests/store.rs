@@ -44,15 +44,15 @@ fn import_list_info_rm_round_trip() {
     let list = store.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, "my-ct2-model");
-    assert_eq!(list[0].config.precision, Precision::Int8);
+    assert_eq!(list[0].config.precision(), Precision::Int8);
     assert!(list[0].size_bytes > 0);
     let info = store.info("my-ct2-model").unwrap();
-    assert_eq!(info.config.dims.n_vocab, VOCAB);
+    assert_eq!(info.config.whisper().unwrap().dims.n_vocab, VOCAB);
     store
         .import(&src, Some("second"), None, &NoProgress)
         .unwrap();
     assert_eq!(
-        store.info("second").unwrap().config.precision,
+        store.info("second").unwrap().config.precision(),
         Precision::F16,
         "source precision by default"
     );
@@ -110,7 +110,7 @@ fn reimport_replaces_the_model_with_the_new_precision() {
     store
         .import(&src, Some("m"), Some(Precision::F32), &NoProgress)
         .unwrap();
-    assert_eq!(store.info("m").unwrap().config.precision, Precision::F32);
+    assert_eq!(store.info("m").unwrap().config.precision(), Precision::F32);
     assert_eq!(entries(store.root()), vec!["m"]);
 }
 
@@ -305,7 +305,11 @@ fn installed_tiny_en_has_every_tensor_with_the_documented_dtype() {
         );
         return;
     };
-    let cfg = info.config;
+    let cfg = info
+        .config
+        .whisper()
+        .expect("tiny.en is a Whisper model")
+        .clone();
     // The fixtures of the model tests were computed from this very checkpoint.
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),

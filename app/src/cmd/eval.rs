@@ -22,7 +22,8 @@ use hark_models::eval::{
     evaluate, load_dataset, DatasetFormat, EvalOptions, EvalReport, Normalizer, TranscribeError,
     Transcription, Utterance,
 };
-use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
+use hark_models::recognizer::{model_facts, Recognizer};
+use hark_models::whisper::{Precision, TranscribeOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `hark eval`.
@@ -111,7 +112,7 @@ pub struct ModelInfo {
 }
 
 /// Builds a transcriber for `model` (a store name, pulled on first use, or a model
-/// directory): the Whisper model is loaded once and each call transcribes one
+/// directory) of any family: the model is loaded once and each call transcribes one
 /// utterance with faster-whisper's default decoding options except for the flags in
 /// `opts`; the segment texts are joined with single spaces.
 pub fn load_transcriber(
@@ -130,13 +131,9 @@ pub fn load_transcriber(
     let progress = crate::cmd::models::BarProgress::default();
     let dir = hark_models::store::ensure_model(model, &progress)
         .with_context(|| format!("resolving model `{model}`"))?;
-    let precision = match opts.precision {
-        Some(p) => p,
-        None => hark_models::whisper::config::WhisperConfig::from_dir(&dir)
-            .map(|c| c.precision)
-            .with_context(|| format!("reading the config of {}", dir.display()))?,
-    };
-    let whisper = Whisper::load(&dir, precision)
+    let facts = model_facts(&dir)?;
+    let precision = opts.precision.unwrap_or(facts.stored_precision);
+    let recognizer = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
     let topts = TranscribeOptions {
         language: opts.language.clone(),
@@ -173,21 +170,14 @@ pub fn load_transcriber(
         topts.without_timestamps.to_string(),
     );
     decoding.insert("model_dir".to_string(), dir.display().to_string());
+    decoding.insert("family".to_string(), facts.family.to_string());
     let info = ModelInfo {
         precision: precision.to_string(),
         threads: hark_engine::threads::pool().threads(),
         decoding,
     };
-    let f = move |samples: &[f32]| -> anyhow::Result<String> {
-        let mut texts: Vec<String> = Vec::new();
-        whisper.transcribe(samples, &topts, &mut |seg| {
-            let t = seg.text.trim();
-            if !t.is_empty() {
-                texts.push(t.to_string());
-            }
-        })?;
-        Ok(texts.join(" "))
-    };
+    let f =
+        move |samples: &[f32]| -> anyhow::Result<String> { Ok(recognizer.text(samples, &topts)?) };
     Ok((Box::new(f), info))
 }
 

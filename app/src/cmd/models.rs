@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hark_models::store::{self, ModelStore, Progress, Unit};
+use hark_models::store::{self, ModelConfig, ModelStore, Progress, Unit};
 use hark_models::whisper::config::Precision;
 
 /// Arguments of `hark models`.
@@ -128,19 +128,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  (none)");
             }
             for m in &installed {
-                let c = &m.config;
                 println!(
-                    "  {:<16} {:<5} {:>10}  whisper {}x{} d={} vocab={}{}  ({} {})",
+                    "  {:<16} {:<5} {:>10}  {}",
                     m.name,
-                    c.precision.as_str(),
+                    m.config.precision().as_str(),
                     mib(m.size_bytes),
-                    c.dims.n_audio_layer,
-                    c.dims.n_text_layer,
-                    c.dims.n_audio_state,
-                    c.dims.n_vocab,
-                    if c.multilingual { " multilingual" } else { "" },
-                    c.source.format,
-                    c.source.name,
+                    describe(&m.config),
                 );
             }
             let available: Vec<_> = store::BUILTINS
@@ -171,7 +164,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Info { name } => {
             let m = store.info(&name)?;
-            let c = &m.config;
+            let c = match &m.config {
+                ModelConfig::Whisper(c) => c,
+                ModelConfig::ConformerAed(c) => {
+                    println!("name:          {}", m.name);
+                    println!("path:          {}", m.path.display());
+                    println!("family:        conformer_aed (from {})", c.source);
+                    println!("precision:     {}", m.config.precision());
+                    println!("size:          {}", mib(m.size_bytes));
+                    println!(
+                        "encoder:       {} conformer blocks, {} heads, d={}, kernel {}, {} subsampling",
+                        c.n_layers_enc, c.n_head, c.d_model, c.kernel_size, c.subsampling
+                    );
+                    println!("decoder:       {} layers, vocab {}", c.n_layers_dec, c.odim);
+                    println!("features:      {}-bin Kaldi fbank + global CMVN", c.idim);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
             let d = &c.dims;
             println!("name:          {}", m.name);
             println!("path:          {}", m.path.display());
@@ -215,4 +224,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line describing a model's architecture, for `hark models list`.
+fn describe(c: &ModelConfig) -> String {
+    match c {
+        ModelConfig::Whisper(c) => format!(
+            "whisper {}x{} d={} vocab={}{}  ({} {})",
+            c.dims.n_audio_layer,
+            c.dims.n_text_layer,
+            c.dims.n_audio_state,
+            c.dims.n_vocab,
+            if c.multilingual { " multilingual" } else { "" },
+            c.source.format,
+            c.source.name,
+        ),
+        ModelConfig::ConformerAed(c) => format!(
+            "conformer_aed {}x{} d={} vocab={}  ({})",
+            c.n_layers_enc, c.n_layers_dec, c.d_model, c.odim, c.source
+        ),
+    }
 }

@@ -13,8 +13,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use hark_models::recognizer::Recognizer;
 use hark_models::store::progress::{Progress, Unit};
-use hark_models::whisper::{Precision, Segment, TranscribeOptions, TranscriptionInfo, Whisper};
+use hark_models::whisper::{Precision, Segment, TranscribeOptions, TranscriptionInfo};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -190,7 +191,7 @@ fn render(
     segs: &[Segment],
     info: &TranscriptionInfo,
     seconds: f64,
-    w: &Whisper,
+    w: &Recognizer,
 ) -> String {
     let text = segs
         .iter()
@@ -205,7 +206,7 @@ fn render(
                 .iter()
                 .map(|s| {
                     let text_tokens: Vec<u32> =
-                        s.tokens.iter().copied().filter(|&t| t < w.tokenizer.eot()).collect();
+                        s.tokens.iter().copied().filter(|&t| t < w.first_special_token()).collect();
                     serde_json::json!({
                         "id": s.id, "seek": s.seek,
                         "start": (s.start * 1000.0).round() / 1000.0,
@@ -285,13 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let dir = hark_models::store::ensure_model(&args.model, &progress)
         .with_context(|| format!("resolving model `{}`", args.model))?;
-    let precision = match args.precision {
-        Some(p) => p,
-        None => hark_models::whisper::config::WhisperConfig::from_dir(&dir)
-            .map(|c| c.precision)
-            .with_context(|| format!("reading the config of {}", dir.display()))?,
-    };
-    let w = Whisper::load(&dir, precision)
+    let w = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
     let load_s = t_load.elapsed().as_secs_f64();
     let opts = TranscribeOptions {

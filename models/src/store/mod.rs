@@ -28,6 +28,8 @@ pub use convert::{ImportedWhisper, WeightMap};
 pub use error::{Result, StoreError};
 pub use progress::{NoProgress, Progress, Unit};
 
+use crate::conformer_aed::ConformerConfig;
+use crate::recognizer::{model_facts, Family};
 use crate::whisper::config::{Precision, WhisperConfig, CONFIG_FILE, WEIGHTS_FILE};
 use crate::whisper::import_ct2::{is_ct2_dir, read_ct2_dir, CT2_WEIGHTS};
 use crate::whisper::import_hf::{is_hf_dir, read_hf_dir, HF_WEIGHTS};
@@ -51,14 +53,66 @@ pub fn hark_home() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache").join("hark"))
 }
 
-/// True if `dir` holds a hark model (`config.json` + `model.safetensors`, family key present).
+/// True if `dir` holds a hark model (`config.json` with a `family` key + `model.safetensors`).
 pub fn is_hark_model_dir(dir: &Path) -> bool {
     dir.join(WEIGHTS_FILE).is_file()
         && std::fs::read_to_string(dir.join(CONFIG_FILE))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .map(|v| v.get("family").is_some() && v.get("format_version").is_some())
+            .map(|v| v.get("family").is_some())
             .unwrap_or(false)
+}
+
+/// The parsed `config.json` of an installed model, by family.
+#[derive(Debug, Clone)]
+pub enum ModelConfig {
+    /// A Whisper model.
+    Whisper(Box<WhisperConfig>),
+    /// A conformer-AED model.
+    ConformerAed(Box<ConformerConfig>),
+}
+
+impl ModelConfig {
+    /// Reads and validates `dir/config.json` according to its `family`.
+    pub fn from_dir(dir: &Path) -> Result<ModelConfig> {
+        let invalid = |what: &str, e: String| StoreError::Invalid {
+            path: dir.join(CONFIG_FILE),
+            what: what.into(),
+            problem: e,
+        };
+        let facts = model_facts(dir).map_err(|e| invalid("family", e.to_string()))?;
+        Ok(match facts.family {
+            Family::Whisper => ModelConfig::Whisper(Box::new(WhisperConfig::from_dir(dir)?)),
+            Family::ConformerAed => ModelConfig::ConformerAed(Box::new(
+                ConformerConfig::load(&dir.join(CONFIG_FILE))
+                    .map_err(|e| invalid("conformer_aed config", e.to_string()))?,
+            )),
+        })
+    }
+
+    /// The family.
+    pub fn family(&self) -> Family {
+        match self {
+            ModelConfig::Whisper(_) => Family::Whisper,
+            ModelConfig::ConformerAed(_) => Family::ConformerAed,
+        }
+    }
+
+    /// The precision the weights are stored in.
+    pub fn precision(&self) -> Precision {
+        match self {
+            ModelConfig::Whisper(c) => c.precision,
+            ModelConfig::ConformerAed(c) => c.weights_dtype.parse().unwrap_or(Precision::F32),
+        }
+    }
+
+    /// The Whisper config, when this is a Whisper model.
+    pub fn whisper(&self) -> Option<&WhisperConfig> {
+        match self {
+            ModelConfig::Whisper(c) => Some(c),
+            ModelConfig::ConformerAed(_) => None,
+        }
+    }
 }
 
 /// Checks that `name` can be a store directory name.
@@ -102,7 +156,7 @@ pub struct InstalledModel {
     /// The model directory.
     pub path: PathBuf,
     /// Its configuration.
-    pub config: WhisperConfig,
+    pub config: ModelConfig,
     /// Total size of the directory's files in bytes.
     pub size_bytes: u64,
 }
@@ -159,7 +213,7 @@ impl ModelStore {
                 store: self.root.clone(),
             });
         }
-        let config = WhisperConfig::from_dir(&path)?;
+        let config = ModelConfig::from_dir(&path)?;
         let size_bytes = std::fs::read_dir(&path)
             .map_err(io("read directory", &path))?
             .filter_map(|e| e.ok()?.metadata().ok())
@@ -261,6 +315,15 @@ impl ModelStore {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PathBuf> {
+        if let Some(e) = builtin::embedded(name) {
+            // Compiled into the binary: installed as shipped (precision is chosen at load).
+            let dir = self.model_dir(name);
+            if !force && is_hark_model_dir(&dir) && e.is_installed_in(&dir) {
+                progress.note(&format!("{name} is already installed in {}", dir.display()));
+                return Ok(dir);
+            }
+            return self.install(name, |dir| e.write_into(dir));
+        }
         let model = builtin(name).ok_or_else(|| StoreError::UnknownModel {
             name: name.into(),
             builtins: builtin::builtin_names(),
@@ -268,7 +331,7 @@ impl ModelStore {
         })?;
         if !force && self.is_installed(name) {
             let installed = self.info(name)?;
-            if precision.is_none_or(|p| p == installed.config.precision) {
+            if precision.is_none_or(|p| p == installed.config.precision()) {
                 progress.note(&format!(
                     "{name} is already installed in {}",
                     installed.path.display()
@@ -324,7 +387,7 @@ impl ModelStore {
         let p = Path::new(name_or_dir);
         if p.is_dir() {
             if is_hark_model_dir(p) {
-                WhisperConfig::from_dir(p)?;
+                ModelConfig::from_dir(p)?;
                 return Ok(p.to_path_buf());
             }
             let base = default_import_name(p)?;
@@ -340,7 +403,11 @@ impl ModelStore {
             let sha = convert::sha256_file(&weights, progress)?;
             let same_source = |name: &str| {
                 self.info(name)
-                    .map(|m| m.config.source.file_sha256 == sha)
+                    .map(|m| {
+                        m.config
+                            .whisper()
+                            .is_some_and(|c| c.source.file_sha256 == sha)
+                    })
                     .unwrap_or(false)
             };
             // Never replace a different model (or a built-in name) by an implicit import:
@@ -355,6 +422,13 @@ impl ModelStore {
                 return Ok(self.model_dir(&name));
             }
             return self.import(p, Some(&name), None, progress);
+        }
+        if let Some(e) = builtin::embedded(name_or_dir) {
+            let dir = self.model_dir(name_or_dir);
+            if is_hark_model_dir(&dir) && e.is_installed_in(&dir) {
+                return Ok(dir);
+            }
+            return self.pull(name_or_dir, None, false, progress);
         }
         if validate_name(name_or_dir).is_ok() && self.is_installed(name_or_dir) {
             return Ok(self.model_dir(name_or_dir));
