@@ -103,7 +103,7 @@ const AUDIO_EXTS: &[&str] = &[
     "aiff", "caf", "wv",
 ];
 
-fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
