@@ -129,10 +129,10 @@ fn loader_names_unknown_config_option() {
 fn loader_names_unsupported_option_value() {
     let tmp = copy_fixture();
     edit_config(tmp.path(), |c| {
-        c.insert("subsampling".into(), Value::from("conv2d6"));
+        c.insert("subsampling".into(), Value::from("conv2d10"));
     });
     let e = load_err(tmp.path());
-    assert!(e.contains("`subsampling` = conv2d6"), "{e}");
+    assert!(e.contains("`subsampling` = conv2d10"), "{e}");
 }
 
 #[test]

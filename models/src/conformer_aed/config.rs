@@ -71,10 +71,43 @@ pub struct ConformerConfig {
     pub tied_output: bool,
     /// Storage type of weight matrices in model.safetensors (`"f32"` or `"f16"`).
     pub weights_dtype: String,
-    /// Token dictionary file (`dict.txt`).
+    /// Token dictionary file (`dict.txt`, WeNet `units.txt`).
     pub dict: String,
-    /// SentencePiece model file.
+    /// SentencePiece model file; empty when the unit list alone detokenizes (WeNet).
+    #[serde(default)]
     pub spm_model: String,
+    /// Relative positional encoding (ESPnet `pos_enc_layer_type`): `"rel_pos"` (FireRedASR,
+    /// ESPnet `rel_pos_type: latest`, WeNet) or `"legacy_rel_pos"` (ESPnet's legacy
+    /// encoding: reversed absolute table and the old `rel_shift`).
+    #[serde(default = "default_pos_enc")]
+    pub pos_enc_layer_type: String,
+    /// Encoder FFN and convolution-module activation (`activation_type`): `"swish"` or
+    /// `"relu"`.
+    #[serde(default = "default_enc_activation")]
+    pub enc_activation: String,
+    /// ESPnet/WeNet layout: every attention projection (except `linear_pos`) and every
+    /// convolution of the convolution module has a bias (FireRedASR: none in the encoder,
+    /// no key bias in the decoder).
+    #[serde(default)]
+    pub linear_bias: bool,
+    /// A final LayerNorm after the last block (`encoder.after_norm`, ESPnet/WeNet).
+    #[serde(default)]
+    pub enc_after_norm: bool,
+    /// The checkpoint has a CTC head (`ctc.ctc_lo`), enabling CTC prefix beam search +
+    /// attention rescoring.
+    #[serde(default)]
+    pub ctc: bool,
+    /// CTC blank id.
+    #[serde(default)]
+    pub blank_id: u32,
+}
+
+fn default_pos_enc() -> String {
+    "rel_pos".into()
+}
+
+fn default_enc_activation() -> String {
+    "swish".into()
 }
 
 impl ConformerConfig {
@@ -109,33 +142,46 @@ impl ConformerConfig {
         if self.family != "conformer_aed" {
             return Err(bad("family", &self.family, "expected \"conformer_aed\""));
         }
-        if self.subsampling != "conv2d4" {
+        if !matches!(self.subsampling.as_str(), "conv2d4" | "conv2d6" | "conv2d8") {
             return Err(bad(
                 "subsampling",
                 &self.subsampling,
-                "supported: \"conv2d4\"",
+                "supported: \"conv2d4\", \"conv2d6\", \"conv2d8\"",
             ));
         }
-        if self.conv_norm != "layer_norm" {
+        if !matches!(self.conv_norm.as_str(), "layer_norm" | "batch_norm") {
             return Err(bad(
                 "conv_norm",
                 &self.conv_norm,
-                "supported: \"layer_norm\"",
+                "supported: \"layer_norm\", \"batch_norm\" (folded at conversion)",
             ));
         }
-        if !self.rel_shift {
+        if !matches!(
+            self.pos_enc_layer_type.as_str(),
+            "rel_pos" | "legacy_rel_pos"
+        ) {
+            return Err(bad(
+                "pos_enc_layer_type",
+                &self.pos_enc_layer_type,
+                "supported: \"rel_pos\", \"legacy_rel_pos\"",
+            ));
+        }
+        if self.pos_enc_layer_type == "legacy_rel_pos" && !self.rel_shift {
             return Err(bad(
                 "rel_shift",
                 self.rel_shift,
-                "only rel_shift = true is implemented",
+                "legacy_rel_pos always shifts (ESPnet LegacyRelPositionMultiHeadedAttention)",
             ));
         }
-        if !self.tied_output {
+        if !matches!(self.enc_activation.as_str(), "swish" | "relu") {
             return Err(bad(
-                "tied_output",
-                self.tied_output,
-                "only a tied output projection is implemented",
+                "enc_activation",
+                &self.enc_activation,
+                "supported: \"swish\", \"relu\"",
             ));
+        }
+        if self.blank_id as usize >= self.odim {
+            return Err(bad("blank_id", self.blank_id, "must be < odim"));
         }
         if !matches!(self.dec_activation.as_str(), "gelu" | "relu") {
             return Err(bad(
@@ -164,11 +210,11 @@ impl ConformerConfig {
         if self.kernel_size.is_multiple_of(2) {
             return Err(bad("kernel_size", self.kernel_size, "must be odd"));
         }
-        if self.idim < 7 {
+        if self.subsampled_idim() == 0 {
             return Err(bad(
                 "idim",
                 self.idim,
-                "too small for two 3x3 stride-2 convolutions",
+                "too small for the subsampling convolutions",
             ));
         }
         for (name, id) in [
@@ -187,9 +233,31 @@ impl ConformerConfig {
         Ok(())
     }
 
-    /// Frequency bins after the two stride-2 convolutions.
+    /// (kernel, stride) of each subsampling convolution (ESPnet `Conv2dSubsampling`,
+    /// `Conv2dSubsampling6`, `Conv2dSubsampling8`).
+    pub fn subsampling_layers(&self) -> &'static [(usize, usize)] {
+        match self.subsampling.as_str() {
+            "conv2d6" => &[(3, 2), (5, 3)],
+            "conv2d8" => &[(3, 2), (3, 2), (3, 2)],
+            _ => &[(3, 2), (3, 2)],
+        }
+    }
+
+    /// Length of an axis of `n` after the subsampling convolutions (None if too short).
+    pub fn subsampled_dim(&self, n: usize) -> Option<usize> {
+        let mut n = n;
+        for &(k, s) in self.subsampling_layers() {
+            if n < k {
+                return None;
+            }
+            n = (n - k) / s + 1;
+        }
+        Some(n)
+    }
+
+    /// Frequency bins after the subsampling convolutions.
     pub fn subsampled_idim(&self) -> usize {
-        ((self.idim - 1) / 2 - 1) / 2
+        self.subsampled_dim(self.idim).unwrap_or(0)
     }
 
     /// Per-head width.

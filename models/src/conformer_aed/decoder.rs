@@ -22,10 +22,10 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(ws: &mut TensorStore, p: &str, d: usize) -> Result<Self, ConformerError> {
+    fn load(ws: &mut TensorStore, p: &str, d: usize, k_bias: bool) -> Result<Self, ConformerError> {
         Ok(Self {
             w_q: load_linear(ws, &format!("{p}.w_qs"), d, d, true)?,
-            w_k: load_linear(ws, &format!("{p}.w_ks"), d, d, false)?,
+            w_k: load_linear(ws, &format!("{p}.w_ks"), d, d, k_bias)?,
             w_v: load_linear(ws, &format!("{p}.w_vs"), d, d, true)?,
             fc: load_linear(ws, &format!("{p}.fc"), d, d, true)?,
         })
@@ -47,6 +47,9 @@ struct DecoderLayer {
 #[derive(Debug, Clone)]
 pub struct TransformerDecoder {
     embedding: Vec<f32>,
+    /// Untied output projection `[vocab × d]` + bias (ESPnet/WeNet `output_layer`);
+    /// `None` when tied to the embedding (FireRedASR).
+    output: Option<Linear>,
     layers: Vec<DecoderLayer>,
     norm_out: LayerNorm,
     d_model: usize,
@@ -156,16 +159,22 @@ impl TransformerDecoder {
             let p = format!("decoder.layer_stack.{i}");
             layers.push(DecoderLayer {
                 self_norm: load_ln(ws, &format!("{p}.self_attn_norm"), d, eps)?,
-                self_attn: Attention::load(ws, &format!("{p}.self_attn"), d)?,
+                self_attn: Attention::load(ws, &format!("{p}.self_attn"), d, cfg.linear_bias)?,
                 cross_norm: load_ln(ws, &format!("{p}.cross_attn_norm"), d, eps)?,
-                cross_attn: Attention::load(ws, &format!("{p}.cross_attn"), d)?,
+                cross_attn: Attention::load(ws, &format!("{p}.cross_attn"), d, cfg.linear_bias)?,
                 mlp_norm: load_ln(ws, &format!("{p}.mlp_norm"), d, eps)?,
                 w1: load_linear(ws, &format!("{p}.mlp.w_1"), d, d * cfg.ffn_mult, true)?,
                 w2: load_linear(ws, &format!("{p}.mlp.w_2"), d * cfg.ffn_mult, d, true)?,
             });
         }
+        let output = if cfg.tied_output {
+            None
+        } else {
+            Some(load_linear(ws, "decoder.tgt_word_prj", d, cfg.odim, true)?)
+        };
         Ok(Self {
             embedding,
+            output,
             layers,
             norm_out: load_ln(ws, "decoder.layer_norm_out", d, eps)?,
             d_model: d,
@@ -300,6 +309,9 @@ impl TransformerDecoder {
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         }
         self.norm_out.forward_inplace(&mut x);
+        if let Some(out) = &self.output {
+            return Ok(out.forward(&x));
+        }
         let mut logits = vec![0.0f32; nb * self.vocab];
         gemm_f32(
             (nb, self.vocab, d),

@@ -8,13 +8,30 @@
 //! `rel_shift`) → convolution module (LayerNorm → pointwise → GLU → depthwise → LayerNorm →
 //! Swish → pointwise, padded frames zeroed) → ½·FFN → LayerNorm.
 //!
+//! ESPnet/WeNet conformers (ESPnet `espnet2/asr/encoder/conformer_encoder.py`,
+//! `espnet/nets/pytorch_backend/transformer/{attention,embedding,subsampling}.py`,
+//! `conformer/convolution.py`; WeNet `wenet/transformer/attention.py`) are the same blocks
+//! with different options, all in `config.json`: biases on every projection
+//! (`linear_bias`), one LayerNorm in front of the attention instead of three
+//! (`qkv_layer_norm = false`), BatchNorm in the convolution module (folded into the depthwise
+//! weights + bias by the converter: `conv_norm = "batch_norm"`, so no norm at run time), ReLU
+//! or Swish (`enc_activation`), ×6/×8 subsampling, a final `after_norm`, and three
+//! relative-position variants:
+//! * `rel_pos` + `rel_shift` (FireRedASR, ESPnet `latest`): table of 2T-1 encodings for
+//!   relative positions T-1 … -(T-1), `bd[i][j] = q_v(i)·p(T-1-i+j)`;
+//! * `rel_pos` without `rel_shift` (WeNet): table of T encodings for positions 0 … T-1 and
+//!   `bd[i][j] = q_v(i)·p(j)`;
+//! * `legacy_rel_pos` (ESPnet legacy): table of T encodings for positions L-1 … L-T
+//!   (L = `pe_maxlen`) and the original Transformer-XL shift of the T×T matrix, which reads
+//!   `bd[i][T-1-i+j]` for j ≤ i, 0 for j = i+1 and `bd[i+1][j-i-2]` above that.
+//!
 //! One utterance at a time: the padding mask then only covers the appended context frames,
 //! but it is applied exactly as the reference applies it (keys in attention, rows in the
 //! convolution module) because those frames do reach the output.
 
 use super::config::ConformerConfig;
 use super::error::ConformerError;
-use super::nn::{gemm_f32, sigmoid, softmax, swish, LayerNorm, Linear, Weight};
+use super::nn::{gemm_f32, relu, sigmoid, softmax, swish, LayerNorm, Linear, Weight};
 use super::weights::TensorStore;
 
 /// Conformer feed-forward module (`ConformerFeedForward`).
@@ -23,6 +40,7 @@ struct FeedForward {
     norm: LayerNorm,
     expand: Linear,
     project: Linear,
+    relu: bool,
 }
 
 impl FeedForward {
@@ -33,13 +51,14 @@ impl FeedForward {
             norm: load_ln(ws, &format!("{p}.net.0"), d, cfg.layer_norm_eps)?,
             expand: load_linear(ws, &format!("{p}.net.1"), d, h, true)?,
             project: load_linear(ws, &format!("{p}.net.4"), h, d, true)?,
+            relu: cfg.enc_activation == "relu",
         })
     }
 
     /// `0.5·x + 0.5·(x + net(x))`, as `RelPosEmbConformerBlock.forward` computes it.
     fn half_step(&self, x: &[f32]) -> Vec<f32> {
         let mut h = self.expand.forward(&self.norm.forward(x));
-        swish(&mut h);
+        activation(&mut h, self.relu);
         let net = self.project.forward(&h);
         x.iter()
             .zip(&net)
@@ -51,9 +70,8 @@ impl FeedForward {
 /// Relative-position multi-head self-attention (`RelPosMultiHeadAttention`).
 #[derive(Debug, Clone)]
 struct RelPosAttention {
-    norm_q: LayerNorm,
-    norm_k: LayerNorm,
-    norm_v: LayerNorm,
+    /// One LayerNorm per input (FireRedASR) or a single one (`qkv_layer_norm = false`).
+    norms: Vec<LayerNorm>,
     w_q: Linear,
     w_k: Linear,
     w_v: Linear,
@@ -67,30 +85,57 @@ impl RelPosAttention {
     fn load(ws: &mut TensorStore, p: &str, cfg: &ConformerConfig) -> Result<Self, ConformerError> {
         let d = cfg.d_model;
         let eps = cfg.layer_norm_eps;
+        let bias = cfg.linear_bias;
+        let norms = if cfg.qkv_layer_norm {
+            vec![
+                load_ln(ws, &format!("{p}.layer_norm_q"), d, eps)?,
+                load_ln(ws, &format!("{p}.layer_norm_k"), d, eps)?,
+                load_ln(ws, &format!("{p}.layer_norm_v"), d, eps)?,
+            ]
+        } else {
+            vec![load_ln(ws, &format!("{p}.layer_norm"), d, eps)?]
+        };
         Ok(Self {
-            norm_q: load_ln(ws, &format!("{p}.layer_norm_q"), d, eps)?,
-            norm_k: load_ln(ws, &format!("{p}.layer_norm_k"), d, eps)?,
-            norm_v: load_ln(ws, &format!("{p}.layer_norm_v"), d, eps)?,
-            w_q: load_linear(ws, &format!("{p}.w_qs"), d, d, false)?,
-            w_k: load_linear(ws, &format!("{p}.w_ks"), d, d, false)?,
-            w_v: load_linear(ws, &format!("{p}.w_vs"), d, d, false)?,
+            norms,
+            w_q: load_linear(ws, &format!("{p}.w_qs"), d, d, bias)?,
+            w_k: load_linear(ws, &format!("{p}.w_ks"), d, d, bias)?,
+            w_v: load_linear(ws, &format!("{p}.w_vs"), d, d, bias)?,
             w_pos: load_linear(ws, &format!("{p}.linear_pos"), d, d, false)?,
-            fc: load_linear(ws, &format!("{p}.fc"), d, d, false)?,
+            fc: load_linear(ws, &format!("{p}.fc"), d, d, bias)?,
             pos_bias_u: ws.take(&format!("{p}.pos_bias_u"), &[cfg.n_head, cfg.d_k()])?,
             pos_bias_v: ws.take(&format!("{p}.pos_bias_v"), &[cfg.n_head, cfg.d_k()])?,
         })
     }
 
-    /// `x`: `[t × d]`; `pos`: `[(2t-1) × d]` encodings for relative positions t-1 … -(t-1);
-    /// keys at or after `valid` are masked. Returns `x + attention(x)`.
-    fn forward(&self, x: &[f32], pos: &[f32], t: usize, valid: usize, n_head: usize) -> Vec<f32> {
+    /// `x`: `[t × d]`; `pos`: the positional table of `shift` (`[np × d]`); keys at or
+    /// after `valid` are masked. Returns `x + attention(x)`.
+    fn forward(
+        &self,
+        x: &[f32],
+        pos: &[f32],
+        t: usize,
+        valid: usize,
+        n_head: usize,
+        shift: PosShift,
+    ) -> Vec<f32> {
         let d = self.w_q.n;
         let dk = d / n_head;
-        let q = self.w_q.forward(&self.norm_q.forward(x));
-        let k = self.w_k.forward(&self.norm_k.forward(x));
-        let v = self.w_v.forward(&self.norm_v.forward(x));
+        let (q, k, v) = if self.norms.len() == 3 {
+            (
+                self.w_q.forward(&self.norms[0].forward(x)),
+                self.w_k.forward(&self.norms[1].forward(x)),
+                self.w_v.forward(&self.norms[2].forward(x)),
+            )
+        } else {
+            let h = self.norms[0].forward(x);
+            (
+                self.w_q.forward(&h),
+                self.w_k.forward(&h),
+                self.w_v.forward(&h),
+            )
+        };
         let p = self.w_pos.forward(pos);
-        let np = 2 * t - 1;
+        let np = pos.len() / d;
         let scale = (1.0 / (dk as f64).sqrt()) as f32;
         let mut ctx = vec![0.0f32; t * d];
         let mut qu = vec![0.0f32; t * dk];
@@ -113,11 +158,24 @@ impl RelPosAttention {
             let ph = &p[h * dk..];
             gemm_f32((t, t, dk), &mut ac, t, false, &qu, (dk, 1), kh, (1, d));
             gemm_f32((t, np, dk), &mut bd, np, false, &qv, (dk, 1), ph, (1, d));
-            // scores[i][j] = ac[i][j] + bd[i][t-1-i+j]  (rel_shift), then scale and mask.
             for i in 0..t {
                 let row = &mut ac[i * t..][..t];
-                let bdrow = &bd[i * np + (t - 1 - i)..][..t];
-                for (j, (s, &b)) in row.iter_mut().zip(bdrow).enumerate() {
+                for (j, s) in row.iter_mut().enumerate() {
+                    let b = match shift {
+                        // bd[i][t-1-i+j] over the 2t-1 relative positions.
+                        PosShift::Latest => bd[i * np + (t - 1 - i) + j],
+                        PosShift::None => bd[i * np + j],
+                        // Transformer-XL's pad-and-reshape on the t×t matrix.
+                        PosShift::Legacy => {
+                            if j <= i {
+                                bd[i * np + (t - 1 - i) + j]
+                            } else if j == i + 1 {
+                                0.0
+                            } else {
+                                bd[(i + 1) * np + (j - i - 2)]
+                            }
+                        }
+                    };
                     *s = if j < valid {
                         (*s + b) * scale
                     } else {
@@ -152,9 +210,14 @@ struct ConvModule {
     pointwise1: Linear,
     /// Depthwise kernel transposed to `[kernel × channels]` for a channel-inner loop.
     depthwise: Vec<f32>,
+    /// Depthwise bias (ESPnet/WeNet, and where a BatchNorm was folded in).
+    depthwise_bias: Option<Vec<f32>>,
     kernel: usize,
-    norm: LayerNorm,
+    /// LayerNorm after the depthwise convolution (FireRedASR); `None` when a BatchNorm was
+    /// folded into the depthwise weights at conversion.
+    norm: Option<LayerNorm>,
     pointwise2: Linear,
+    relu: bool,
 }
 
 impl ConvModule {
@@ -165,6 +228,18 @@ impl ConvModule {
         let pw1 = ws.take(&format!("{p}.pointwise_conv1.weight"), &[2 * c, d, 1])?;
         let dw = ws.take(&format!("{p}.depthwise_conv.weight"), &[c, 1, kz])?;
         let pw2 = ws.take(&format!("{p}.pointwise_conv2.weight"), &[d, c, 1])?;
+        let bias = cfg.linear_bias;
+        let batch_norm = cfg.conv_norm == "batch_norm";
+        let opt_bias = |ws: &mut TensorStore, name: &str, n: usize, on: bool| {
+            if on {
+                ws.take(&format!("{p}.{name}.bias"), &[n]).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let pw1_b = opt_bias(ws, "pointwise_conv1", 2 * c, bias)?;
+        let dw_b = opt_bias(ws, "depthwise_conv", c, bias || batch_norm)?;
+        let pw2_b = opt_bias(ws, "pointwise_conv2", d, bias)?;
         let mut depthwise = vec![0.0f32; kz * c];
         for ch in 0..c {
             for j in 0..kz {
@@ -175,19 +250,30 @@ impl ConvModule {
             pre_norm: load_ln(ws, &format!("{p}.pre_layer_norm"), d, cfg.layer_norm_eps)?,
             pointwise1: Linear {
                 w: ws.to_weight(pw1, 2 * c, d)?,
-                b: None,
+                b: pw1_b,
                 k: d,
                 n: 2 * c,
             },
             depthwise,
+            depthwise_bias: dw_b,
             kernel: kz,
-            norm: load_ln(ws, &format!("{p}.batch_norm"), c, cfg.layer_norm_eps)?,
+            norm: if batch_norm {
+                None
+            } else {
+                Some(load_ln(
+                    ws,
+                    &format!("{p}.batch_norm"),
+                    c,
+                    cfg.layer_norm_eps,
+                )?)
+            },
             pointwise2: Linear {
                 w: ws.to_weight(pw2, d, c)?,
-                b: None,
+                b: pw2_b,
                 k: c,
                 n: d,
             },
+            relu: cfg.enc_activation == "relu",
         })
     }
 
@@ -208,6 +294,11 @@ impl ConvModule {
         // Depthwise convolution over time, zero padding (kernel-1)/2 on both sides.
         let pad = self.kernel / 2;
         let mut y = vec![0.0f32; t * c];
+        if let Some(b) = &self.depthwise_bias {
+            for row in y.chunks_exact_mut(c) {
+                row.copy_from_slice(b);
+            }
+        }
         for i in 0..t {
             let out = &mut y[i * c..][..c];
             for j in 0..self.kernel {
@@ -222,8 +313,10 @@ impl ConvModule {
                 }
             }
         }
-        self.norm.forward_inplace(&mut y);
-        swish(&mut y);
+        if let Some(norm) = &self.norm {
+            norm.forward_inplace(&mut y);
+        }
+        activation(&mut y, self.relu);
         let mut out = self.pointwise2.forward(&y);
         out[valid * d..].fill(0.0);
         for (o, &r) in out.iter_mut().zip(x) {
@@ -243,63 +336,80 @@ struct ConformerBlock {
     norm: LayerNorm,
 }
 
-/// Subsampling front end (`Conv2dSubsampling`).
+/// Subsampling front end (`Conv2dSubsampling`, ESPnet `Conv2dSubsampling6/8`): a stack
+/// of ReLU convolutions (kernel, stride) then a Linear over channels×frequency.
 #[derive(Debug, Clone)]
 struct Subsampling {
-    /// conv.0 as a Linear over 3×3 patches: `[channels × 9]`.
-    conv1: Linear,
-    /// conv.2 as a Linear over `channels`×3×3 patches.
-    conv2: Linear,
+    /// Each convolution as a Linear over `c_in`×k×k patches (PyTorch weight order).
+    convs: Vec<(Linear, usize, usize)>,
     out: Linear,
     channels: usize,
 }
 
+/// im2col of a channel-last `[t × f × cin]` map for a k×k, stride-s convolution:
+/// `[(t_o·f_o) × (cin·k·k)]` with column `ch·k·k + a·k + b`.
+fn im2col(
+    x: &[f32],
+    (t, f, cin): (usize, usize, usize),
+    k: usize,
+    s: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (to, fo) = ((t - k) / s + 1, (f - k) / s + 1);
+    let kk = k * k;
+    let mut cols = vec![0.0f32; to * fo * cin * kk];
+    for i in 0..to {
+        for o in 0..fo {
+            let dst = &mut cols[(i * fo + o) * cin * kk..][..cin * kk];
+            for a in 0..k {
+                for b in 0..k {
+                    let src = &x[((s * i + a) * f + s * o + b) * cin..][..cin];
+                    for ch in 0..cin {
+                        dst[ch * kk + a * k + b] = src[ch];
+                    }
+                }
+            }
+        }
+    }
+    (cols, to, fo)
+}
+
 impl Subsampling {
-    /// `x`: `[frames × idim]` → (`[t2 × d]`, t2).
+    /// `x`: `[frames × idim]` → (`[t × d]`, t).
     fn forward(&self, x: &[f32], frames: usize, idim: usize) -> (Vec<f32>, usize) {
         let c = self.channels;
-        let (t1, f1) = ((frames - 3) / 2 + 1, (idim - 3) / 2 + 1);
-        let (t2, f2) = ((t1 - 3) / 2 + 1, (f1 - 3) / 2 + 1);
-        // conv.0: im2col over the single input channel.
-        let mut cols = vec![0.0f32; t1 * f1 * 9];
-        for i in 0..t1 {
-            for f in 0..f1 {
-                let dst = &mut cols[(i * f1 + f) * 9..][..9];
-                for a in 0..3 {
-                    for b in 0..3 {
-                        dst[a * 3 + b] = x[(2 * i + a) * idim + 2 * f + b];
-                    }
-                }
-            }
+        let (mut h, mut t, mut f, mut cin) = (x.to_vec(), frames, idim, 1);
+        for (conv, k, s) in &self.convs {
+            let (cols, to, fo) = im2col(&h, (t, f, cin), *k, *s);
+            h = conv.forward(&cols); // [(to*fo) × c], channel-last
+            relu(&mut h);
+            (t, f, cin) = (to, fo, c);
         }
-        let mut h1 = self.conv1.forward(&cols); // [(t1*f1) × c], channel-last
-        super::nn::relu(&mut h1);
-        let mut cols2 = vec![0.0f32; t2 * f2 * c * 9];
-        for i in 0..t2 {
-            for f in 0..f2 {
-                let dst = &mut cols2[(i * f2 + f) * c * 9..][..c * 9];
-                for a in 0..3 {
-                    for b in 0..3 {
-                        let src = &h1[((2 * i + a) * f1 + 2 * f + b) * c..][..c];
-                        for ch in 0..c {
-                            dst[ch * 9 + a * 3 + b] = src[ch];
-                        }
-                    }
-                }
-            }
-        }
-        let mut h2 = self.conv2.forward(&cols2); // [(t2*f2) × c]
-        super::nn::relu(&mut h2);
         // (N, C, T, F) -> (N, T, C*F)
-        let mut flat = vec![0.0f32; t2 * c * f2];
-        for i in 0..t2 {
-            for f in 0..f2 {
+        let mut flat = vec![0.0f32; t * c * f];
+        for i in 0..t {
+            for o in 0..f {
                 for ch in 0..c {
-                    flat[i * c * f2 + ch * f2 + f] = h2[(i * f2 + f) * c + ch];
+                    flat[i * c * f + ch * f + o] = h[(i * f + o) * c + ch];
                 }
             }
         }
-        (self.out.forward(&flat), t2)
+        (self.out.forward(&flat), t)
+    }
+}
+
+/// Which relative-position score layout the attention uses (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PosShift {
+    Latest,
+    None,
+    Legacy,
+}
+
+fn activation(x: &mut [f32], relu_not_swish: bool) {
+    if relu_not_swish {
+        relu(x);
+    } else {
+        swish(x);
     }
 }
 
@@ -308,6 +418,10 @@ impl Subsampling {
 pub struct ConformerEncoder {
     sub: Subsampling,
     blocks: Vec<ConformerBlock>,
+    after_norm: Option<LayerNorm>,
+    shift: PosShift,
+    /// (kernel, stride) of the subsampling convolutions.
+    sub_layers: Vec<(usize, usize)>,
     d_model: usize,
     n_head: usize,
     idim: usize,
@@ -367,19 +481,24 @@ impl ConformerEncoder {
         let c = cfg.subsampling_channels;
         let d = cfg.d_model;
         let p = "encoder.input_preprocessor";
+        let mut convs = Vec::new();
+        let mut cin = 1;
+        for (i, &(k, st)) in cfg.subsampling_layers().iter().enumerate() {
+            let q = format!("{p}.conv.{}", 2 * i);
+            convs.push((
+                Linear {
+                    w: Weight::F32(ws.take(&format!("{q}.weight"), &[c, cin, k, k])?),
+                    b: Some(ws.take(&format!("{q}.bias"), &[c])?),
+                    k: cin * k * k,
+                    n: c,
+                },
+                k,
+                st,
+            ));
+            cin = c;
+        }
         let sub = Subsampling {
-            conv1: Linear {
-                w: Weight::F32(ws.take(&format!("{p}.conv.0.weight"), &[c, 1, 3, 3])?),
-                b: Some(ws.take(&format!("{p}.conv.0.bias"), &[c])?),
-                k: 9,
-                n: c,
-            },
-            conv2: Linear {
-                w: Weight::F32(ws.take(&format!("{p}.conv.2.weight"), &[c, c, 3, 3])?),
-                b: Some(ws.take(&format!("{p}.conv.2.bias"), &[c])?),
-                k: c * 9,
-                n: c,
-            },
+            convs,
             out: load_linear(ws, &format!("{p}.out"), c * cfg.subsampled_idim(), d, true)?,
             channels: c,
         };
@@ -394,9 +513,22 @@ impl ConformerEncoder {
                 norm: load_ln(ws, &format!("{p}.layer_norm"), d, cfg.layer_norm_eps)?,
             });
         }
+        let after_norm = if cfg.enc_after_norm {
+            Some(load_ln(ws, "encoder.after_norm", d, cfg.layer_norm_eps)?)
+        } else {
+            None
+        };
+        let shift = match (cfg.pos_enc_layer_type.as_str(), cfg.rel_shift) {
+            ("legacy_rel_pos", _) => PosShift::Legacy,
+            (_, true) => PosShift::Latest,
+            (_, false) => PosShift::None,
+        };
         Ok(Self {
             sub,
             blocks,
+            after_norm,
+            shift,
+            sub_layers: cfg.subsampling_layers().to_vec(),
             d_model: d,
             n_head: cfg.n_head,
             idim: cfg.idim,
@@ -408,11 +540,14 @@ impl ConformerEncoder {
 
     /// Output frames for `frames` input frames (after the context padding).
     pub fn output_frames(&self, frames: usize) -> usize {
-        let n = frames + self.pad_context;
-        if n < 7 {
-            return 0;
+        let mut n = frames + self.pad_context;
+        for &(k, s) in &self.sub_layers {
+            if n < k {
+                return 0;
+            }
+            n = (n - k) / s + 1;
         }
-        ((n - 1) / 2 - 1) / 2
+        n
     }
 
     /// Encodes `[frames × idim]` normalised features. With `trace`, keeps every stage.
@@ -440,8 +575,10 @@ impl ConformerEncoder {
         let padded_frames = frames + self.pad_context;
         let mut x = feats.to_vec();
         x.resize(padded_frames * idim, 0.0);
-        // Mask of the reference: subsampled frame j is valid iff input frame 4j is.
-        let valid = (0..t).filter(|j| 4 * j < frames).count();
+        // Mask of the reference (`x_mask[:, :, :-2:2]…`): subsampled frame j is valid iff
+        // input frame j·Πstride is.
+        let stride: usize = self.sub_layers.iter().map(|l| l.1).product();
+        let valid = (0..t).filter(|j| stride * j < frames).count();
         let (mut h, t2) = self.sub.forward(&x, padded_frames, idim);
         debug_assert_eq!(t2, t);
         let d = self.d_model;
@@ -453,17 +590,25 @@ impl ConformerEncoder {
             let s = (d as f32).sqrt();
             h.iter_mut().for_each(|v| *v *= s);
         }
-        let np = 2 * t - 1;
+        let np = if self.shift == PosShift::Latest {
+            2 * t - 1
+        } else {
+            t
+        };
         let mut pos = vec![0.0f32; np * d];
         for r in 0..np {
-            let rel = (t - 1) as f32 - r as f32;
+            let rel = match self.shift {
+                PosShift::Latest => (t - 1) as f32 - r as f32,
+                PosShift::None => r as f32,
+                PosShift::Legacy => (self.pe_maxlen.max(t) - 1 - r) as f32,
+            };
             for col in 0..d {
                 pos[r * d + col] = super::nn::sinusoid(rel, col, d);
             }
         }
         for b in &self.blocks {
             let y = b.ffn1.half_step(&h);
-            let y = b.mhsa.forward(&y, &pos, t, valid, self.n_head);
+            let y = b.mhsa.forward(&y, &pos, t, valid, self.n_head, self.shift);
             let y = b.conv.forward(&y, t, valid);
             let mut y = b.ffn2.half_step(&y);
             b.norm.forward_inplace(&mut y);
@@ -471,6 +616,9 @@ impl ConformerEncoder {
             if trace {
                 stages.push(h.clone());
             }
+        }
+        if let Some(n) = &self.after_norm {
+            n.forward_inplace(&mut h);
         }
         Ok(EncoderOutput {
             hidden: h,

@@ -19,6 +19,7 @@
 //!   of the model because it is part of the checkpoint.
 
 pub mod config;
+pub mod ctc;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
@@ -32,6 +33,7 @@ use std::path::Path;
 pub use hark_engine::Precision;
 
 pub use config::ConformerConfig;
+pub use ctc::CtcHead;
 pub use decoder::TransformerDecoder;
 pub use encoder::{ConformerEncoder, EncoderOutput};
 pub use error::ConformerError;
@@ -50,6 +52,8 @@ pub struct ConformerAed {
     pub encoder: ConformerEncoder,
     /// Decoder weights.
     pub decoder: TransformerDecoder,
+    /// CTC head, when the checkpoint has one (`config.ctc`).
+    pub ctc: Option<CtcHead>,
 }
 
 impl ConformerAed {
@@ -87,6 +91,11 @@ impl ConformerAed {
         let cmvn_istd = ws.take("cmvn.istd", &[config.idim])?;
         let encoder = ConformerEncoder::load(&mut ws, &config)?;
         let decoder = TransformerDecoder::load(&mut ws, &config)?;
+        let ctc = if config.ctc {
+            Some(CtcHead::load(&mut ws, &config)?)
+        } else {
+            None
+        };
         ws.finish()?;
         Ok(Self {
             config,
@@ -94,6 +103,7 @@ impl ConformerAed {
             cmvn_istd,
             encoder,
             decoder,
+            ctc,
         })
     }
 
@@ -150,6 +160,45 @@ impl ConformerAed {
             self.config.sos_id,
             self.config.eos_id,
             opts,
+        )
+    }
+
+    /// CTC log-probabilities `[valid frames × vocab]` of an encoder output.
+    pub fn ctc_log_probs(&self, enc: &EncoderOutput) -> Result<Vec<f32>, ConformerError> {
+        let head = self.ctc.as_ref().ok_or_else(|| {
+            ConformerError::Input("this model has no CTC head (config `ctc` is false)".into())
+        })?;
+        Ok(head.log_probs(&enc.hidden, enc.valid))
+    }
+
+    /// CTC prefix beam search (WeNet `ctc_prefix_beam_search`): `beam` prefixes with their
+    /// CTC log-probabilities, best first.
+    pub fn ctc_prefix_beam_search(
+        &self,
+        enc: &EncoderOutput,
+        beam: usize,
+    ) -> Result<Vec<Hypothesis>, ConformerError> {
+        let lp = self.ctc_log_probs(enc)?;
+        ctc::ctc_prefix_beam_search(&lp, self.config.odim, beam, self.config.blank_id)
+    }
+
+    /// WeNet's `attention_rescoring` mode: CTC prefix beam search, then every prefix scored by
+    /// the decoder plus `ctc_weight` × its CTC score; best first.
+    pub fn ctc_attention_rescoring(
+        &self,
+        enc: &EncoderOutput,
+        beam: usize,
+        ctc_weight: f32,
+    ) -> Result<Vec<Hypothesis>, ConformerError> {
+        let nbest = self.ctc_prefix_beam_search(enc, beam)?;
+        let cross = self.decoder.cross_kv(&enc.hidden, enc.frames, enc.valid);
+        ctc::attention_rescoring(
+            &self.decoder,
+            &cross,
+            &nbest,
+            self.config.sos_id,
+            self.config.eos_id,
+            ctc_weight,
         )
     }
 

@@ -26,7 +26,9 @@ use units::TokenList;
 #[derive(Debug, Clone)]
 pub struct FireRedTokenizer {
     dict: TokenList,
-    spm: SentencePieceModel,
+    /// `None` for unit lists without a BPE model (WeNet char units): then each non-CJK
+    /// word is looked up whole, else character by character.
+    spm: Option<SentencePieceModel>,
     unk_id: u32,
 }
 
@@ -43,7 +45,24 @@ impl FireRedTokenizer {
         let unk_id = dict
             .id("<unk>")
             .ok_or_else(|| ConformerError::Tokenizer("dict has no <unk> token".into()))?;
-        Ok(Self { dict, spm, unk_id })
+        Ok(Self {
+            dict,
+            spm: Some(spm),
+            unk_id,
+        })
+    }
+
+    /// Loads a unit list alone (WeNet `units.txt` / ESPnet `tokens.txt` without a BPE model).
+    pub fn load_units(dict: &Path) -> Result<Self, ConformerError> {
+        let dict = TokenList::load(dict).map_err(|e| ConformerError::Tokenizer(e.to_string()))?;
+        let unk_id = dict
+            .id("<unk>")
+            .ok_or_else(|| ConformerError::Tokenizer("unit list has no <unk> token".into()))?;
+        Ok(Self {
+            dict,
+            spm: None,
+            unk_id,
+        })
     }
 
     /// Loads the tokenizer files named by a model directory's config.
@@ -51,7 +70,11 @@ impl FireRedTokenizer {
         dir: &Path,
         cfg: &super::ConformerConfig,
     ) -> Result<Self, ConformerError> {
-        Self::load(&dir.join(&cfg.dict), &dir.join(&cfg.spm_model))
+        if cfg.spm_model.is_empty() {
+            Self::load_units(&dir.join(&cfg.dict))
+        } else {
+            Self::load(&dir.join(&cfg.dict), &dir.join(&cfg.spm_model))
+        }
     }
 
     /// Text → (pieces, ids), as the reference's `tokenize(text, replace_punc=True)`.
@@ -72,7 +95,18 @@ impl FireRedTokenizer {
         let flush = |run: &mut String, pieces: &mut Vec<String>| {
             let part = run.trim();
             if !part.is_empty() {
-                pieces.extend(self.spm.encode_as_pieces(part));
+                match &self.spm {
+                    Some(spm) => pieces.extend(spm.encode_as_pieces(part)),
+                    None => {
+                        for word in part.split_whitespace() {
+                            if self.dict.id(word).is_some() {
+                                pieces.push(word.to_string());
+                            } else {
+                                pieces.extend(word.chars().map(String::from));
+                            }
+                        }
+                    }
+                }
             }
             run.clear();
         };
