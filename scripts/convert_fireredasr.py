@@ -16,6 +16,13 @@ Output directory:
                          the embedding, so only `decoder.tgt_word_emb.weight` is written.
   dict.txt, <spm>.model  copied unchanged
 
+Optional CTC head (hark's own trainer, ESPnet/WeNet style joint CTC-attention): when
+model_state_dict holds `ctc.ctc_lo.{weight,bias}` or `ctc.{weight,bias}` ([odim, d_model] +
+[odim]), or --ctc-checkpoint names a state dict that does, it is written as
+`ctc.ctc_lo.{weight,bias}` with config "ctc": true and "blank_id" (the id of "<blank>" in
+dict.txt, else 0), enabling CTC prefix beam search + attention rescoring. Checkpoints without
+one convert exactly as before.
+
 Reference: FireRedASR fireredasr/models/fireredasr_aed.py (model construction from args),
 fireredasr/data/asr_feat.py (CMVN: means and inverse standard deviations, variance floor 1e-20).
 
@@ -139,6 +146,23 @@ def read_args(args_obj, allow_unknown):
     return out
 
 
+CTC_NAMES = {"ctc.ctc_lo.weight": "weight", "ctc.ctc_lo.bias": "bias", "ctc.weight": "weight", "ctc.bias": "bias"}
+
+
+def take_ctc(sd, a, origin):
+    """Removes an optional CTC head from sd: {"weight", "bias"} or None."""
+    found = {CTC_NAMES[k]: sd.pop(k) for k in list(sd) if k in CTC_NAMES}
+    if not found:
+        return None
+    for part, shape in (("weight", (a["odim"], a["d_model"])), ("bias", (a["odim"],))):
+        if part not in found:
+            raise ConvertError(f"{origin}: CTC head has no {part} tensor (ctc.ctc_lo.{part} or ctc.{part})")
+        if tuple(found[part].shape) != shape:
+            raise ConvertError(f"{origin}: tensor ctc.ctc_lo.{part} has shape {list(found[part].shape)}, "
+                               f"expected {list(shape)}")
+    return found
+
+
 def check_state_dict(sd, a):
     exp = expected_tensors(a)
     missing = sorted(k for k in exp if k not in sd and exp[k] is not None)
@@ -192,7 +216,7 @@ def write_safetensors(path, tensors):
             f.write(b)
 
 
-def convert(model_dir, out_dir, dtype="f32", allow_unknown=False):
+def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, ctc_checkpoint=None):
     import torch
 
     ckpt = os.path.join(model_dir, "model.pth.tar")
@@ -200,7 +224,16 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False):
     if not isinstance(pkg, dict) or "args" not in pkg or "model_state_dict" not in pkg:
         raise ConvertError(f"{ckpt}: expected a dict with 'args' and 'model_state_dict'")
     a = read_args(pkg["args"], allow_unknown)
-    sd = pkg["model_state_dict"]
+    sd = dict(pkg["model_state_dict"])
+    ctc = take_ctc(sd, a, ckpt)
+    if ctc_checkpoint:
+        other = torch.load(ctc_checkpoint, map_location="cpu", weights_only=True)
+        other = {k: v for k, v in other.items() if k in CTC_NAMES}
+        if not other:
+            raise ConvertError(f"{ctc_checkpoint}: no CTC head (ctc.ctc_lo.weight or ctc.weight)")
+        if ctc is not None:
+            raise ConvertError(f"{ckpt} already has a CTC head; do not pass --ctc-checkpoint")
+        ctc = take_ctc(other, a, ctc_checkpoint)
     check_state_dict(sd, a)
 
     np_dtype = {"f32": np.float32, "f16": np.float16}[dtype]
@@ -220,13 +253,17 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False):
         raise ConvertError(f"{cmvn}: CMVN dim {means.shape[0]} != idim {a['idim']}")
     tensors["cmvn.means"] = means
     tensors["cmvn.istd"] = istd
+    if ctc is not None:
+        tensors["ctc.ctc_lo.weight"] = ctc["weight"].detach().cpu().float().numpy().astype(np_dtype)
+        tensors["ctc.ctc_lo.bias"] = ctc["bias"].detach().cpu().float().numpy().astype(np.float32)
 
     spm = [f for f in sorted(os.listdir(model_dir)) if f.endswith(".model")]
     if len(spm) != 1:
         raise ConvertError(f"{model_dir}: expected exactly one SentencePiece *.model file, found {spm}")
     dict_path = os.path.join(model_dir, "dict.txt")
     with open(dict_path, encoding="utf8") as f:
-        n_tokens = sum(1 for _ in f)
+        dict_tokens = [(line.split() or [" "])[0] for line in f]
+    n_tokens = len(dict_tokens)
     if n_tokens != a["odim"]:
         raise ConvertError(f"{dict_path}: {n_tokens} tokens but odim is {a['odim']}")
 
@@ -252,6 +289,9 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False):
         "dict": "dict.txt",
         "spm_model": spm[0],
     }
+    if ctc is not None:
+        config["ctc"] = True
+        config["blank_id"] = dict_tokens.index("<blank>") if "<blank>" in dict_tokens else 0
     os.makedirs(out_dir, exist_ok=True)
     write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -268,9 +308,10 @@ def main():
     p.add_argument("out_dir", help="hark model directory to write")
     p.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="storage type of weight matrices")
     p.add_argument("--allow-unknown-args", action="store_true", help="ignore unknown options in the checkpoint args")
+    p.add_argument("--ctc-checkpoint", help="state dict holding a CTC head (ctc.weight/ctc.bias) to export too")
     o = p.parse_args()
     try:
-        convert(o.model_dir, o.out_dir, o.dtype, o.allow_unknown_args)
+        convert(o.model_dir, o.out_dir, o.dtype, o.allow_unknown_args, o.ctc_checkpoint)
     except ConvertError as e:
         print(f"convert_fireredasr: error: {e}", file=sys.stderr)
         sys.exit(2)

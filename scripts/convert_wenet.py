@@ -331,6 +331,32 @@ def rename(name):
     return ""  # unknown
 
 
+def original_name(hark):
+    """hark name -> the WeNet/ESPnet name it comes from (for error messages)."""
+    import re
+
+    m = re.match(r"encoder\.layer_stack\.(\d+)\.(.*)", hark)
+    if m:
+        i, rest = m.groups()
+        for a, b in ENC_LAYER_MAP:
+            if rest.startswith(b):
+                return f"encoder.encoders.{i}.{a}{rest[len(b):]}"
+    m = re.match(r"decoder\.layer_stack\.(\d+)\.(.*)", hark)
+    if m:
+        i, rest = m.groups()
+        for a, b in DEC_LAYER_MAP:
+            if rest.startswith(b):
+                return f"decoder.decoders.{i}.{a}{rest[len(b):]}"
+    for a, b in (("encoder.input_preprocessor.out.", "encoder.embed.out."),
+                 ("encoder.input_preprocessor.conv.", "encoder.embed.conv."),
+                 ("decoder.tgt_word_emb.weight", "decoder.embed.0.weight"),
+                 ("decoder.layer_norm_out.", "decoder.after_norm."),
+                 ("decoder.tgt_word_prj.", "decoder.output_layer.")):
+        if hark.startswith(a):
+            return b + hark[len(a):]
+    return hark
+
+
 def read_json_cmvn(path):
     """WeNet's load_cmvn (JSON): means and inverse stddevs, variance floor 1e-20."""
     with open(path) as f:
@@ -370,7 +396,7 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, layer_norm_eps
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
     c["ctc"] = "ctc.ctc_lo.weight" in sd
 
-    renamed, unexpected = {}, []
+    renamed, unexpected, origin = {}, [], {}
     for k, v in sd.items():
         r = rename(k)
         if r is None:
@@ -379,6 +405,7 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, layer_norm_eps
             unexpected.append(k)
             continue
         renamed[r] = v.detach().cpu().double().numpy()
+        origin[r] = k
     if unexpected:
         raise ConvertError(f"{ckpt}: unexpected tensor(s) {', '.join(sorted(unexpected))}")
 
@@ -405,10 +432,9 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, layer_norm_eps
         for i in range(c["n_layers_enc"]):
             p = f"encoder.layer_stack.{i}.conv"
             need = [f"{p}.batch_norm.{n}" for n in ("weight", "bias", "running_mean", "running_var")]
-            miss = [n for n in need + [f"{p}.depthwise_conv.weight"] if n not in renamed]
+            miss = [original_name(n) for n in need + [f"{p}.depthwise_conv.weight"] if n not in renamed]
             if miss:
-                raise ConvertError(f"{ckpt}: missing tensor(s) {', '.join(miss)} (hark names; BatchNorm of "
-                                   f"encoder.encoders.{i}.conv_module)")
+                raise ConvertError(f"{ckpt}: missing tensor(s) {', '.join(miss)} (cnn_module_norm is batch_norm)")
             g, b, m, var = (renamed.pop(n) for n in need)
             w = renamed[f"{p}.depthwise_conv.weight"]
             if w.shape[0] != g.shape[0]:
@@ -420,15 +446,16 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, layer_norm_eps
             renamed[f"{p}.depthwise_conv.bias"] = (bias - m) * scale + b
 
     exp = expected_tensors(c, None)
-    missing = sorted(k for k in exp if k not in renamed)
+    missing = sorted(original_name(k) for k in exp if k not in renamed)
     if missing:
-        raise ConvertError(f"{ckpt}: missing tensor(s) {', '.join(missing)} (hark names)")
-    extra = sorted(k for k in renamed if k not in exp)
+        raise ConvertError(f"{ckpt}: missing tensor(s) {', '.join(missing)}")
+    extra = sorted(origin.get(k, k) for k in renamed if k not in exp)
     if extra:
-        raise ConvertError(f"{ckpt}: unexpected tensor(s) {', '.join(extra)} (hark names)")
+        raise ConvertError(f"{ckpt}: unexpected tensor(s) {', '.join(extra)} (not used by this train.yaml)")
     for k, shape in exp.items():
         if tuple(renamed[k].shape) != shape:
-            raise ConvertError(f"{ckpt}: tensor {k} has shape {list(renamed[k].shape)}, expected {list(shape)}")
+            raise ConvertError(f"{ckpt}: tensor {origin.get(k, k)} has shape {list(renamed[k].shape)} "
+                               f"(after BatchNorm folding), expected {list(shape)}")
 
     units = find_units(model_dir)
     with open(os.path.join(model_dir, units), encoding="utf8") as f:

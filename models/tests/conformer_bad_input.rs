@@ -158,3 +158,114 @@ fn encoder_rejects_input_too_short_or_ragged() {
     let e = model.encode(&[0.0; 81]).unwrap_err().to_string();
     assert!(e.contains("80-dim"), "{e}");
 }
+
+fn copy_wenet_fixture() -> tempfile::TempDir {
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer_wenet/wenet_bn_k15");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors", "units.txt", "bpe.model"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn wenet_loader_names_missing_ctc_tensor() {
+    let tmp = copy_wenet_fixture();
+    ConformerAed::load(tmp.path()).expect("untouched copy loads");
+    edit_header(tmp.path(), |h| {
+        h.remove("ctc.ctc_lo.bias");
+    });
+    let e = load_err(tmp.path());
+    assert!(e.contains("missing tensor `ctc.ctc_lo.bias`"), "{e}");
+}
+
+#[test]
+fn wenet_loader_names_ctc_head_the_config_does_not_declare() {
+    let tmp = copy_wenet_fixture();
+    edit_config(tmp.path(), |c| {
+        c.insert("ctc".into(), Value::Bool(false));
+    });
+    let e = load_err(tmp.path());
+    assert!(
+        e.contains("unexpected tensor(s) ctc.ctc_lo.bias, ctc.ctc_lo.weight"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wenet_loader_names_missing_folded_depthwise_bias() {
+    let tmp = copy_wenet_fixture();
+    edit_header(tmp.path(), |h| {
+        h.remove("encoder.layer_stack.0.conv.depthwise_conv.bias");
+    });
+    let e = load_err(tmp.path());
+    assert!(
+        e.contains("missing tensor `encoder.layer_stack.0.conv.depthwise_conv.bias`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wenet_loader_names_batch_norm_config_mismatch() {
+    // A BatchNorm model declared as LayerNorm asks for the LayerNorm's tensors.
+    let tmp = copy_wenet_fixture();
+    edit_config(tmp.path(), |c| {
+        c.insert("conv_norm".into(), Value::from("layer_norm"));
+    });
+    let e = load_err(tmp.path());
+    assert!(
+        e.contains("missing tensor `encoder.layer_stack.0.conv.batch_norm.weight`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wenet_loader_names_unsupported_new_option_values() {
+    for (option, value, needle) in [
+        (
+            "pos_enc_layer_type",
+            Value::from("abs_pos"),
+            "`pos_enc_layer_type` = abs_pos",
+        ),
+        (
+            "enc_activation",
+            Value::from("gelu"),
+            "`enc_activation` = gelu",
+        ),
+        (
+            "conv_norm",
+            Value::from("group_norm"),
+            "`conv_norm` = group_norm",
+        ),
+        ("blank_id", Value::from(999), "`blank_id` = 999"),
+    ] {
+        let tmp = copy_wenet_fixture();
+        edit_config(tmp.path(), |c| {
+            c.insert(option.into(), value.clone());
+        });
+        let e = load_err(tmp.path());
+        assert!(e.contains(needle), "{option}: {e}");
+    }
+}
+
+#[test]
+fn wenet_loader_rejects_legacy_rel_pos_without_shift() {
+    let tmp = copy_wenet_fixture();
+    edit_config(tmp.path(), |c| {
+        c.insert("pos_enc_layer_type".into(), Value::from("legacy_rel_pos"));
+        c.insert("rel_shift".into(), Value::Bool(false));
+    });
+    let e = load_err(tmp.path());
+    assert!(e.contains("`rel_shift` = false"), "{e}");
+}
+
+#[test]
+fn wenet_loader_names_unknown_config_option() {
+    let tmp = copy_wenet_fixture();
+    edit_config(tmp.path(), |c| {
+        c.insert("reverse_weight".into(), Value::from(0.3));
+    });
+    let e = load_err(tmp.path());
+    assert!(e.contains("reverse_weight"), "{e}");
+}

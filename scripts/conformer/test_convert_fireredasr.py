@@ -59,6 +59,25 @@ class ConverterErrors(unittest.TestCase):
             self.assertEqual(cfg["family"], "conformer_aed")
             self.assertTrue(os.path.exists(os.path.join(d, "out", "model.safetensors")))
 
+    def test_optional_ctc_head_is_exported(self):
+        def add_ctc(sd):
+            sd["ctc.weight"] = torch.randn(ARGS["odim"], ARGS["d_model"])
+            sd["ctc.bias"] = torch.randn(ARGS["odim"])
+
+        with tempfile.TemporaryDirectory() as d:
+            write_model(d, mutate=add_ctc)
+            cfg = cf.convert(d, os.path.join(d, "out"))
+            self.assertTrue(cfg["ctc"])
+            self.assertEqual(cfg["blank_id"], 0)
+
+    def test_ctc_head_with_wrong_shape_is_named(self):
+        def add_ctc(sd):
+            sd["ctc.ctc_lo.weight"] = torch.randn(ARGS["odim"] + 1, ARGS["d_model"])
+            sd["ctc.ctc_lo.bias"] = torch.randn(ARGS["odim"])
+
+        e = self.convert_err(mutate=add_ctc)
+        self.assertIn("ctc.ctc_lo.weight has shape [13, 16], expected [12, 16]", e)
+
     def test_missing_tensor_is_named(self):
         e = self.convert_err(mutate=lambda sd: sd.pop("encoder.layer_stack.0.mhsa.pos_bias_u"))
         self.assertIn("missing tensor(s) encoder.layer_stack.0.mhsa.pos_bias_u", e)
