@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod batch;
 mod cmd;
 mod listen;
 
@@ -32,6 +33,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Live dictation from a microphone (or a file replayed at real time).
     Listen(cmd::listen::Args),
+    /// Benchmark hark against faster-whisper on the same files (time, memory, ratios).
+    Bench(cmd::bench::Args),
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -43,6 +46,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Models(a) => cmd::models::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Listen(a) => cmd::listen::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     }
 }
 

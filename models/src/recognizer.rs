@@ -144,14 +144,15 @@ impl ConformerAsr {
         })
     }
 
-    /// Decodes one piece of audio (16 kHz mono, [-1, 1]) to its best hypothesis:
-    /// (text, tokens, score per token). Input shorter than one fbank frame (25 ms)
-    /// gives an empty text.
+    /// Decodes one piece of audio (16 kHz mono, [-1, 1]) to its best hypothesis.
+    /// Input shorter than one fbank frame (25 ms) gives an empty text.
     pub fn decode_piece(
         &self,
         samples: &[f32],
         beam_size: usize,
-    ) -> Result<(String, Vec<u32>, f32), RecognizerError> {
+    ) -> Result<PieceResult, RecognizerError> {
+        let mut out = PieceResult::default();
+        let t = std::time::Instant::now();
         // FireRedASR computes fbank on int16-scale samples.
         let scaled: Vec<f32> = samples.iter().map(|s| s * 32768.0).collect();
         let feats = self
@@ -159,21 +160,45 @@ impl ConformerAsr {
             .compute(&scaled)
             .map_err(|e| RecognizerError::Input(format!("fbank: {e}")))?;
         if feats.n_frames == 0 {
-            return Ok((String::new(), Vec::new(), 0.0));
+            return Ok(out);
         }
+        let mut x = feats.data;
+        self.model.apply_cmvn(&mut x)?;
+        out.features_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let enc = self.model.encode(&x)?;
+        out.encoder_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
         let opts = BeamSearchOptions {
             beam_size: beam_size.max(1),
             ..Default::default()
         };
-        let hyps = self.model.transcribe_fbank(&feats.data, &opts)?;
-        Ok(match hyps.into_iter().next() {
-            Some(h) => {
-                let per_token = h.score / (h.tokens.len().max(1) as f32);
-                (self.tokenizer.detokenize(&h.tokens), h.tokens, per_token)
-            }
-            None => (String::new(), Vec::new(), 0.0),
-        })
+        let hyps = self.model.beam_search(&enc, &opts)?;
+        out.decoder_s = t.elapsed().as_secs_f64();
+        if let Some(h) = hyps.into_iter().next() {
+            out.avg_logprob = h.score / (h.tokens.len().max(1) as f32);
+            out.text = self.tokenizer.detokenize(&h.tokens);
+            out.tokens = h.tokens;
+        }
+        Ok(out)
     }
+}
+
+/// What [`ConformerAsr::decode_piece`] returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PieceResult {
+    /// Best hypothesis as text.
+    pub text: String,
+    /// Its token ids (without `<sos>`/`<eos>`).
+    pub tokens: Vec<u32>,
+    /// Its beam score per token.
+    pub avg_logprob: f32,
+    /// Seconds in fbank + CMVN.
+    pub features_s: f64,
+    /// Seconds in the encoder.
+    pub encoder_s: f64,
+    /// Seconds in the beam search.
+    pub decoder_s: f64,
 }
 
 /// Cut points (sample indices, exclusive ends) splitting `samples` into pieces of at most
@@ -303,9 +328,17 @@ fn transcribe_conformer(
     let mut start = 0;
     let mut id = 0;
     for end in split_for_conformer(samples, max_len) {
-        let t = std::time::Instant::now();
-        let (text, tokens, avg_logprob) = c.decode_piece(&samples[start..end], opts.beam_size)?;
-        info.decoder_s += t.elapsed().as_secs_f64();
+        let PieceResult {
+            text,
+            tokens,
+            avg_logprob,
+            features_s,
+            encoder_s,
+            decoder_s,
+        } = c.decode_piece(&samples[start..end], opts.beam_size)?;
+        info.features_s += features_s;
+        info.encoder_s += encoder_s;
+        info.decoder_s += decoder_s;
         info.windows += 1;
         if !text.trim().is_empty() {
             id += 1;
