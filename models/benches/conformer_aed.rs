@@ -78,5 +78,44 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// One encoder-sized product (FFN expand: 100 frames × 1280 → 5120) through the engine's
+/// `matmul_nt` at f16 and int8: isolates the GEMM from the rest of the encoder. Run with
+/// `cargo bench -p hark-models --bench conformer_aed -- linear_`.
+fn bench_linear(c: &mut Criterion) {
+    use hark_engine::{ops::matmul_nt, DType, Tensor};
+    let (m, k, n) = (100usize, 1280usize, 5120usize);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 31 % 97) as f32 - 48.0) / 50.0)
+        .collect();
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 17 % 101) as f32 - 50.0) / 1500.0)
+        .collect();
+    let mut out = vec![0.0f32; m * n];
+    let mut g = c.benchmark_group("linear_m100_k1280_n5120");
+    g.sample_size(10).warm_up_time(Duration::from_millis(100));
+    for dt in [DType::F16, DType::I8] {
+        let t = Tensor::from_f32(&[n, k], &w)
+            .and_then(|t| t.to_dtype(dt))
+            .expect("weight");
+        g.bench_function(format!("{dt:?}"), |b| {
+            b.iter(|| {
+                matmul_nt(&x, m, k, t.weight_view().expect("view"), n, None, &mut out)
+                    .expect("matmul")
+            })
+        });
+        // The conformer's own Linear (int8: split by columns, see nn.rs).
+        let lin = hark_models::conformer_aed::nn::Linear {
+            w: hark_models::conformer_aed::nn::Weight::Engine(t.clone()),
+            b: None,
+            k,
+            n,
+        };
+        g.bench_function(format!("{dt:?}_conformer_linear"), |b| {
+            b.iter(|| lin.forward_into(&x, &mut out))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_linear, bench);
 criterion_main!(benches);
