@@ -10,12 +10,12 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -86,32 +86,26 @@ pub fn load_audio_at(path: &Path, sample_rate: u32) -> Result<Vec<f32>, AudioErr
 }
 
 /// Decodes a file to interleaved f32 at its native rate.
+///
+/// Built on [`PacketDecoder`], the same block-by-block decoder that
+/// [`crate::reader::FileReader`] streams through, so both see identical samples.
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
-    let mut file = File::open(path).map_err(|io| AudioError::Open {
+    let mut dec = PacketDecoder::open(path)?;
+    let mut samples = Vec::new();
+    while dec.next_block(&mut samples)?.is_some() {}
+    let (sample_rate, channels) = dec.format().ok_or_else(|| AudioError::NoSamples {
         path: path.to_path_buf(),
-        io,
     })?;
-    let mut head = [0u8; 12];
-    let n = read_up_to(&mut file, &mut head).map_err(|io| AudioError::Open {
-        path: path.to_path_buf(),
-        io,
-    })?;
-    if n == 0 {
-        return Err(AudioError::EmptyFile {
+    if samples.is_empty() {
+        return Err(AudioError::NoSamples {
             path: path.to_path_buf(),
         });
     }
-    let is_wav = n == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE";
-    let decoded = if is_wav {
-        match decode_wav(path)? {
-            Some(d) => d,
-            // A WAV codec hound does not handle (ADPCM, mu-law...): try symphonia.
-            None => decode_symphonia(path)?,
-        }
-    } else {
-        decode_symphonia(path)?
-    };
-    validate(path, decoded)
+    Ok(DecodedAudio {
+        samples,
+        sample_rate,
+        channels,
+    })
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -126,36 +120,226 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-fn validate(path: &Path, d: DecodedAudio) -> Result<DecodedAudio, AudioError> {
-    if d.channels == 0 {
-        return Err(AudioError::ZeroChannels {
-            path: path.to_path_buf(),
-        });
-    }
-    if d.sample_rate == 0 {
-        return Err(AudioError::BadSampleRate {
-            path: path.to_path_buf(),
-        });
-    }
-    if d.samples.is_empty() {
-        return Err(AudioError::NoSamples {
-            path: path.to_path_buf(),
-        });
-    }
-    if let Some(i) = d.samples.iter().position(|v| !v.is_finite()) {
-        return Err(AudioError::NonFiniteSample {
-            path: path.to_path_buf(),
-            index: i / d.channels,
-            channel: i % d.channels,
-            value: d.samples[i],
-        });
-    }
-    Ok(d)
+/// WAV frames hound decodes per block (bounded memory per call).
+const WAV_BLOCK_FRAMES: usize = 4096;
+
+/// A file decoded block by block (a symphonia packet, or 4096 WAV frames):
+/// interleaved f32 in [-1, 1] at the native rate, every sample checked finite.
+///
+/// The container is recognised from its first bytes (`RIFF....WAVE` goes to
+/// hound unless hound rejects the codec), as described in the module docs.
+pub(crate) struct PacketDecoder {
+    path: PathBuf,
+    inner: Inner,
+    /// `(rate, channels)` of the blocks decoded so far (`None` before the first).
+    format: Option<(u32, usize)>,
+    /// Frames returned so far.
+    frames: usize,
+    /// Total frames, when the container says.
+    total_frames: Option<u64>,
+    /// Native rate known from the header (before decoding), if any.
+    header_rate: Option<u32>,
 }
 
-/// Decodes a RIFF/WAVE file with hound. `Ok(None)` means "a WAV codec hound does
+enum Inner {
+    Wav {
+        reader: hound::WavReader<std::io::BufReader<File>>,
+        /// `None` for 32-bit float, else 1 / 2^(bits-1).
+        int_scale: Option<f64>,
+        rate: u32,
+        channels: usize,
+    },
+    Symphonia {
+        format: Box<dyn FormatReader>,
+        decoder: Box<dyn Decoder>,
+        track_id: u32,
+        buf: Option<SampleBuffer<f32>>,
+    },
+}
+
+impl PacketDecoder {
+    /// Opens `path` (errors name the file: missing, empty, not audio, bad header,
+    /// unsupported codec, zero channels, zero rate).
+    pub(crate) fn open(path: &Path) -> Result<Self, AudioError> {
+        let mut file = File::open(path).map_err(|io| AudioError::Open {
+            path: path.to_path_buf(),
+            io,
+        })?;
+        let mut head = [0u8; 12];
+        let n = read_up_to(&mut file, &mut head).map_err(|io| AudioError::Open {
+            path: path.to_path_buf(),
+            io,
+        })?;
+        if n == 0 {
+            return Err(AudioError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let is_wav = n == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE";
+        let wav = if is_wav { open_wav(path)? } else { None };
+        let (inner, total_frames, header_rate) = match wav {
+            Some(w) => w,
+            // Not WAV, or a WAV codec hound does not handle (ADPCM, mu-law...).
+            None => open_symphonia(path)?,
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            inner,
+            format: None,
+            frames: 0,
+            total_frames,
+            header_rate,
+        })
+    }
+
+    /// `(sample rate, channels)` of the decoded blocks, once one was decoded.
+    pub(crate) fn format(&self) -> Option<(u32, usize)> {
+        self.format
+    }
+
+    /// Total duration in seconds when the container states it.
+    pub(crate) fn duration_hint(&self) -> Option<f64> {
+        let rate = self.format.map(|f| f.0).or(self.header_rate)?;
+        Some(self.total_frames? as f64 / rate as f64)
+    }
+
+    /// Appends the next block of interleaved samples to `out`; returns
+    /// `Some((rate, channels))`, or `None` at the end of the stream. A block may
+    /// be empty (a packet that decoded to nothing).
+    pub(crate) fn next_block(
+        &mut self,
+        out: &mut Vec<f32>,
+    ) -> Result<Option<(u32, usize)>, AudioError> {
+        let start = out.len();
+        let p = || self.path.clone();
+        let got = match &mut self.inner {
+            Inner::Wav {
+                reader,
+                int_scale,
+                rate,
+                channels,
+            } => {
+                let frames = self.frames;
+                let ch = *channels;
+                let decode_err = |k: usize, e: hound::Error| AudioError::Decode {
+                    path: p(),
+                    frames_decoded: frames + k / ch,
+                    reason: e.to_string(),
+                };
+                let want = WAV_BLOCK_FRAMES * ch;
+                match int_scale {
+                    None => {
+                        for (k, s) in reader.samples::<f32>().take(want).enumerate() {
+                            out.push(s.map_err(|e| decode_err(k, e))?);
+                        }
+                    }
+                    Some(scale) => {
+                        for (k, s) in reader.samples::<i32>().take(want).enumerate() {
+                            let v = s.map_err(|e| decode_err(k, e))?;
+                            out.push((v as f64 * *scale) as f32);
+                        }
+                    }
+                }
+                if out.len() == start {
+                    None
+                } else {
+                    Some((*rate, ch))
+                }
+            }
+            Inner::Symphonia {
+                format,
+                decoder,
+                track_id,
+                buf,
+            } => {
+                let frames = self.frames;
+                let decode_err = |e: &SymError| AudioError::Decode {
+                    path: p(),
+                    frames_decoded: frames,
+                    reason: sym_reason(e),
+                };
+                loop {
+                    let packet = match format.next_packet() {
+                        Ok(p) => p,
+                        Err(SymError::IoError(e))
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            break None
+                        }
+                        Err(SymError::ResetRequired) => break None,
+                        Err(e) => return Err(decode_err(&e)),
+                    };
+                    if packet.track_id() != *track_id {
+                        continue;
+                    }
+                    match decoder.decode(&packet) {
+                        Ok(audio) => {
+                            let spec = *audio.spec();
+                            if spec.channels.count() == 0 {
+                                return Err(AudioError::ZeroChannels { path: p() });
+                            }
+                            let channels = spec.channels.count();
+                            let needed = audio.capacity() as u64;
+                            let b = match buf {
+                                Some(b) if b.capacity() as u64 >= needed * channels as u64 => b,
+                                _ => buf.insert(SampleBuffer::new(needed, spec)),
+                            };
+                            b.copy_interleaved_ref(audio);
+                            out.extend_from_slice(b.samples());
+                            break Some((spec.rate, channels));
+                        }
+                        // A corrupt packet: skip it, as symphonia recommends.
+                        Err(SymError::DecodeError(_)) => continue,
+                        Err(SymError::IoError(e))
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            break None
+                        }
+                        Err(e) => return Err(decode_err(&e)),
+                    }
+                }
+            }
+        };
+        let Some((rate, channels)) = got else {
+            return Ok(None);
+        };
+        if rate == 0 {
+            return Err(AudioError::BadSampleRate { path: p() });
+        }
+        match self.format {
+            None => self.format = Some((rate, channels)),
+            Some(f) if f != (rate, channels) => {
+                return Err(AudioError::Decode {
+                    path: p(),
+                    frames_decoded: self.frames,
+                    reason: format!(
+                        "stream format changed from {} Hz x{} to {rate} Hz x{channels}",
+                        f.0, f.1
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+        let block = &out[start..];
+        if let Some(i) = block.iter().position(|v| !v.is_finite()) {
+            return Err(AudioError::NonFiniteSample {
+                path: p(),
+                index: self.frames + i / channels,
+                channel: i % channels,
+                value: block[i],
+            });
+        }
+        self.frames += block.len() / channels;
+        Ok(Some((rate, channels)))
+    }
+}
+
+/// An opened stream: the decoder, its total frames and rate when the header states them.
+type Opened = (Inner, Option<u64>, Option<u32>);
+
+/// Opens a RIFF/WAVE file with hound. `Ok(None)` means "a WAV codec hound does
 /// not support": the caller falls back to symphonia.
-fn decode_wav(path: &Path) -> Result<Option<DecodedAudio>, AudioError> {
+fn open_wav(path: &Path) -> Result<Option<Opened>, AudioError> {
     let p = || path.to_path_buf();
     let reader = match hound::WavReader::open(path) {
         Ok(r) => r,
@@ -184,29 +368,9 @@ fn decode_wav(path: &Path) -> Result<Option<DecodedAudio>, AudioError> {
     if spec.sample_rate == 0 {
         return Err(AudioError::BadSampleRate { path: p() });
     }
-    let channels = spec.channels as usize;
-    let decode_err = |frames: usize, e: hound::Error| AudioError::Decode {
-        path: p(),
-        frames_decoded: frames,
-        reason: e.to_string(),
-    };
-    let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => {
-            let mut out = Vec::with_capacity(reader.len() as usize);
-            for s in reader.into_samples::<f32>() {
-                out.push(s.map_err(|e| decode_err(out.len() / channels, e))?);
-            }
-            out
-        }
-        (hound::SampleFormat::Int, bits @ 1..=32) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            let mut out = Vec::with_capacity(reader.len() as usize);
-            for s in reader.into_samples::<i32>() {
-                let v = s.map_err(|e| decode_err(out.len() / channels, e))?;
-                out.push((v as f64 * scale) as f32);
-            }
-            out
-        }
+    let int_scale = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => None,
+        (hound::SampleFormat::Int, bits @ 1..=32) => Some(1.0 / (1u64 << (bits - 1)) as f64),
         (fmt, bits) => {
             return Err(AudioError::UnsupportedCodec {
                 path: p(),
@@ -214,11 +378,17 @@ fn decode_wav(path: &Path) -> Result<Option<DecodedAudio>, AudioError> {
             })
         }
     };
-    Ok(Some(DecodedAudio {
-        samples,
-        sample_rate: spec.sample_rate,
-        channels,
-    }))
+    let total = Some(reader.duration() as u64);
+    Ok(Some((
+        Inner::Wav {
+            reader,
+            int_scale,
+            rate: spec.sample_rate,
+            channels: spec.channels as usize,
+        },
+        total,
+        Some(spec.sample_rate),
+    )))
 }
 
 /// Reads the channel count straight from the `fmt ` chunk (for error messages only).
@@ -237,7 +407,7 @@ fn wav_header_channels(path: &Path) -> Option<u16> {
     None
 }
 
-fn decode_symphonia(path: &Path) -> Result<DecodedAudio, AudioError> {
+fn open_symphonia(path: &Path) -> Result<Opened, AudioError> {
     let p = || path.to_path_buf();
     let file = File::open(path).map_err(|io| AudioError::Open { path: p(), io })?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
@@ -255,7 +425,7 @@ fn decode_symphonia(path: &Path) -> Result<DecodedAudio, AudioError> {
             path: p(),
             reason: sym_reason(&e),
         })?;
-    let mut format = probed.format;
+    let format = probed.format;
     let track = format
         .tracks()
         .iter()
@@ -271,73 +441,22 @@ fn decode_symphonia(path: &Path) -> Result<DecodedAudio, AudioError> {
             return Err(AudioError::ZeroChannels { path: p() });
         }
     }
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| AudioError::UnsupportedCodec {
             path: p(),
             reason: format!("{} (codec id {:?})", sym_reason(&e), params.codec),
         })?;
-
-    let mut samples: Vec<f32> = Vec::new();
-    let mut sample_rate = params.sample_rate.unwrap_or(0);
-    let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
-    let mut buf: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(SymError::ResetRequired) => break,
-            Err(e) => {
-                return Err(AudioError::Decode {
-                    path: p(),
-                    frames_decoded: samples.len() / channels.max(1),
-                    reason: sym_reason(&e),
-                })
-            }
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
-        match decoder.decode(&packet) {
-            Ok(audio) => {
-                let spec = *audio.spec();
-                if spec.channels.count() == 0 {
-                    return Err(AudioError::ZeroChannels { path: p() });
-                }
-                sample_rate = spec.rate;
-                channels = spec.channels.count();
-                let needed = audio.capacity() as u64;
-                let b = match &mut buf {
-                    Some(b) if b.capacity() as u64 >= needed * channels as u64 => b,
-                    _ => buf.insert(SampleBuffer::new(needed, spec)),
-                };
-                b.copy_interleaved_ref(audio);
-                samples.extend_from_slice(b.samples());
-            }
-            // A corrupt packet: skip it, as symphonia recommends (the rest still decodes).
-            Err(SymError::DecodeError(_)) => continue,
-            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => {
-                return Err(AudioError::Decode {
-                    path: p(),
-                    frames_decoded: samples.len() / channels.max(1),
-                    reason: sym_reason(&e),
-                })
-            }
-        }
-    }
-    if channels == 0 {
-        return Err(if samples.is_empty() {
-            AudioError::NoSamples { path: p() }
-        } else {
-            AudioError::ZeroChannels { path: p() }
-        });
-    }
-    Ok(DecodedAudio {
-        samples,
-        sample_rate,
-        channels,
-    })
+    Ok((
+        Inner::Symphonia {
+            format,
+            decoder,
+            track_id,
+            buf: None,
+        },
+        params.n_frames,
+        params.sample_rate,
+    ))
 }
 
 fn sym_reason(e: &SymError) -> String {

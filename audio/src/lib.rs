@@ -3,6 +3,8 @@
 //! Map:
 //! - [`decode`]: files -> samples (hound for WAV, symphonia for the rest);
 //!   [`load_audio`] gives mono f32 at 16 kHz, what every model consumes.
+//! - [`reader`]: [`FileReader`], the same samples as [`load_audio`] streamed
+//!   chunk by chunk in bounded memory (hours-long files).
 //! - [`mod@resample`]: rubato sinc resampler usable chunk by chunk (live input) or on
 //!   whole signals; both paths give identical output.
 //! - [`capture`]: cpal microphone capture; the callback only pushes into a
@@ -18,6 +20,7 @@ pub mod capture;
 pub mod decode;
 pub mod error;
 pub mod features;
+pub mod reader;
 pub mod resample;
 pub mod source;
 pub mod vad;
@@ -26,5 +29,6 @@ pub use decode::{
     decode_file, downmix, load_audio, load_audio_at, DecodedAudio, TARGET_SAMPLE_RATE,
 };
 pub use error::AudioError;
+pub use reader::FileReader;
 pub use resample::{resample, StreamResampler};
 pub use source::{AudioSource, FileSource, MicSource};
