@@ -171,7 +171,7 @@ pub fn attention_rescoring(
     let v = dec.vocab();
     let mut out = Vec::with_capacity(hyps.len());
     for h in hyps {
-        let mut state = dec.new_state(1);
+        let mut state = dec.new_state_with_capacity(1, h.tokens.len() + 1);
         let mut score = 0.0f64;
         let mut prev = sos;
         for &w in h.tokens.iter().chain(std::iter::once(&eos)) {

@@ -10,8 +10,10 @@
 use super::config::ConformerConfig;
 use super::encoder::{load_linear, load_ln};
 use super::error::ConformerError;
-use super::nn::{gelu, gemm_f32, relu, softmax, LayerNorm, Linear};
+use super::nn::{gelu, gemm_f32, relu, LayerNorm, Linear};
 use super::weights::TensorStore;
+use hark_engine::ops::{attention, AttentionOpts, Rows};
+use hark_engine::KvCache;
 
 #[derive(Debug, Clone)]
 struct Attention {
@@ -48,7 +50,8 @@ struct DecoderLayer {
 pub struct TransformerDecoder {
     embedding: Vec<f32>,
     /// Untied output projection `[vocab × d]` + bias (ESPnet/WeNet `output_layer`);
-    /// `None` when tied to the embedding (FireRedASR).
+    /// for a tied projection (FireRedASR) an engine copy of the embedding at f16/int8, and
+    /// `None` at f32 (the embedding itself is used).
     output: Option<Linear>,
     layers: Vec<DecoderLayer>,
     norm_out: LayerNorm,
@@ -70,14 +73,12 @@ pub struct CrossKv {
     valid: usize,
 }
 
-/// Per-hypothesis decoder state: self-attention K/V rows of every layer and which
-/// positions hold `pad_id` (masked keys).
-#[derive(Debug, Clone, Default)]
+/// Per-hypothesis decoder state: the engine's preallocated self-attention [`KvCache`]
+/// (one K/V buffer per layer, rows written once; beam reordering permutes index tables,
+/// never K/V data) and which positions hold `pad_id` (masked keys).
+#[derive(Debug, Clone)]
 pub struct DecoderState {
-    /// `[layer][beam]` → `[len × d]` keys.
-    k: Vec<Vec<Vec<f32>>>,
-    /// `[layer][beam]` → `[len × d]` values.
-    v: Vec<Vec<Vec<f32>>>,
+    cache: KvCache,
     /// `[beam][pos]`: token at `pos` is `pad_id`.
     is_pad: Vec<Vec<bool>>,
 }
@@ -93,58 +94,31 @@ impl DecoderState {
         self.len() == 0
     }
 
+    /// Most positions this state can hold.
+    pub fn capacity(&self) -> usize {
+        self.cache.max_len()
+    }
+
     /// Reorders hypotheses: new row `i` continues old row `src[i]` (beam pruning).
-    pub fn reorder(&mut self, src: &[usize]) {
-        for layer in self.k.iter_mut().chain(self.v.iter_mut()) {
-            *layer = src.iter().map(|&s| layer[s].clone()).collect();
-        }
+    pub fn reorder(&mut self, src: &[usize]) -> Result<(), ConformerError> {
+        self.cache.reorder(src)?;
         self.is_pad = src.iter().map(|&s| self.is_pad[s].clone()).collect();
+        Ok(())
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attend(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    len: usize,
-    d: usize,
-    n_head: usize,
-    mask: impl Fn(usize) -> bool,
-    out: &mut [f32],
-) {
-    let dk = d / n_head;
-    let temperature = (dk as f64).sqrt() as f32;
-    let mut s = vec![0.0f32; len];
-    for h in 0..n_head {
-        gemm_f32(
-            (1, len, dk),
-            &mut s,
-            len,
-            false,
-            &q[h * dk..],
-            (dk, 1),
-            &k[h * dk..],
-            (1, d),
-        );
-        for (j, x) in s.iter_mut().enumerate() {
-            *x = if mask(j) {
-                f32::NEG_INFINITY
-            } else {
-                *x / temperature
-            };
-        }
-        softmax(&mut s);
-        gemm_f32(
-            (1, dk, len),
-            &mut out[h * dk..],
-            dk,
-            false,
-            &s,
-            (len, 1),
-            &v[h * dk..],
-            (d, 1),
-        );
+/// Positions [`TransformerDecoder::new_state`] reserves (capped by `pe_maxlen`).
+pub const DEFAULT_STATE_POSITIONS: usize = 256;
+
+impl CrossKv {
+    /// Encoder frames (including masked ones).
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Unmasked encoder frames.
+    pub fn valid(&self) -> usize {
+        self.valid
     }
 }
 
@@ -168,7 +142,19 @@ impl TransformerDecoder {
             });
         }
         let output = if cfg.tied_output {
-            None
+            // Tied: f32 weights keep the exact f32 product below; reduced precisions get an
+            // engine copy of the embedding so the vocabulary projection (the largest single
+            // matrix of a step) runs on the threaded f16/int8 kernels.
+            if ws.precision() == hark_engine::Precision::F32 {
+                None
+            } else {
+                Some(Linear {
+                    w: ws.to_weight(embedding.clone(), cfg.odim, d)?,
+                    b: None,
+                    k: d,
+                    n: cfg.odim,
+                })
+            }
         } else {
             Some(load_linear(ws, "decoder.tgt_word_prj", d, cfg.odim, true)?)
         };
@@ -216,12 +202,23 @@ impl TransformerDecoder {
         }
     }
 
-    /// Empty state for `beams` hypotheses.
+    /// Empty state for `beams` hypotheses with room for
+    /// [`DEFAULT_STATE_POSITIONS`] positions (at most `pe_maxlen`).
     pub fn new_state(&self, beams: usize) -> DecoderState {
+        self.new_state_with_capacity(beams, DEFAULT_STATE_POSITIONS)
+    }
+
+    /// Empty state for `beams` hypotheses and up to `positions` positions (at most
+    /// `pe_maxlen`): the KV cache is allocated once here.
+    pub fn new_state_with_capacity(&self, beams: usize, positions: usize) -> DecoderState {
         DecoderState {
-            k: vec![vec![Vec::new(); beams]; self.layers.len()],
-            v: vec![vec![Vec::new(); beams]; self.layers.len()],
-            is_pad: vec![Vec::new(); beams],
+            cache: KvCache::new(
+                self.layers.len(),
+                beams,
+                positions.clamp(1, self.pe_maxlen),
+                self.d_model,
+            ),
+            is_pad: vec![Vec::new(); beams.max(1)],
         }
     }
 
@@ -242,6 +239,18 @@ impl TransformerDecoder {
                 self.pe_maxlen
             )));
         }
+        if pos >= state.capacity() {
+            return Err(ConformerError::Input(format!(
+                "decoder position {pos} exceeds the state's capacity {} (new_state_with_capacity)",
+                state.capacity()
+            )));
+        }
+        if nb != state.is_pad.len() {
+            return Err(ConformerError::Input(format!(
+                "{nb} tokens for a state of {} hypotheses",
+                state.is_pad.len()
+            )));
+        }
         let mut x = vec![0.0f32; nb * d];
         for (b, &tok) in tokens.iter().enumerate() {
             let tok = tok as usize;
@@ -258,44 +267,51 @@ impl TransformerDecoder {
             state.is_pad[b].push(tokens[b] == self.pad_id);
         }
         let mut ctx = vec![0.0f32; nb * d];
+        let opts = AttentionOpts::new(self.n_head, d / self.n_head);
+        let mut mask: Vec<f32> = Vec::new();
         for (li, l) in self.layers.iter().enumerate() {
-            // Self-attention over the cached prefix plus this position.
+            // Self-attention over the cached prefix plus this position (one call per beam:
+            // each reads its own history through the cache's index table).
             let h = l.self_norm.forward(&x);
             let q = l.self_attn.w_q.forward(&h);
             let k = l.self_attn.w_k.forward(&h);
             let v = l.self_attn.w_v.forward(&h);
+            state.cache.append(li, &k, &v)?;
             for b in 0..nb {
-                state.k[li][b].extend_from_slice(&k[b * d..][..d]);
-                state.v[li][b].extend_from_slice(&v[b * d..][..d]);
                 let is_pad = &state.is_pad[b];
-                attend(
-                    &q[b * d..][..d],
-                    &state.k[li][b],
-                    &state.v[li][b],
-                    pos + 1,
-                    d,
-                    self.n_head,
-                    |j| is_pad[j],
-                    &mut ctx[b * d..][..d],
-                );
+                mask.clear();
+                if is_pad.iter().any(|&p| p) {
+                    mask.extend(
+                        is_pad
+                            .iter()
+                            .map(|&p| if p { f32::NEG_INFINITY } else { 0.0 }),
+                    );
+                }
+                let mut o = opts;
+                if !mask.is_empty() {
+                    o = o.with_mask(&mask);
+                }
+                attention(
+                    Rows::new(&q[b * d..(b + 1) * d], 1, d),
+                    state.cache.keys(li, b)?,
+                    state.cache.values(li, b)?,
+                    &o,
+                    &mut ctx[b * d..(b + 1) * d],
+                )?;
             }
             let o = l.self_attn.fc.forward(&ctx);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             // Cross-attention over the encoder output.
             let h = l.cross_norm.forward(&x);
             let q = l.cross_attn.w_q.forward(&h);
-            for b in 0..nb {
-                attend(
-                    &q[b * d..][..d],
-                    &cross.k[li],
-                    &cross.v[li],
-                    cross.frames,
-                    d,
-                    self.n_head,
-                    |j| j >= cross.valid,
-                    &mut ctx[b * d..][..d],
-                );
-            }
+            // All beams in one call; masked frames (>= valid) are simply not offered.
+            attention(
+                Rows::new(&q, nb, d),
+                Rows::new(&cross.k[li], cross.valid, d),
+                Rows::new(&cross.v[li], cross.valid, d),
+                &opts,
+                &mut ctx,
+            )?;
             let o = l.cross_attn.fc.forward(&ctx);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             // Feed-forward.

@@ -68,6 +68,9 @@ pub enum ConformerError {
     /// Input features do not fit the model.
     #[error("conformer_aed: input features: {0}")]
     Input(String),
+    /// An engine op (KV cache, attention) rejected its arguments.
+    #[error("conformer_aed: engine: {0}")]
+    Engine(#[from] hark_engine::Error),
     /// Tokenizer files failed to load.
     #[error("conformer_aed: tokenizer: {0}")]
     Tokenizer(String),

@@ -138,7 +138,7 @@ impl ConformerAed {
         prefix: &[u32],
     ) -> Result<Vec<f32>, ConformerError> {
         let cross = self.decoder.cross_kv(&enc.hidden, enc.frames, enc.valid);
-        let mut state = self.decoder.new_state(1);
+        let mut state = self.decoder.new_state_with_capacity(1, prefix.len());
         let mut out = Vec::with_capacity(prefix.len() * self.decoder.vocab());
         for &t in prefix {
             out.extend(self.decoder.step(&[t], &mut state, &cross)?);

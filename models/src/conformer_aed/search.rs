@@ -93,7 +93,7 @@ pub fn beam_search(
         frames
     };
     let maxlen = maxlen.min(dec.max_positions().saturating_sub(1));
-    let mut state = dec.new_state(b);
+    let mut state = dec.new_state_with_capacity(b, maxlen + 1);
     let mut ys: Vec<Vec<u32>> = vec![vec![sos]; b];
     let mut scores: Vec<f32> = (0..b).map(|i| if i == 0 { 0.0 } else { -INF }).collect();
     let mut finished = vec![false; b];
@@ -120,7 +120,7 @@ pub fn beam_search(
         let cs: Vec<f32> = cand.iter().map(|c| c.0).collect();
         let pick = top_k(&cs, b);
         let src: Vec<usize> = pick.iter().map(|&c| cand[c].1).collect();
-        state.reorder(&src);
+        state.reorder(&src)?;
         ys = pick
             .iter()
             .map(|&c| {

@@ -161,6 +161,11 @@ impl TensorStore {
         }
     }
 
+    /// The precision matrices are converted to.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Sets the precision that [`TensorStore::take_matrix`] converts matrices to.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
