@@ -2,17 +2,30 @@
 //!
 //! Flags are validated once into a [`TranscribeOptions`]; the model is resolved through
 //! the store (`ensure_model`: pulled on first use, with a progress bar), loaded once and
-//! shared by all inputs. Text goes to stdout (`txt`: one line per file; `json`: one JSON
-//! object per file and line) or, with `--output-dir`, to `<stem>.<format>` per file.
-//! A file that fails (cannot be decoded, ...) is reported and skipped; the exit code is
-//! then 1.
+//! shared by every worker (the recognizer is immutable after loading; each call keeps
+//! its decoding state on its own stack). Inputs are streamed through
+//! [`crate::batch::run`]: `--jobs N` files in flight, one output per input under
+//! `--output-dir` (written atomically, skipped when it exists unless `--overwrite`), or
+//! stdout in input order (`txt`: one line per file; `json`: one JSON object per file and
+//! line). A file that fails (cannot be decoded, ...) is reported at once and again in
+//! the final list; the exit code is then 1 (130 after Ctrl-C).
+//!
+//! Threads: `--threads` (default: all cores, or `HARK_THREADS`) is the compute budget of
+//! the whole run. The engine's shared pool runs one parallel op at a time and a job that
+//! finds it busy computes on its own thread, so `J` jobs over a pool of `n` threads keep
+//! at most `J + n - 1` threads busy; the pool is therefore sized `budget - J + 1` (at
+//! least 1). With as many jobs as cores every job computes on its own single thread,
+//! which is the most efficient split for many short files (no synchronisation at all).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+
+use crate::batch;
 use hark_models::recognizer::Recognizer;
 use hark_models::store::progress::{Progress, Unit};
 use hark_models::whisper::{Precision, Segment, TranscribeOptions, TranscriptionInfo};
@@ -68,13 +81,22 @@ pub struct Args {
     /// Weight precision at run time (default: the precision the model is stored in).
     #[arg(long)]
     pub precision: Option<Precision>,
-    /// Compute threads (default: all cores).
+    /// Compute threads for the whole run, shared by the jobs (default: all cores, or
+    /// HARK_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Files transcribed at the same time, sharing one loaded model (each with
+    /// threads/jobs compute threads).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: usize,
+    /// Transcribe inputs again even when their output file exists (default: skip them).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Txt)]
     pub format: Format,
-    /// Write `<stem>.<format>` files here instead of printing to stdout.
+    /// Write `<stem>.<format>` files here instead of printing to stdout (files found
+    /// under a directory argument keep their sub-directory).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
     /// Decode without timestamp tokens.
@@ -98,45 +120,19 @@ pub struct Args {
     pub timings: bool,
 }
 
-const AUDIO_EXTS: &[&str] = &[
-    "wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mka", "mkv", "aif",
-    "aiff", "caf", "wv",
-];
-
+/// All audio files under `inputs` (files as given, directories searched recursively),
+/// in the order `hark transcribe` processes them. Holds the whole list: batch runs use
+/// [`batch::inputs::InputWalker`], which streams it.
 pub(crate) fn collect_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found).with_context(|| format!("reading directory {}", p.display()))?;
-            if found.is_empty() {
-                eprintln!("hark: warning: no audio files found in {}", p.display());
+    batch::inputs::count(inputs)?;
+    batch::inputs::InputWalker::new(inputs)
+        .map(|f| match f {
+            batch::inputs::Found::File { path, .. } => Ok(path),
+            batch::inputs::Found::Error { path, message } => {
+                Err(anyhow::anyhow!("{}: {message}", path.display()))
             }
-            found.sort();
-            out.extend(found);
-        } else if p.is_file() {
-            out.push(p.clone());
-        } else {
-            bail!("input {} does not exist", p.display());
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| AUDIO_EXTS.contains(&x.to_ascii_lowercase().as_str()))
-        {
-            out.push(p);
-        }
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// Renders store progress (model download/conversion) on stderr.
@@ -264,18 +260,32 @@ fn render(
     }
 }
 
+/// The compute pool size for `jobs` jobs within a budget of `budget` threads (see the
+/// module docs).
+pub fn pool_threads(budget: usize, jobs: usize) -> usize {
+    budget.max(1).saturating_sub(jobs.max(1) - 1).max(1)
+}
+
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.beam == 0 || args.best_of == 0 {
         bail!("--beam and --best-of must be at least 1");
     }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
     if args.temperature.is_empty() || args.temperature.iter().any(|t| !(0.0..=2.0).contains(t)) {
         bail!("--temperature takes values between 0 and 2");
     }
-    if let Some(n) = args.threads {
-        hark_models::whisper::set_threads(n).context("setting --threads")?;
-    }
-    let files = collect_inputs(&args.inputs)?;
+    let budget = args
+        .threads
+        .unwrap_or_else(hark_engine::threads::default_threads);
+    hark_models::whisper::set_threads(pool_threads(budget, args.jobs))
+        .context("setting --threads")?;
+    let total = batch::inputs::count(&args.inputs)?;
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;
@@ -305,63 +315,136 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         ..Default::default()
     };
-    let mut failures = 0;
-    let stdout = std::io::stdout();
-    let (mut tot_audio, mut tot_feat, mut tot_enc, mut tot_dec, mut tot_all) =
-        (0.0, 0.0, 0.0, 0.0, 0.0);
-    for file in &files {
-        let t = Instant::now();
-        let result = hark_audio::load_audio(file)
-            .map_err(anyhow::Error::from)
-            .and_then(|samples| {
-                let audio_s = t.elapsed().as_secs_f64();
-                let mut segs = Vec::new();
-                let info = w.transcribe(&samples, &opts, &mut |s| segs.push(s.clone()))?;
-                Ok((segs, info, audio_s))
-            })
-            .with_context(|| format!("transcribing {}", file.display()));
-        let (segs, info, audio_s) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("hark: error: {e:#}");
-                failures += 1;
-                continue;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = Arc::clone(&cancel);
+        // A second Ctrl-C (or a handler that cannot be installed) exits at once;
+        // outputs already written are complete files either way.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
             }
-        };
-        let seconds = t.elapsed().as_secs_f64();
-        tot_audio += audio_s;
-        tot_feat += info.features_s;
-        tot_enc += info.encoder_s;
-        tot_dec += info.decoder_s;
-        tot_all += seconds;
-        let out = render(args.format, file, &segs, &info, seconds, &w);
-        match &args.output_dir {
-            Some(dir) => {
-                let stem = file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "out".into());
-                let path = dir.join(format!("{stem}.{}", args.format.ext()));
-                std::fs::write(&path, out)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            None => {
-                let mut lock = stdout.lock();
-                lock.write_all(out.as_bytes())
-                    .context("writing to stdout")?;
-                lock.flush().ok();
-            }
-        }
+            eprintln!("\nhark: stopping after the files in progress (Ctrl-C again to quit now)");
+        });
     }
+
+    let format = args.format;
+    let work = |file: &Path| -> anyhow::Result<batch::Done> {
+        transcribe_file(&w, &opts, format, file)
+            .with_context(|| format!("transcribing {}", file.display()))
+    };
+    let cfg = batch::Config {
+        jobs: args.jobs,
+        output_dir: args.output_dir.clone(),
+        ext: format.ext(),
+        overwrite: args.overwrite,
+        progress: total > 1,
+    };
+    let mut stdout = std::io::stdout();
+    let summary = batch::run(&args.inputs, total, &cfg, &cancel, work, &mut stdout)?;
+
     if args.timings {
+        let t = &summary.timings;
         eprintln!(
-            "hark: timings: load {load_s:.3}s, audio decode {tot_audio:.3}s, features {tot_feat:.3}s, encoder {tot_enc:.3}s, decoder {tot_dec:.3}s, total {tot_all:.3}s ({} files)",
-            files.len()
+            "hark: timings: load {load_s:.3}s, audio decode {:.3}s, features {:.3}s, encoder {:.3}s, decoder {:.3}s, total {:.3}s ({} files); wall {:.3}s, {:.1} audio s per wall s",
+            t.audio_decode,
+            t.features,
+            t.encoder,
+            t.decoder,
+            t.total,
+            summary.done,
+            summary.wall_seconds,
+            summary.audio_seconds / summary.wall_seconds.max(1e-9),
         );
     }
-    Ok(if failures > 0 {
+    report(&summary, cfg.output_dir.is_some());
+    Ok(if summary.cancelled {
+        ExitCode::from(130)
+    } else if !summary.failures.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Decodes, transcribes and renders one file.
+fn transcribe_file(
+    w: &Recognizer,
+    opts: &TranscribeOptions,
+    format: Format,
+    file: &Path,
+) -> anyhow::Result<batch::Done> {
+    let t = Instant::now();
+    let samples = hark_audio::load_audio(file)?;
+    let audio_decode = t.elapsed().as_secs_f64();
+    let mut segs = Vec::new();
+    let info = w.transcribe(&samples, opts, &mut |s| segs.push(s.clone()))?;
+    drop(samples);
+    let seconds = t.elapsed().as_secs_f64();
+    let rendered = render(format, file, &segs, &info, seconds, w);
+    Ok(batch::Done {
+        rendered,
+        audio_seconds: info.duration,
+        timings: batch::Timings {
+            audio_decode,
+            features: info.features_s,
+            encoder: info.encoder_s,
+            decoder: info.decoder_s,
+            total: seconds,
+        },
+    })
+}
+
+/// The end-of-run summary on stderr: counts, skipped files, every failure. Quiet for a
+/// plain successful run to stdout.
+fn report(s: &batch::Summary, to_files: bool) {
+    let notable = !s.failures.is_empty() || s.skipped > 0 || s.cancelled;
+    if !(notable || (to_files && s.total > 1)) {
+        return;
+    }
+    let mut line = format!(
+        "hark: {} of {} files transcribed ({:.1} s of audio in {:.1} s)",
+        s.done, s.total, s.audio_seconds, s.wall_seconds
+    );
+    if s.skipped > 0 {
+        line += &format!(
+            ", {} skipped (output exists; --overwrite redoes them)",
+            s.skipped
+        );
+    }
+    if s.cancelled {
+        line += &format!(", {} not started (cancelled)", s.not_started);
+    }
+    if !s.failures.is_empty() {
+        line += &format!(", {} failed", s.failures.len());
+    }
+    eprintln!("{line}");
+    if !s.failures.is_empty() {
+        eprintln!("hark: failed inputs:");
+        for f in &s.failures {
+            eprintln!("  {}: {}", f.path.display(), f.message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_keeps_jobs_plus_pool_within_the_budget() {
+        assert_eq!(pool_threads(2, 1), 2);
+        assert_eq!(pool_threads(2, 2), 1);
+        assert_eq!(pool_threads(2, 8), 1);
+        assert_eq!(pool_threads(8, 2), 7);
+        assert_eq!(pool_threads(0, 1), 1);
+    }
+
+    /// The batch workers borrow one recognizer from several threads.
+    #[test]
+    fn recognizer_is_shareable_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Recognizer>();
+    }
 }
