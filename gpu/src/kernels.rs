@@ -1,0 +1,498 @@
+//! GPU kernels (WGSL compute shaders in `src/shaders/`) and their host-side launchers.
+//!
+//! Every launcher records one dispatch into a [`Recorder`]; nothing is copied between
+//! host and device here (stage inputs are uploaded and outputs downloaded by the
+//! caller). Activations are f32 row-major `[rows, features]` like hark-engine's CPU
+//! ops, which each kernel mirrors (same formula, f32 accumulation) and is tested
+//! against in `gpu/tests/kernels.rs`.
+//!
+//! Weights stay in their stored precision on the device ([`GpuWeight`]): f32, f16 (two
+//! per u32) or int8 (four per u32 plus per-row f32 scales); the matmul shader
+//! dequantises while staging its weight tile. bf16 is widened to f32 at upload.
+
+use hark_engine::{DType, Tensor};
+
+use crate::context::{grid_1d, GpuContext, GpuTensor, Recorder};
+use crate::GpuError;
+
+const MATMUL: &str = include_str!("shaders/matmul.wgsl");
+const GELU: &str = include_str!("shaders/gelu.wgsl");
+const ELEMENTWISE: &str = include_str!("shaders/elementwise.wgsl");
+const LAYER_NORM: &str = include_str!("shaders/layer_norm.wgsl");
+const SOFTMAX: &str = include_str!("shaders/softmax.wgsl");
+const IM2COL: &str = include_str!("shaders/im2col.wgsl");
+const DEPTHWISE: &str = include_str!("shaders/depthwise_conv1d.wgsl");
+const ATTENTION: &str = include_str!("shaders/attention.wgsl");
+
+/// Storage format of a [`GpuWeight`] on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// f32 values.
+    F32,
+    /// IEEE half floats, two per 32-bit word.
+    F16,
+    /// Symmetric int8, four per 32-bit word, with one f32 scale per row.
+    I8,
+}
+
+/// A weight matrix `[n, k]` (PyTorch linear layout, conv weights flattened to
+/// `[c_out, c_in·k]`) resident on the device in its stored precision. Rows are padded
+/// to `kp` (a multiple of 4) elements.
+#[derive(Debug)]
+pub struct GpuWeight {
+    buf: wgpu::Buffer,
+    scales: Option<wgpu::Buffer>,
+    /// Rows (output features).
+    pub n: usize,
+    /// Columns (input features).
+    pub k: usize,
+    kp: usize,
+    /// Storage format.
+    pub format: WeightFormat,
+}
+
+impl GpuWeight {
+    /// Uploads a rank-2 weight tensor (any layout; f32, f16, bf16 or int8 with scales).
+    pub fn upload(ctx: &GpuContext, w: &Tensor) -> Result<GpuWeight, GpuError> {
+        if w.rank() != 2 {
+            return Err(GpuError::Shape {
+                op: "upload weight",
+                reason: format!("expected a rank-2 [n, k] matrix, got shape {:?}", w.shape()),
+            });
+        }
+        let (n, k) = (w.dim(0), w.dim(1));
+        let kp = k.div_ceil(4) * 4;
+        let w = w.contiguous();
+        let (bytes, format, scales): (Vec<u8>, _, _) = match w.dtype() {
+            DType::F32 | DType::BF16 => {
+                let v = w.to_f32_vec()?;
+                let mut out = vec![0f32; n * kp];
+                for r in 0..n {
+                    out[r * kp..r * kp + k].copy_from_slice(&v[r * k..(r + 1) * k]);
+                }
+                (bytemuck::cast_slice(&out).to_vec(), WeightFormat::F32, None)
+            }
+            DType::F16 => {
+                let v = w.as_slice::<half::f16>()?;
+                let mut out = vec![half::f16::ZERO; n * kp];
+                for r in 0..n {
+                    out[r * kp..r * kp + k].copy_from_slice(&v[r * k..(r + 1) * k]);
+                }
+                (bytemuck::cast_slice(&out).to_vec(), WeightFormat::F16, None)
+            }
+            DType::I8 => {
+                let v = w.as_slice::<i8>()?;
+                let mut out = vec![0i8; n * kp];
+                for r in 0..n {
+                    out[r * kp..r * kp + k].copy_from_slice(&v[r * k..(r + 1) * k]);
+                }
+                let s = w.scales().ok_or(GpuError::Shape {
+                    op: "upload weight",
+                    reason: "int8 tensor without per-row scales".into(),
+                })?;
+                let s = s.to_f32_vec()?;
+                if s.len() != n {
+                    return Err(GpuError::Shape {
+                        op: "upload weight",
+                        reason: format!("int8 scales have {} values for {n} rows", s.len()),
+                    });
+                }
+                let sb = ctx.upload_bytes("weight scales", bytemuck::cast_slice(&s));
+                (
+                    bytemuck::cast_slice(&out).to_vec(),
+                    WeightFormat::I8,
+                    Some(sb),
+                )
+            }
+        };
+        Ok(GpuWeight {
+            buf: ctx.upload_bytes("weight", &bytes),
+            scales,
+            n,
+            k,
+            kp,
+            format,
+        })
+    }
+
+    /// Bytes held on the device.
+    pub fn device_bytes(&self) -> u64 {
+        self.buf.size() + self.scales.as_ref().map_or(0, |s| s.size())
+    }
+}
+
+/// Activation fused into the matmul epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// None.
+    None,
+    /// Exact (erf) GELU.
+    Gelu,
+}
+
+fn matmul_source(format: WeightFormat) -> String {
+    let (decl, load) = match format {
+        WeightFormat::F32 => (
+            "@group(0) @binding(4) var<storage, read> w: array<f32>;",
+            "fn load_w(n: u32, kk: u32) -> f32 { return w[n * p.kp + kk]; }\n\
+             fn w_scale(n: u32) -> f32 { return 1.0; }",
+        ),
+        WeightFormat::F16 => (
+            "@group(0) @binding(4) var<storage, read> w: array<u32>;",
+            "fn load_w(n: u32, kk: u32) -> f32 {\n\
+               let i = n * p.kp + kk;\n\
+               return unpack2x16float(w[i >> 1u])[i & 1u];\n\
+             }\n\
+             fn w_scale(n: u32) -> f32 { return 1.0; }",
+        ),
+        WeightFormat::I8 => (
+            "@group(0) @binding(4) var<storage, read> w: array<u32>;\n\
+             @group(0) @binding(5) var<storage, read> wscale: array<f32>;",
+            "fn load_w(n: u32, kk: u32) -> f32 {\n\
+               let i = n * p.kp + kk;\n\
+               return f32(extractBits(bitcast<i32>(w[i >> 2u]), (i & 3u) * 8u, 8u));\n\
+             }\n\
+             fn w_scale(n: u32) -> f32 { return wscale[n]; }",
+        ),
+    };
+    MATMUL
+        .replace("{{W_DECL}}", decl)
+        .replace("{{W_LOAD}}", load)
+        .replace("{{GELU}}", GELU)
+}
+
+fn elementwise_source(extra: &str, body: &str) -> String {
+    ELEMENTWISE
+        .replace("{{EXTRA_DECL}}", extra)
+        .replace("{{BODY}}", body)
+        .replace("{{GELU}}", GELU)
+}
+
+fn check(op: &'static str, what: &str, t: &GpuTensor, need: usize) -> Result<(), GpuError> {
+    if t.len < need {
+        return Err(GpuError::Shape {
+            op,
+            reason: format!("buffer {what} has {} values, needs {need}", t.len),
+        });
+    }
+    Ok(())
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// Query/key/value row views for [`Recorder::attention`]: row `r`, head `h` starts at
+/// `offset + r·stride + h·head_dim` of the buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RowView<'a> {
+    /// The buffer.
+    pub buf: &'a GpuTensor,
+    /// Offset of row 0 (in f32 values).
+    pub offset: usize,
+    /// Distance between rows (in f32 values).
+    pub stride: usize,
+}
+
+impl Recorder<'_> {
+    /// `out[m, n] (+)= act(x[m, k] · Wᵀ + bias)`; with `accumulate` the result is added
+    /// to what `out` holds (a fused residual connection).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(
+        &mut self,
+        x: &GpuTensor,
+        m: usize,
+        w: &GpuWeight,
+        bias: Option<&GpuTensor>,
+        out: &GpuTensor,
+        act: Act,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
+        const OP: &str = "linear";
+        check(OP, "x", x, m * w.k)?;
+        check(OP, "out", out, m * w.n)?;
+        if let Some(b) = bias {
+            check(OP, "bias", b, w.n)?;
+        }
+        let key = format!("matmul_{:?}", w.format);
+        let pipe = self.ctx.pipeline(&key, || matmul_source(w.format))?;
+        let params = [
+            u(m),
+            u(w.n),
+            u(w.k),
+            u(w.kp),
+            u(w.k),
+            u(w.n),
+            bias.is_some() as u32,
+            (act == Act::Gelu) as u32,
+            accumulate as u32,
+        ];
+        let dummy = &self.ctx.dummy;
+        let bias_buf = bias.map_or(dummy, |b| &*b.buf);
+        let mut bufs: Vec<&wgpu::Buffer> = vec![&x.buf, bias_buf, &out.buf, &w.buf];
+        if let Some(s) = &w.scales {
+            bufs.push(s);
+        }
+        let groups = [u(w.n.div_ceil(64)), u(m.div_ceil(64)), 1];
+        if groups[1] > 65535 {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!("{m} rows exceed the grid limit"),
+            });
+        }
+        self.dispatch(&pipe, &params, &bufs, groups);
+        Ok(())
+    }
+
+    /// LayerNorm of `rows` rows of width `dim` from `x` into `out` (biased variance).
+    #[allow(clippy::too_many_arguments)]
+    pub fn layer_norm(
+        &mut self,
+        x: &GpuTensor,
+        rows: usize,
+        dim: usize,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        eps: f32,
+        out: &GpuTensor,
+    ) -> Result<(), GpuError> {
+        const OP: &str = "layer_norm";
+        check(OP, "x", x, rows * dim)?;
+        check(OP, "out", out, rows * dim)?;
+        check(OP, "gamma", gamma, dim)?;
+        check(OP, "beta", beta, dim)?;
+        let pipe = self.ctx.pipeline("layer_norm", || LAYER_NORM.to_string())?;
+        let params = [u(rows), u(dim), eps.to_bits()];
+        self.dispatch(
+            &pipe,
+            &params,
+            &[&x.buf, &gamma.buf, &beta.buf, &out.buf],
+            grid_1d(rows),
+        );
+        Ok(())
+    }
+
+    /// Row-wise softmax in place over `rows` rows of `cols` values.
+    pub fn softmax(&mut self, x: &GpuTensor, rows: usize, cols: usize) -> Result<(), GpuError> {
+        check("softmax", "x", x, rows * cols)?;
+        let pipe = self.ctx.pipeline("softmax", || SOFTMAX.to_string())?;
+        self.dispatch(&pipe, &[u(rows), u(cols)], &[&x.buf], grid_1d(rows));
+        Ok(())
+    }
+
+    fn unary(&mut self, key: &str, body: &str, x: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        check("elementwise", "x", x, n)?;
+        let pipe = self.ctx.pipeline(key, || elementwise_source("", body))?;
+        self.dispatch(&pipe, &[u(n)], &[&x.buf], grid_1d(n.div_ceil(256)));
+        Ok(())
+    }
+
+    /// Exact GELU of the first `n` values, in place.
+    pub fn gelu(&mut self, x: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        self.unary("gelu", "a[i] = gelu(a[i]);", x, n)
+    }
+
+    /// SiLU/Swish `x·sigmoid(x)` of the first `n` values, in place.
+    pub fn silu(&mut self, x: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        self.unary("silu", "let v = a[i]; a[i] = v * sigmoid(v);", x, n)
+    }
+
+    /// `a[..n] += b[..n]`.
+    pub fn add(&mut self, a: &GpuTensor, b: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        check("add", "a", a, n)?;
+        check("add", "b", b, n)?;
+        let pipe = self.ctx.pipeline("add", || {
+            elementwise_source(
+                "@group(0) @binding(2) var<storage, read> b: array<f32>;",
+                "a[i] += b[i];",
+            )
+        })?;
+        self.dispatch(&pipe, &[u(n)], &[&a.buf, &b.buf], grid_1d(n.div_ceil(256)));
+        Ok(())
+    }
+
+    /// GLU over the last dimension: `x` `[rows, 2c]` → `out[r, i] = x[r, i]·σ(x[r, c+i])`.
+    pub fn glu(
+        &mut self,
+        x: &GpuTensor,
+        rows: usize,
+        c: usize,
+        out: &GpuTensor,
+    ) -> Result<(), GpuError> {
+        check("glu", "x", x, rows * 2 * c)?;
+        check("glu", "out", out, rows * c)?;
+        let pipe = self.ctx.pipeline("glu", || {
+            elementwise_source(
+                "@group(0) @binding(2) var<storage, read> b: array<f32>;",
+                "let r = i / p.c; let j = i % p.c;\n    \
+                 a[i] = b[r * 2u * p.c + j] * sigmoid(b[r * 2u * p.c + p.c + j]);",
+            )
+        })?;
+        let n = rows * c;
+        self.dispatch(
+            &pipe,
+            &[u(n), u(c)],
+            &[&out.buf, &x.buf],
+            grid_1d(n.div_ceil(256)),
+        );
+        Ok(())
+    }
+
+    /// im2col for a 1-D convolution: `col[t, c·k + j] = x(t·stride + j - pad, c)` where
+    /// `x(ti, c) = x[ti·t_stride + c·c_stride]` (zero outside `0..t_in`). Returns t_out.
+    #[allow(clippy::too_many_arguments)]
+    pub fn im2col(
+        &mut self,
+        x: &GpuTensor,
+        t_in: usize,
+        c_in: usize,
+        (t_stride, c_stride): (usize, usize),
+        k: usize,
+        stride: usize,
+        pad: usize,
+        col: &GpuTensor,
+    ) -> Result<usize, GpuError> {
+        const OP: &str = "im2col";
+        if stride == 0 || t_in + 2 * pad < k {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!("stride {stride}, {t_in} frames, kernel {k}, padding {pad}"),
+            });
+        }
+        let t_out = (t_in + 2 * pad - k) / stride + 1;
+        check(
+            OP,
+            "x",
+            x,
+            (t_in - 1) * t_stride + (c_in - 1) * c_stride + 1,
+        )?;
+        check(OP, "col", col, t_out * c_in * k)?;
+        let pipe = self.ctx.pipeline("im2col", || IM2COL.to_string())?;
+        let params = [
+            u(t_out),
+            u(c_in),
+            u(k),
+            u(stride),
+            u(pad),
+            u(t_in),
+            u(t_stride),
+            u(c_stride),
+        ];
+        self.dispatch(
+            &pipe,
+            &params,
+            &[&x.buf, &col.buf],
+            grid_1d((t_out * c_in * k).div_ceil(256)),
+        );
+        Ok(t_out)
+    }
+
+    /// Depthwise conv1d, stride 1: `x` `[t_in, c]`, `w` `[c, k]`, zero padding
+    /// `pad_left`/`pad_right`; writes `out` `[t_in + pad_left + pad_right - k + 1, c]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv1d(
+        &mut self,
+        x: &GpuTensor,
+        t_in: usize,
+        c: usize,
+        w: &GpuTensor,
+        k: usize,
+        bias: Option<&GpuTensor>,
+        (pad_left, pad_right): (usize, usize),
+        out: &GpuTensor,
+    ) -> Result<usize, GpuError> {
+        const OP: &str = "depthwise_conv1d";
+        if k == 0 || t_in + pad_left + pad_right < k {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!("{t_in} frames shorter than the kernel {k}"),
+            });
+        }
+        let t_out = t_in + pad_left + pad_right + 1 - k;
+        check(OP, "x", x, t_in * c)?;
+        check(OP, "w", w, c * k)?;
+        check(OP, "out", out, t_out * c)?;
+        let pipe = self
+            .ctx
+            .pipeline("depthwise_conv1d", || DEPTHWISE.to_string())?;
+        let params = [
+            u(t_out),
+            u(c),
+            u(k),
+            u(pad_left),
+            u(t_in),
+            bias.is_some() as u32,
+        ];
+        let bias_buf = bias.map_or(&self.ctx.dummy, |b| &*b.buf);
+        self.dispatch(
+            &pipe,
+            &params,
+            &[&x.buf, &w.buf, bias_buf, &out.buf],
+            grid_1d((t_out * c).div_ceil(256)),
+        );
+        Ok(t_out)
+    }
+
+    /// Fused multi-head attention `out[tq, heads·hd] = softmax(Q·Kᵀ·scale)·V` per head.
+    /// `k` and `v` must view the same buffer (e.g. a fused QKV or KV projection); `q`
+    /// may view it too. `scale` is usually `1/sqrt(hd)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &mut self,
+        q: RowView<'_>,
+        tq: usize,
+        k: RowView<'_>,
+        v: RowView<'_>,
+        tk: usize,
+        heads: usize,
+        hd: usize,
+        scale: f32,
+        out: &GpuTensor,
+    ) -> Result<(), GpuError> {
+        const OP: &str = "attention";
+        if !std::sync::Arc::ptr_eq(&k.buf.buf, &v.buf.buf) {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: "keys and values must be views of one buffer".into(),
+            });
+        }
+        if hd == 0 || hd > 128 || tk == 0 {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!("head dim {hd} (1..=128) and {tk} keys (>= 1)"),
+            });
+        }
+        let d = heads * hd;
+        let last = |r: RowView<'_>, n: usize| r.offset + (n - 1) * r.stride + d;
+        check(OP, "q", q.buf, last(q, tq.max(1)))?;
+        check(OP, "k", k.buf, last(k, tk))?;
+        check(OP, "v", v.buf, last(v, tk))?;
+        check(OP, "out", out, tq * d)?;
+        let key = format!("attention_hd{hd}");
+        let pipe = self.ctx.pipeline(&key, || {
+            ATTENTION
+                .replace("{{HD}}", &hd.to_string())
+                .replace("{{KT_HD}}", &(16 * hd).to_string())
+        })?;
+        let params = [
+            u(tq),
+            u(tk),
+            u(heads),
+            scale.to_bits(),
+            u(q.offset),
+            u(q.stride),
+            u(k.offset),
+            u(k.stride),
+            u(v.offset),
+            u(v.stride),
+            u(d),
+        ];
+        self.dispatch(
+            &pipe,
+            &params,
+            &[&q.buf.buf, &k.buf.buf, &out.buf],
+            [u(tq.div_ceil(64)), u(heads), 1],
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! hark-gpu: a GPU delegate for hark on `wgpu` compute shaders (WGSL), portable across
+//! Vulkan, Metal and DX12 and testable without a GPU through Mesa's lavapipe.
+//!
+//! Design:
+//! - **Whole stages, not ops.** A delegate implements
+//!   [`hark_engine::delegate::Delegate`] for a whole encoder pass: the stage input is
+//!   uploaded once, every layer runs on the device, and only the encoder output comes
+//!   back (the model keeps its CPU decoder). This is what makes a discrete GPU pay off
+//!   and matches hark-engine's delegate design.
+//! - **Weights uploaded once, in stored precision.** [`kernels::GpuWeight`] keeps f16
+//!   (and int8 + per-row scales) on the device; the tiled matmul dequantises in the
+//!   shader while staging its weight tile in workgroup memory. Accumulation is f32, as
+//!   are LayerNorm/softmax statistics, so results track the CPU path closely.
+//! - **Kernels mirror hark-engine's CPU ops** (same formulas, e.g. the same erfc fit
+//!   for GELU) and each is tested against them on random inputs.
+//! - **No GPU, no problem.** [`probe`] lists adapters (software ones included);
+//!   [`GpuContext::new`] returns [`GpuError::NoAdapter`] with what it found, which callers
+//!   turn into "use `--device cpu`" or a silent CPU fallback.
+//!
+//! Nothing in the workspace depends on this crate except `app/` behind its `gpu` feature.
+
+#![deny(missing_docs)]
+
+pub mod context;
+pub mod kernels;
+pub mod whisper;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use context::{probe, AdapterInfo, DevicePreference, GpuContext, GpuTensor, Recorder};
+pub use hark_engine::delegate::Delegate;
+
+/// Errors of the GPU delegate.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// No compute adapter matches the preference.
+    #[error(
+        "no GPU adapter available ({preference:?}); found: [{}]; install a GPU driver (or Mesa's lavapipe for software Vulkan) or use --device cpu",
+        found.join(", ")
+    )]
+    NoAdapter {
+        /// What was asked for.
+        preference: DevicePreference,
+        /// Adapters that were found but did not qualify.
+        found: Vec<String>,
+    },
+    /// The adapter refused to open a device.
+    #[error("opening a device on adapter '{adapter}': {reason}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// The backend's message.
+        reason: String,
+    },
+    /// The device reported an error (shader validation, out of memory, lost device).
+    #[error("GPU {op}: {reason}")]
+    Device {
+        /// What was being done.
+        op: String,
+        /// The backend's message.
+        reason: String,
+    },
+    /// A kernel was given buffers or shapes it cannot handle.
+    #[error("GPU kernel {op}: {reason}")]
+    Shape {
+        /// Kernel name.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model directory could not be read or has an unsupported configuration.
+    #[error("GPU delegate model {path}: {reason}")]
+    Model {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An engine error (loading weights).
+    #[error(transparent)]
+    Engine(#[from] hark_engine::Error),
+}
+
+/// Builds the GPU delegates for the hark model in `model_dir` (its `config.json`
+/// `family` decides which), on a device chosen by `pref`.
+pub struct Delegates;
+
+impl Delegates {
+    /// Opens a device and loads the delegates for the model in `model_dir`: today the
+    /// Whisper encoder (`family` "whisper"). Returns an empty list for families that have
+    /// no GPU implementation yet (they run on the CPU). Fails with
+    /// [`GpuError::NoAdapter`] when there is no adapter.
+    pub fn for_model(
+        model_dir: &Path,
+        pref: DevicePreference,
+    ) -> Result<Vec<Arc<dyn Delegate>>, GpuError> {
+        let family = read_family(model_dir)?;
+        match family.as_str() {
+            "whisper" => {
+                let ctx = GpuContext::new(pref)?;
+                let d = whisper::WhisperEncoderDelegate::load(ctx, model_dir)?;
+                Ok(vec![Arc::new(d) as Arc<dyn Delegate>])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Reads `family` from `<dir>/config.json`.
+pub(crate) fn read_family(dir: &Path) -> Result<String, GpuError> {
+    let cfg = read_config(dir)?;
+    Ok(cfg
+        .get("family")
+        .and_then(|f| f.as_str())
+        .unwrap_or("whisper")
+        .to_string())
+}
+
+/// Parses `<dir>/config.json`.
+pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value, GpuError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| GpuError::Model {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| GpuError::Model {
+        path,
+        reason: format!("invalid JSON: {e}"),
+    })
+}

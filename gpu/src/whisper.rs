@@ -1,0 +1,346 @@
+//! The Whisper encoder as one GPU stage.
+//!
+//! Follows openai-whisper `whisper/model.py` (`AudioEncoder`, `ResidualAttentionBlock`)
+//! the way hark's CPU encoder does (`models/src/whisper/model.rs`, `WhisperModel::encode`):
+//! conv1 (k 3, pad 1) + GELU, conv2 (k 3, stride 2, pad 1) + GELU, + sinusoidal
+//! positions, pre-LN blocks (fused QKV projection, attention with scale 1/√head_dim,
+//! exact GELU MLP), final LayerNorm (eps 1e-5). Tensor names: /work/coord/whisper-format.md
+//! (`encoder.conv1.weight`, `encoder.layers.{i}.self_attn.qkv_proj.weight`, ...).
+//!
+//! Convolutions run as im2col + the tiled GEMM (as on the CPU). Residual additions are
+//! fused into the out_proj/fc2 GEMM epilogues and GELU into conv/fc1 epilogues. All
+//! activations live in buffers allocated once at load (reused across calls, guarded by a
+//! mutex so the delegate is `Sync`); per call only the mel input goes up and the
+//! `[1500, d]` output comes down.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hark_engine::delegate::{Delegate, Stage, StageKind};
+use hark_engine::{Precision, PrecisionPolicy, Weights};
+
+use crate::context::{GpuContext, GpuTensor};
+use crate::kernels::{Act, GpuWeight, RowView};
+use crate::GpuError;
+
+/// Whisper encoder dimensions (openai-whisper `ModelDimensions` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderDims {
+    /// Mel bins.
+    pub n_mels: usize,
+    /// Encoder positions (1500).
+    pub n_audio_ctx: usize,
+    /// Width d.
+    pub n_audio_state: usize,
+    /// Attention heads.
+    pub n_audio_head: usize,
+    /// Blocks.
+    pub n_audio_layer: usize,
+}
+
+struct Linear {
+    w: GpuWeight,
+    b: GpuTensor,
+}
+
+struct Norm {
+    g: GpuTensor,
+    b: GpuTensor,
+}
+
+struct Layer {
+    ln1: Norm,
+    qkv: Linear,
+    out: Linear,
+    ln2: Norm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// Device activations, allocated once.
+struct Buffers {
+    mel: GpuTensor,
+    col: GpuTensor,
+    h1: GpuTensor,
+    x: GpuTensor,
+    h: GpuTensor,
+    qkv: GpuTensor,
+    ctx: GpuTensor,
+    ff: GpuTensor,
+}
+
+/// The Whisper encoder on the GPU: a [`Delegate`] for `StageKind::Encoder` of model
+/// "whisper" (input "mel" `[n_mels, 2·n_audio_ctx]`, output `[n_audio_ctx · d]`).
+pub struct WhisperEncoderDelegate {
+    ctx: Arc<GpuContext>,
+    dims: EncoderDims,
+    name: String,
+    conv1: Linear,
+    conv2: Linear,
+    pos: GpuTensor,
+    layers: Vec<Layer>,
+    ln_post: Norm,
+    bufs: Mutex<Buffers>,
+    weight_bytes: u64,
+}
+
+impl std::fmt::Debug for WhisperEncoderDelegate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperEncoderDelegate")
+            .field("name", &self.name)
+            .field("dims", &self.dims)
+            .finish()
+    }
+}
+
+fn dim(cfg: &serde_json::Value, path: &Path, key: &str) -> Result<usize, GpuError> {
+    cfg.get("dims")
+        .and_then(|d| d.get(key))
+        .and_then(|v| v.as_u64())
+        .map(|v| v as usize)
+        .ok_or_else(|| GpuError::Model {
+            path: path.join("config.json"),
+            reason: format!("missing dims.{key}"),
+        })
+}
+
+impl WhisperEncoderDelegate {
+    /// Loads the encoder weights of the hark Whisper model in `model_dir` onto `ctx`'s
+    /// device, in their stored precision.
+    pub fn load(ctx: Arc<GpuContext>, model_dir: &Path) -> Result<Self, GpuError> {
+        let cfg = crate::read_config(model_dir)?;
+        let family = cfg
+            .get("family")
+            .and_then(|f| f.as_str())
+            .unwrap_or("whisper");
+        if family != "whisper" {
+            return Err(GpuError::Model {
+                path: model_dir.join("config.json"),
+                reason: format!("family is `{family}`, not `whisper`"),
+            });
+        }
+        let dims = EncoderDims {
+            n_mels: dim(&cfg, model_dir, "n_mels")?,
+            n_audio_ctx: dim(&cfg, model_dir, "n_audio_ctx")?,
+            n_audio_state: dim(&cfg, model_dir, "n_audio_state")?,
+            n_audio_head: dim(&cfg, model_dir, "n_audio_head")?,
+            n_audio_layer: dim(&cfg, model_dir, "n_audio_layer")?,
+        };
+        let d = dims.n_audio_state;
+        if dims.n_audio_head == 0 || d % dims.n_audio_head != 0 || d / dims.n_audio_head > 128 {
+            return Err(GpuError::Model {
+                path: model_dir.join("config.json"),
+                reason: format!("unsupported heads: d {d}, {} heads", dims.n_audio_head),
+            });
+        }
+        // Policy only matters for get_matrix; `get` returns tensors as stored.
+        let w = Weights::open(
+            &[model_dir.join("model.safetensors")],
+            PrecisionPolicy::new(Precision::F32),
+        )?;
+        let mut bytes = 0u64;
+        let mut up_w = |w: &Weights, name: &str, shape: &[usize]| -> Result<GpuWeight, GpuError> {
+            let t = w.get(name, shape)?;
+            let t = t.reshape(&[shape[0], shape[1..].iter().product()])?;
+            let gw = GpuWeight::upload(&ctx, &t)?;
+            bytes += gw.device_bytes();
+            Ok(gw)
+        };
+        let vecf = |w: &Weights, name: &str, n: usize| -> Result<GpuTensor, GpuError> {
+            Ok(ctx.upload(w.get_f32(name, &[n])?.as_f32()?))
+        };
+        let conv1 = Linear {
+            w: up_w(&w, "encoder.conv1.weight", &[d, dims.n_mels, 3])?,
+            b: vecf(&w, "encoder.conv1.bias", d)?,
+        };
+        let conv2 = Linear {
+            w: up_w(&w, "encoder.conv2.weight", &[d, d, 3])?,
+            b: vecf(&w, "encoder.conv2.bias", d)?,
+        };
+        let pos = ctx.upload(
+            w.get_f32("encoder.embed_positions.weight", &[dims.n_audio_ctx, d])?
+                .as_f32()?,
+        );
+        let norm = |w: &Weights, name: &str| -> Result<Norm, GpuError> {
+            let w = w.pp(name);
+            Ok(Norm {
+                g: vecf(&w, "weight", d)?,
+                b: vecf(&w, "bias", d)?,
+            })
+        };
+        let mut layers = Vec::with_capacity(dims.n_audio_layer);
+        for i in 0..dims.n_audio_layer {
+            let q = w.pp(&format!("encoder.layers.{i}"));
+            let mut lin = |name: &str, n: usize, k: usize| -> Result<Linear, GpuError> {
+                let c = q.pp(name);
+                Ok(Linear {
+                    w: up_w(&c, "weight", &[n, k])?,
+                    b: vecf(&c, "bias", n)?,
+                })
+            };
+            let qkv = lin("self_attn.qkv_proj", 3 * d, d)?;
+            let out = lin("self_attn.out_proj", d, d)?;
+            let fc1 = lin("fc1", 4 * d, d)?;
+            let fc2 = lin("fc2", d, 4 * d)?;
+            layers.push(Layer {
+                ln1: norm(&q, "self_attn_layer_norm")?,
+                qkv,
+                out,
+                ln2: norm(&q, "final_layer_norm")?,
+                fc1,
+                fc2,
+            });
+        }
+        let ln_post = norm(&w, "encoder.layer_norm")?;
+        let (t1, t2) = (2 * dims.n_audio_ctx, dims.n_audio_ctx);
+        let bufs = Buffers {
+            mel: ctx.zeros(dims.n_mels * t1),
+            col: ctx.zeros((t1 * dims.n_mels * 3).max(t2 * d * 3)),
+            h1: ctx.zeros(t1 * d),
+            x: ctx.zeros(t2 * d),
+            h: ctx.zeros(t2 * d),
+            qkv: ctx.zeros(t2 * 3 * d),
+            ctx: ctx.zeros(t2 * d),
+            ff: ctx.zeros(t2 * 4 * d),
+        };
+        let name = format!("gpu:{}", ctx.adapter().name);
+        // Compile every kernel now, so the first stage does not pay for it.
+        ctx.check_errors("uploading Whisper encoder weights")?;
+        Ok(WhisperEncoderDelegate {
+            ctx,
+            dims,
+            name,
+            conv1,
+            conv2,
+            pos,
+            layers,
+            ln_post,
+            bufs: Mutex::new(bufs),
+            weight_bytes: bytes,
+        })
+    }
+
+    /// Encoder dimensions read from config.json.
+    pub fn dims(&self) -> EncoderDims {
+        self.dims
+    }
+
+    /// Bytes of weight matrices resident on the device.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// Runs the encoder on one window of log-mel `[n_mels, 2·n_audio_ctx]` (mel-major)
+    /// and returns `[n_audio_ctx, d]` row-major (after the final LayerNorm).
+    pub fn encode(&self, mel: &[f32]) -> Result<Vec<f32>, GpuError> {
+        let dm = self.dims;
+        let (nm, d, heads) = (dm.n_mels, dm.n_audio_state, dm.n_audio_head);
+        let (t1, t2) = (2 * dm.n_audio_ctx, dm.n_audio_ctx);
+        if mel.len() != nm * t1 {
+            return Err(GpuError::Shape {
+                op: "whisper encoder",
+                reason: format!(
+                    "input has {} values, expected {nm} mels x {t1} frames",
+                    mel.len()
+                ),
+            });
+        }
+        let b = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        self.ctx.write(&b.mel, mel)?;
+        let mut r = self.ctx.recorder();
+        // conv1: mel is [n_mels, t1], i.e. time stride 1, channel stride t1.
+        r.im2col(&b.mel, t1, nm, (1, t1), 3, 1, 1, &b.col)?;
+        r.linear(
+            &b.col,
+            t1,
+            &self.conv1.w,
+            Some(&self.conv1.b),
+            &b.h1,
+            Act::Gelu,
+            false,
+        )?;
+        r.im2col(&b.h1, t1, d, (d, 1), 3, 2, 1, &b.col)?;
+        r.linear(
+            &b.col,
+            t2,
+            &self.conv2.w,
+            Some(&self.conv2.b),
+            &b.x,
+            Act::Gelu,
+            false,
+        )?;
+        r.add(&b.x, &self.pos, t2 * d)?;
+        let hd = d / heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for l in &self.layers {
+            r.layer_norm(&b.x, t2, d, &l.ln1.g, &l.ln1.b, 1e-5, &b.h)?;
+            r.linear(&b.h, t2, &l.qkv.w, Some(&l.qkv.b), &b.qkv, Act::None, false)?;
+            let view = |offset| RowView {
+                buf: &b.qkv,
+                offset,
+                stride: 3 * d,
+            };
+            r.attention(
+                view(0),
+                t2,
+                view(d),
+                view(2 * d),
+                t2,
+                heads,
+                hd,
+                scale,
+                &b.ctx,
+            )?;
+            r.linear(&b.ctx, t2, &l.out.w, Some(&l.out.b), &b.x, Act::None, true)?;
+            r.layer_norm(&b.x, t2, d, &l.ln2.g, &l.ln2.b, 1e-5, &b.h)?;
+            r.linear(&b.h, t2, &l.fc1.w, Some(&l.fc1.b), &b.ff, Act::Gelu, false)?;
+            r.linear(&b.ff, t2, &l.fc2.w, Some(&l.fc2.b), &b.x, Act::None, true)?;
+        }
+        r.layer_norm(&b.x, t2, d, &self.ln_post.g, &self.ln_post.b, 1e-5, &b.h)?;
+        r.submit()?;
+        let mut out = self.ctx.download(&b.h)?;
+        out.truncate(t2 * d);
+        Ok(out)
+    }
+}
+
+impl Delegate for WhisperEncoderDelegate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accepts(&self, stage: &Stage<'_>) -> bool {
+        let dm = self.dims;
+        stage.kind == StageKind::Encoder
+            && stage.model == "whisper"
+            && stage.inputs.len() == 1
+            && stage.inputs[0].0 == "mel"
+            && stage.inputs[0].1 == [dm.n_mels, 2 * dm.n_audio_ctx]
+    }
+
+    fn run(&self, stage: &Stage<'_>, outputs: &mut [&mut [f32]]) -> hark_engine::Result<()> {
+        let err = |reason: String| hark_engine::Error::Delegate {
+            delegate: self.name.clone(),
+            stage: "whisper encoder".into(),
+            reason,
+        };
+        let [out] = outputs else {
+            return Err(err(format!(
+                "expected 1 output buffer, got {}",
+                outputs.len()
+            )));
+        };
+        let y = self
+            .encode(stage.inputs[0].2)
+            .map_err(|e| err(e.to_string()))?;
+        if out.len() != y.len() {
+            return Err(err(format!(
+                "output buffer has {} values, the encoder produces {}",
+                out.len(),
+                y.len()
+            )));
+        }
+        out.copy_from_slice(&y);
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! Each GPU kernel against hark-engine's CPU op on random inputs (small shapes: lavapipe
+//! is slow). Tolerances are relative to the output's scale: both sides accumulate in f32
+//! but in different orders, and the GPU's exp/sqrt may differ from the CPU's by a few ulp.
+//! Skips (with a message) when there is no adapter at all.
+
+use std::sync::Arc;
+
+use hark_engine::ops;
+use hark_engine::Tensor;
+use hark_gpu::kernels::{Act, GpuWeight, RowView, WeightFormat};
+use hark_gpu::{DevicePreference, GpuContext};
+use rand::{Rng, SeedableRng};
+
+fn ctx() -> Option<Arc<GpuContext>> {
+    match GpuContext::new(DevicePreference::Any) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+fn rand_vec(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| r.gen_range(-scale..scale)).collect()
+}
+
+/// max |a - b| / max(1, max |b|)
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    let scale = cpu.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let mut worst = (0f32, 0usize);
+    for (i, (a, b)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(a.is_finite(), "{what}: non-finite GPU value at {i}");
+        let e = (a - b).abs() / scale;
+        if e > worst.0 {
+            worst = (e, i);
+        }
+    }
+    assert!(
+        worst.0 <= tol,
+        "{what}: max scaled error {} at {} (gpu {}, cpu {}) > {tol}",
+        worst.0,
+        worst.1,
+        gpu[worst.1],
+        cpu[worst.1]
+    );
+}
+
+/// GPU linear with weights `w` against hark-engine's linear with the same weights
+/// dequantised to f32 (`w_ref`). For f32/f16 `w_ref` is `w` itself; for int8 it is
+/// `q·scale`, because hark-engine's int8 CPU kernel also quantises the activations
+/// (CTranslate2's scheme) while the shader keeps them f32.
+fn linear_case(
+    ctx: &Arc<GpuContext>,
+    w: &Tensor,
+    w_ref: &Tensor,
+    format: WeightFormat,
+    act: Act,
+    acc: bool,
+) {
+    let (n, k) = (w.dim(0), w.dim(1));
+    let m = 37;
+    let x = rand_vec(1, m * k, 1.0);
+    let bias = rand_vec(2, n, 0.5);
+    let prev = rand_vec(3, m * n, 1.0);
+    let mut cpu = vec![0f32; m * n];
+    ops::linear(&x, m, w_ref, Some(&bias), &mut cpu).unwrap();
+    if act == Act::Gelu {
+        ops::gelu(&mut cpu);
+    }
+    if acc {
+        ops::add(&mut cpu, &prev).unwrap();
+    }
+    let gw = GpuWeight::upload(ctx, w).unwrap();
+    assert_eq!(gw.format, format);
+    let (gx, gb, gy) = (ctx.upload(&x), ctx.upload(&bias), ctx.upload(&prev));
+    let mut r = ctx.recorder();
+    r.linear(&gx, m, &gw, Some(&gb), &gy, act, acc).unwrap();
+    r.submit().unwrap();
+    let gpu = ctx.download(&gy).unwrap();
+    assert_close(
+        &format!("linear {format:?} {act:?} acc={acc}"),
+        &gpu,
+        &cpu,
+        2e-5,
+    );
+}
+
+#[test]
+fn tiled_matmul_f32_weights_matches_cpu_linear() {
+    let Some(ctx) = ctx() else { return };
+    // k = 70 (not a multiple of the 16-wide K tile or of 4), n = 131 (3 column tiles).
+    let w = Tensor::from_f32(&[131, 70], &rand_vec(4, 131 * 70, 0.3)).unwrap();
+    linear_case(&ctx, &w, &w, WeightFormat::F32, Act::None, false);
+    linear_case(&ctx, &w, &w, WeightFormat::F32, Act::Gelu, true);
+}
+
+#[test]
+fn tiled_matmul_f16_weights_dequantised_in_shader_matches_cpu_linear() {
+    let Some(ctx) = ctx() else { return };
+    let v: Vec<half::f16> = rand_vec(5, 67 * 70, 0.3)
+        .into_iter()
+        .map(half::f16::from_f32)
+        .collect();
+    let w = Tensor::from_slice(&[67, 70], &v).unwrap();
+    linear_case(&ctx, &w, &w, WeightFormat::F16, Act::None, false);
+    linear_case(&ctx, &w, &w, WeightFormat::F16, Act::Gelu, true);
+}
+
+#[test]
+fn tiled_matmul_int8_weights_with_row_scales_matches_cpu_linear() {
+    let Some(ctx) = ctx() else { return };
+    let wf = rand_vec(6, 67 * 70, 0.3);
+    let (q, s) = hark_engine::tensor::quantize_rows_i8(&wf, 67);
+    let w = Tensor::from_i8(&[67, 70], &q, &s).unwrap();
+    let deq: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * s[i / 70])
+        .collect();
+    let w_ref = Tensor::from_f32(&[67, 70], &deq).unwrap();
+    linear_case(&ctx, &w, &w_ref, WeightFormat::I8, Act::None, false);
+    linear_case(&ctx, &w, &w_ref, WeightFormat::I8, Act::Gelu, true);
+}
+
+#[test]
+fn layer_norm_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let (rows, dim) = (5, 300);
+    let x: Vec<f32> = rand_vec(7, rows * dim, 2.0)
+        .iter()
+        .map(|v| v + 3.0)
+        .collect();
+    let g = rand_vec(8, dim, 1.0);
+    let b = rand_vec(9, dim, 1.0);
+    let mut cpu = vec![0f32; rows * dim];
+    ops::layer_norm(&x, rows, dim, &g, Some(&b), 1e-5, &mut cpu).unwrap();
+    let (gx, gg, gb, gy) = (
+        ctx.upload(&x),
+        ctx.upload(&g),
+        ctx.upload(&b),
+        ctx.zeros(rows * dim),
+    );
+    let mut r = ctx.recorder();
+    r.layer_norm(&gx, rows, dim, &gg, &gb, 1e-5, &gy).unwrap();
+    r.submit().unwrap();
+    assert_close("layer_norm", &ctx.download(&gy).unwrap(), &cpu, 1e-5);
+}
+
+#[test]
+fn softmax_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let (rows, cols) = (4, 517);
+    let x = rand_vec(10, rows * cols, 8.0);
+    let mut cpu = x.clone();
+    ops::softmax(&mut cpu, cols).unwrap();
+    let gx = ctx.upload(&x);
+    let mut r = ctx.recorder();
+    r.softmax(&gx, rows, cols).unwrap();
+    r.submit().unwrap();
+    assert_close("softmax", &ctx.download(&gx).unwrap(), &cpu, 1e-6);
+}
+
+#[test]
+fn gelu_silu_glu_add_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let n = 1000;
+    let x = rand_vec(11, n, 6.0);
+    let b = rand_vec(12, n, 1.0);
+    let (mut g, mut s, mut a) = (x.clone(), x.clone(), x.clone());
+    ops::gelu(&mut g);
+    ops::silu(&mut s);
+    ops::add(&mut a, &b).unwrap();
+    let mut glu = vec![0f32; n / 2];
+    ops::glu(&x, 10, 50, &mut glu).unwrap();
+    let (gg, gs, ga, gb, gx, gglu) = (
+        ctx.upload(&x),
+        ctx.upload(&x),
+        ctx.upload(&x),
+        ctx.upload(&b),
+        ctx.upload(&x),
+        ctx.zeros(n / 2),
+    );
+    let mut r = ctx.recorder();
+    r.gelu(&gg, n).unwrap();
+    r.silu(&gs, n).unwrap();
+    r.add(&ga, &gb, n).unwrap();
+    r.glu(&gx, 10, 50, &gglu).unwrap();
+    r.submit().unwrap();
+    assert_close("gelu", &ctx.download(&gg).unwrap(), &g, 2e-6);
+    assert_close("silu", &ctx.download(&gs).unwrap(), &s, 2e-6);
+    assert_close("add", &ctx.download(&ga).unwrap(), &a, 0.0);
+    assert_close("glu", &ctx.download(&gglu).unwrap(), &glu, 2e-6);
+}
+
+/// Whisper's two convolutions: k 3, padding 1, stride 1 then stride 2, as im2col + GEMM,
+/// against hark-engine's conv1d (input `[t, c_in]`).
+#[test]
+fn conv1d_stride_1_and_2_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let (t, cin, cout) = (41, 12, 20);
+    let x = rand_vec(13, t * cin, 1.0);
+    let bias = rand_vec(14, cout, 0.5);
+    let wv: Vec<half::f16> = rand_vec(15, cout * cin * 3, 0.4)
+        .into_iter()
+        .map(half::f16::from_f32)
+        .collect();
+    let w = Tensor::from_slice(&[cout, cin, 3], &wv).unwrap();
+    let gw = GpuWeight::upload(&ctx, &w.reshape(&[cout, cin * 3]).unwrap()).unwrap();
+    let (gx, gb) = (ctx.upload(&x), ctx.upload(&bias));
+    for stride in [1, 2] {
+        let t_out = ops::conv1d_out_len(t, 3, stride, 1);
+        let mut cpu = vec![0f32; t_out * cout];
+        ops::conv1d(&x, t, &w, Some(&bias), stride, 1, &mut cpu).unwrap();
+        let col = ctx.zeros(t_out * cin * 3);
+        let gy = ctx.zeros(t_out * cout);
+        let mut r = ctx.recorder();
+        let n = r.im2col(&gx, t, cin, (cin, 1), 3, stride, 1, &col).unwrap();
+        assert_eq!(n, t_out);
+        r.linear(&col, t_out, &gw, Some(&gb), &gy, Act::None, false)
+            .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("conv1d stride {stride}"),
+            &ctx.download(&gy).unwrap(),
+            &cpu,
+            2e-5,
+        );
+    }
+}
+
+#[test]
+fn depthwise_conv1d_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let (t, c, k) = (33, 24, 15);
+    let x = rand_vec(16, t * c, 1.0);
+    let w = rand_vec(17, c * k, 0.4);
+    let b = rand_vec(18, c, 0.5);
+    for pads in [(7, 7), (14, 0)] {
+        let t_out = t + pads.0 + pads.1 + 1 - k;
+        let mut cpu = vec![0f32; t_out * c];
+        ops::depthwise_conv1d(&x, t, c, &w, k, Some(&b), pads.0, pads.1, &mut cpu).unwrap();
+        let (gx, gw, gb, gy) = (
+            ctx.upload(&x),
+            ctx.upload(&w),
+            ctx.upload(&b),
+            ctx.zeros(t_out * c),
+        );
+        let mut r = ctx.recorder();
+        r.depthwise_conv1d(&gx, t, c, &gw, k, Some(&gb), pads, &gy)
+            .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("depthwise pads {pads:?}"),
+            &ctx.download(&gy).unwrap(),
+            &cpu,
+            1e-5,
+        );
+    }
+}
+
+/// Fused attention reading Q, K and V in place from a fused QKV buffer `[t, 3d]`, with
+/// key counts that are not multiples of the 16-key tile and more queries than one
+/// 64-row workgroup.
+#[test]
+fn fused_attention_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    for (t, heads, hd) in [(70, 3, 16), (21, 2, 64)] {
+        let d = heads * hd;
+        let qkv = rand_vec(19 + t as u64, t * 3 * d, 2.0);
+        let mut cpu = vec![0f32; t * d];
+        ops::attention(
+            ops::Rows::new(&qkv, t, 3 * d),
+            ops::Rows::new(&qkv, t, 3 * d).with_col(d),
+            ops::Rows::new(&qkv, t, 3 * d).with_col(2 * d),
+            &ops::AttentionOpts::new(heads, hd),
+            &mut cpu,
+        )
+        .unwrap();
+        let g = ctx.upload(&qkv);
+        let out = ctx.zeros(t * d);
+        let view = |offset| RowView {
+            buf: &g,
+            offset,
+            stride: 3 * d,
+        };
+        let mut r = ctx.recorder();
+        let scale = 1.0 / (hd as f32).sqrt();
+        r.attention(view(0), t, view(d), view(2 * d), t, heads, hd, scale, &out)
+            .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("attention t {t} heads {heads} hd {hd}"),
+            &ctx.download(&out).unwrap(),
+            &cpu,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn probe_lists_the_adapter_the_context_opens() {
+    let Some(ctx) = ctx() else { return };
+    let found = hark_gpu::probe();
+    assert!(
+        found.iter().any(|a| a.name == ctx.adapter().name),
+        "{found:?} does not list {:?}",
+        ctx.adapter()
+    );
+}
