@@ -113,14 +113,23 @@ impl Weight {
     }
 }
 
+/// Rows per kernel call in [`matmul_i8_by_columns`] (0 = all rows in one call). 5 = the
+/// engine's largest unpacked int8 tile (`MR_I8`): no weight packing at all, and each
+/// 256-column weight block (320 KB at d 1280) stays in L2 for all row chunks. Measured at
+/// 100×1280×5120 under load: engine matmul_nt 127 ms, columns with packing 40 ms, rows of 5
+/// 32 ms, f16 60 ms.
+pub const I8_ROW_CHUNK: usize = 5;
+/// Output columns per weight block in [`matmul_i8_by_columns`] when rows are chunked.
+const I8_COL_BLOCK: usize = 256;
+
 /// int8 product for many rows, split over the engine's threads by output columns.
 ///
 /// The engine's `matmul_nt` splits many-row products by rows, and its large-m int8 kernel
 /// packs the whole weight matrix for the VNNI micro-kernel on every call, so each row block
 /// re-packs all of `W` (4 packs per call on 2 threads): at encoder sizes (100 frames × 1280
-/// → 5120) that made int8 twice as slow as f16. Splitting by columns packs every weight
-/// row exactly once per call, each thread only its own slice (which then stays in its
-/// cache for all rows).
+/// → 5120) that made int8 twice as slow as f16. Here each thread takes a slice of the
+/// output columns and runs the kernel on [`I8_ROW_CHUNK`] rows at a time (its unpacked
+/// path) over L2-sized weight blocks, so the weights are never packed.
 fn matmul_i8_by_columns(
     x: &[f32],
     m: usize,
@@ -129,6 +138,23 @@ fn matmul_i8_by_columns(
     n: usize,
     bias: Option<&[f32]>,
     y: &mut [f32],
+) {
+    matmul_i8_columns(x, m, k, w, n, bias, y, I8_ROW_CHUNK)
+}
+
+/// [`matmul_i8_by_columns`] with an explicit row chunk: `row_chunk > 0` calls the kernel
+/// on at most `row_chunk` rows at a time (its unpacked small-m path) over column blocks
+/// whose weights stay in L2; 0 = all rows per call (packed path). Public for the benchmark.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_i8_columns(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: hark_engine::WeightView<'_>,
+    n: usize,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    row_chunk: usize,
 ) {
     use hark_engine::kernels::{kernels, MatMut};
     use std::sync::Mutex;
@@ -148,9 +174,32 @@ fn matmul_i8_by_columns(
     let kern = kernels();
     pool.parallel_for(parts.len(), |i| {
         let taken = parts[i].lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((s, part)) = taken {
-            let e = s + part.cols();
+        let Some((s, part)) = taken else {
+            return;
+        };
+        let e = s + part.cols();
+        if row_chunk == 0 {
             kern.linear(x, w.rows(k, s, e), bias.map(|b| &b[s..e]), part);
+            return;
+        }
+        let mut part = part;
+        let mut c0 = s;
+        while c0 < e {
+            let c1 = (c0 + I8_COL_BLOCK).min(e);
+            let (blk, rest) = part.split_cols(c1 - c0);
+            part = rest;
+            let wb = w.rows(k, c0, c1);
+            let bb = bias.map(|b| &b[c0..c1]);
+            let mut blk = blk;
+            let mut r = 0;
+            while r < m {
+                let rr = row_chunk.min(m - r);
+                let (top, bottom) = blk.split_rows(rr);
+                kern.linear(&x[r * k..(r + rr) * k], wb, bb, top);
+                blk = bottom;
+                r += rr;
+            }
+            c0 = c1;
         }
     });
 }
@@ -338,9 +387,20 @@ mod tests {
             let mut want = vec![0.0f32; m * n];
             hark_engine::ops::matmul_nt(&x, m, k, t.weight_view().unwrap(), n, Some(&b), &mut want)
                 .unwrap();
-            let mut got = vec![0.0f32; m * n];
-            matmul_i8_by_columns(&x, m, k, t.weight_view().unwrap(), n, Some(&b), &mut got);
-            assert_eq!(got, want, "m={m} k={k} n={n}");
+            for chunk in [0usize, 5, 8] {
+                let mut got = vec![0.0f32; m * n];
+                matmul_i8_columns(
+                    &x,
+                    m,
+                    k,
+                    t.weight_view().unwrap(),
+                    n,
+                    Some(&b),
+                    &mut got,
+                    chunk,
+                );
+                assert_eq!(got, want, "m={m} k={k} n={n} row chunk {chunk}");
+            }
         }
     }
 }
