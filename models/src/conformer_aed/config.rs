@@ -200,6 +200,13 @@ impl ConformerConfig {
         if self.d_model == 0 || self.n_head == 0 || !self.d_model.is_multiple_of(self.n_head) {
             return Err(bad("n_head", self.n_head, "must divide d_model"));
         }
+        if self.d_k() > 256 {
+            return Err(bad(
+                "n_head",
+                self.n_head,
+                "d_model / n_head must be at most 256 (the engine's attention head width)",
+            ));
+        }
         if !self.d_model.is_multiple_of(2) {
             return Err(bad(
                 "d_model",

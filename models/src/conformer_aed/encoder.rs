@@ -33,6 +33,7 @@ use super::config::ConformerConfig;
 use super::error::ConformerError;
 use super::nn::{gemm_f32, relu, sigmoid, softmax, swish, LayerNorm, Linear, Weight};
 use super::weights::TensorStore;
+use hark_engine::ops::{attention, AttentionOpts, RelPosTerm, Rows};
 
 /// Conformer feed-forward module (`ConformerFeedForward`).
 #[derive(Debug, Clone)]
@@ -136,8 +137,68 @@ impl RelPosAttention {
         };
         let p = self.w_pos.forward(pos);
         let np = pos.len() / d;
-        let scale = (1.0 / (dk as f64).sqrt()) as f32;
         let mut ctx = vec![0.0f32; t * d];
+        if shift != PosShift::Legacy {
+            // The engine's multi-threaded attention (GEMM tiles) with ESPnet's relative term.
+            let mask: Vec<f32> = if valid < t {
+                (0..t * t)
+                    .map(|ij| {
+                        if ij % t < valid {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut opts = AttentionOpts::new(n_head, dk).with_rel(RelPosTerm {
+                pos: Rows::new(&p, np, d),
+                bias_u: &self.pos_bias_u,
+                bias_v: &self.pos_bias_v,
+                shift: shift == PosShift::Latest,
+            });
+            if !mask.is_empty() {
+                opts = opts.with_mask(&mask);
+            }
+            attention(
+                Rows::new(&q, t, d),
+                Rows::new(&k, t, d),
+                Rows::new(&v, t, d),
+                &opts,
+                &mut ctx,
+            )
+            .expect("encoder attention with shapes checked at load");
+        } else {
+            self.legacy_core(&q, &k, &v, &p, t, valid, n_head, &mut ctx);
+        }
+        let mut out = self.fc.forward(&ctx);
+        for (o, &r) in out.iter_mut().zip(x) {
+            *o += r;
+        }
+        out
+    }
+
+    /// ESPnet's legacy relative-position attention (reversed table, Transformer-XL shift
+    /// with its wrap-around above the diagonal), which the engine op does not cover.
+    #[allow(clippy::too_many_arguments)]
+    fn legacy_core(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        p: &[f32],
+        t: usize,
+        valid: usize,
+        n_head: usize,
+        ctx: &mut [f32],
+    ) {
+        let d = self.w_q.n;
+        let dk = d / n_head;
+        let np = p.len() / d;
+        let scale = (1.0 / (dk as f64).sqrt()) as f32;
+
         let mut qu = vec![0.0f32; t * dk];
         let mut qv = vec![0.0f32; t * dk];
         let mut ac = vec![0.0f32; t * t];
@@ -161,20 +222,13 @@ impl RelPosAttention {
             for i in 0..t {
                 let row = &mut ac[i * t..][..t];
                 for (j, s) in row.iter_mut().enumerate() {
-                    let b = match shift {
-                        // bd[i][t-1-i+j] over the 2t-1 relative positions.
-                        PosShift::Latest => bd[i * np + (t - 1 - i) + j],
-                        PosShift::None => bd[i * np + j],
-                        // Transformer-XL's pad-and-reshape on the t×t matrix.
-                        PosShift::Legacy => {
-                            if j <= i {
-                                bd[i * np + (t - 1 - i) + j]
-                            } else if j == i + 1 {
-                                0.0
-                            } else {
-                                bd[(i + 1) * np + (j - i - 2)]
-                            }
-                        }
+                    // Transformer-XL's pad-and-reshape on the t×t matrix.
+                    let b = if j <= i {
+                        bd[i * np + (t - 1 - i) + j]
+                    } else if j == i + 1 {
+                        0.0
+                    } else {
+                        bd[(i + 1) * np + (j - i - 2)]
                     };
                     *s = if j < valid {
                         (*s + b) * scale
@@ -195,11 +249,6 @@ impl RelPosAttention {
                 (d, 1),
             );
         }
-        let mut out = self.fc.forward(&ctx);
-        for (o, &r) in out.iter_mut().zip(x) {
-            *o += r;
-        }
-        out
     }
 }
 
