@@ -11,7 +11,8 @@
 //! a row's max, and the errors of 4 layers add up (measured: encoder 4% relative L2,
 //! top-10 logits 9%). We bound the encoder's relative L2 error at 8% (row norms 12%),
 //! the top-10 logits' at 15% with the same argmax, and require CT2 int8's exact greedy
-//! tokens.
+//! tokens. Per-row int8 norms may leave the 12% band on at most 1% of the audio rows:
+//! CT2 int8 itself does so on an406-fcaw-b row 50 (see `check_encoder`).
 
 mod whisper_common;
 
@@ -134,6 +135,7 @@ fn check_encoder(name: &str, precision: Precision) {
         // reported as a known int8 weakness)
         let row_l2 = floats(&e["row_l2"]);
         let audio_rows = fx["mel"]["shape"][1].as_u64().unwrap() as usize / 2;
+        let mut outliers = Vec::new();
         for (r, w) in row_l2.iter().enumerate() {
             if precision == Precision::Int8 && r >= audio_rows {
                 continue;
@@ -148,9 +150,22 @@ fn check_encoder(name: &str, precision: Precision) {
             } else {
                 2e-3 + 1e-3 * w
             };
+            if precision == Precision::Int8 && (g - w).abs() > tol {
+                outliers.push((r, g, *w));
+                continue;
+            }
             assert!((g - w).abs() <= tol, "{name} {utt}: row {r} L2 {g} vs {w}");
         }
-        eprintln!("{name} {utt} {precision:?}: encoder rel L2 error {err:.2e}");
+        // int8 outlier rows: CTranslate2 int8 itself has them (an406-fcaw-b row 50:
+        // L2 13.0 in CT2 int8 vs 23.3 in CT2 float32, measured with ctranslate2 4.8.5 on
+        // the fixture's mel); with CT2's weight rounding hark reproduces it (12.7). At
+        // most 1% of the audio rows may fall outside the 12% band.
+        assert!(
+            outliers.len() * 100 <= audio_rows,
+            "{name} {utt}: {} of {audio_rows} audio rows outside the int8 band: {outliers:?}",
+            outliers.len()
+        );
+        eprintln!("{name} {utt} {precision:?}: encoder rel L2 error {err:.2e}, int8 outlier rows {outliers:?}");
     }
 }
 

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use hark_engine::ops::Linear;
-use hark_engine::{DType, PrecisionPolicy, Tensor, Weights};
+use hark_engine::{PrecisionPolicy, Tensor, Weights};
 use rayon::prelude::*;
 
 use super::config::{Precision, WhisperConfig};
@@ -28,32 +28,11 @@ fn engine_err(what: &'static str) -> impl Fn(hark_engine::Error) -> WhisperError
 }
 
 /// Matrix weight `name` `[rows, cols]` in the dtype the policy picks (zero-copy when
-/// stored so). Float weights run as int8 are quantised per row with `q = round(w / s)`,
-/// `s = max|row| / 127` (ties away from zero): the Whisper int8 goldens against
-/// CTranslate2 (`whisper_golden`) were validated with this rule; the engine's
-/// `Tensor::to_dtype(I8)` (ties to even on `w · 127/max`) moves one encoder row of
-/// an406-fcaw-b outside the golden tolerance.
+/// stored so). Float weights run as int8 go through hark-engine's one quantiser
+/// ([`hark_engine::tensor::quantize_rows_i8`]: CTranslate2's load-time rule
+/// `q = round_half_even(w · 127/max|row|)`), so hark's int8 codes equal faster-whisper's.
 fn matrix(w: &Weights, name: &str, shape: &[usize; 2]) -> Result<Tensor> {
-    let t = w.get(name, shape)?;
-    if w.precision_for(name) != Precision::Int8 || t.dtype() == DType::I8 {
-        return Ok(w.get_matrix(name, shape)?);
-    }
-    let [rows, cols] = *shape;
-    let v = t.to_f32_vec()?;
-    let mut q = vec![0i8; v.len()];
-    let mut scales = vec![0f32; rows];
-    for ((row, qr), s) in v
-        .chunks_exact(cols)
-        .zip(q.chunks_exact_mut(cols))
-        .zip(&mut scales)
-    {
-        let amax = row.iter().fold(0f32, |a, &x| a.max(x.abs()));
-        *s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-        for (qo, &x) in qr.iter_mut().zip(row) {
-            *qo = (x / *s).round().clamp(-127.0, 127.0) as i8;
-        }
-    }
-    Ok(Tensor::from_i8(shape, &q, &scales)?)
+    Ok(w.get_matrix(name, shape)?)
 }
 
 /// `out[m, n_out] = x[m, n_in] · Wᵀ + b` with hark-engine's threaded GEMM.
