@@ -19,7 +19,9 @@ pub use config::Precision;
 pub use decode::{GenerateOptions, Generation, SpecialTokens};
 pub use error::{Result, WhisperError};
 pub use model::{DecoderState, EncoderOutput, WhisperModel};
-pub use transcribe::{Segment, TranscribeOptions, TranscriptionInfo, Whisper};
+pub use transcribe::{
+    SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
+};
 
 /// Sets the number of compute threads used by the Whisper forward pass (hark-engine's
 /// pool for the GEMMs and the rayon pool for attention heads). Call once, early.

@@ -142,6 +142,9 @@ pub struct TranscriptionInfo {
     pub encoder_s: f64,
     /// Time spent decoding, seconds.
     pub decoder_s: f64,
+    /// Most samples held at once by the streaming feature extractor (bounded by one
+    /// 30 s window plus context and one read chunk, whatever the duration).
+    pub max_buffered_samples: usize,
 }
 
 /// A model plus its tokenizer and feature extractor, ready to transcribe (immutable;
@@ -277,31 +280,38 @@ impl Whisper {
     }
 
     /// Transcribes 16 kHz mono samples; each segment is passed to `sink` as soon as its
-    /// window is decoded. Features are computed window by window ([`WindowedMel`]), so
-    /// memory beyond the samples stays bounded whatever the duration.
+    /// window is decoded. Same as [`Whisper::transcribe_stream`] over the slice.
     pub fn transcribe(
         &self,
         samples: &[f32],
         opts: &TranscribeOptions,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<TranscriptionInfo> {
-        let mut info = TranscriptionInfo {
-            duration: samples.len() as f64 / 16000.0,
-            ..Default::default()
-        };
-        if samples.is_empty() {
+        self.transcribe_stream(&mut SliceSource::new(samples), opts, sink)
+    }
+
+    /// Transcribes a chunked sample source in bounded memory: log-mel features are
+    /// computed window by window ([`StreamMel`]) and only the samples of the current
+    /// 30 s window plus a little context are held, whatever the duration. The output
+    /// equals [`Whisper::transcribe_mel`] on the whole signal's features. The source is
+    /// read twice (see [`SampleSource`]).
+    pub fn transcribe_stream(
+        &self,
+        source: &mut dyn SampleSource,
+        opts: &TranscribeOptions,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<TranscriptionInfo> {
+        let mut info = TranscriptionInfo::default();
+        let t0 = std::time::Instant::now();
+        let mut mel = StreamMel::new(&self.mel, source)?;
+        info.features_s = t0.elapsed().as_secs_f64();
+        info.duration = mel.len as f64 / 16000.0;
+        if mel.len == 0 {
             return Ok(info);
         }
-        if samples.iter().any(|x| !x.is_finite()) {
-            return Err(WhisperError::Audio(
-                "the audio contains NaN or infinite samples".into(),
-            ));
-        }
-        let t0 = std::time::Instant::now();
-        let mel = WindowedMel::new(&self.mel, samples)?;
-        info.features_s = t0.elapsed().as_secs_f64();
-        self.transcribe_features(&mel, opts, &mut info, sink)?;
-        info.features_s += mel.spent.get();
+        self.transcribe_features(&mut mel, opts, &mut info, sink)?;
+        info.features_s += mel.spent;
+        info.max_buffered_samples = mel.max_buffered;
         Ok(info)
     }
 
@@ -313,12 +323,13 @@ impl Whisper {
         info: &mut TranscriptionInfo,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<()> {
-        self.transcribe_features(mel, opts, info, sink)
+        let mut mel = mel;
+        self.transcribe_features(&mut mel, opts, info, sink)
     }
 
     fn transcribe_features(
         &self,
-        mel: &dyn Features,
+        mel: &mut dyn Features,
         opts: &TranscribeOptions,
         info: &mut TranscriptionInfo,
         sink: &mut dyn FnMut(&Segment),
@@ -396,7 +407,8 @@ impl Whisper {
             let time_offset = seek as f64 * TIME_PER_FRAME;
             let segment_size = N_FRAMES.min(content_frames - seek);
             let segment_duration = segment_size as f64 * TIME_PER_FRAME;
-            if let (Some(th), Some(rms)) = (opts.silence_rms_threshold, mel.rms(seek, segment_size))
+            if let (Some(th), Some(rms)) =
+                (opts.silence_rms_threshold, mel.rms(seek, segment_size)?)
             {
                 if rms < th {
                     seek += segment_size;
@@ -541,80 +553,208 @@ impl Whisper {
     }
 }
 
-/// Source of 30 s feature windows.
+/// Source of 30 s feature windows. Windows are requested at non-decreasing `seek`.
 trait Features {
     /// faster-whisper's `content_frames`.
     fn content_frames(&self) -> usize;
     /// Frames `[seek, seek + size)` zero-padded to 3000.
-    fn window(&self, seek: usize, size: usize) -> Result<LogMel>;
+    fn window(&mut self, seek: usize, size: usize) -> Result<LogMel>;
     /// RMS of the audio under frames `[seek, seek + size)`, when the samples are known.
-    fn rms(&self, _seek: usize, _size: usize) -> Option<f32> {
-        None
+    fn rms(&mut self, _seek: usize, _size: usize) -> Result<Option<f32>> {
+        Ok(None)
     }
 }
 
-impl Features for LogMel {
+impl Features for &LogMel {
     fn content_frames(&self) -> usize {
         LogMel::content_frames(self)
     }
-    fn window(&self, seek: usize, size: usize) -> Result<LogMel> {
+    fn window(&mut self, seek: usize, size: usize) -> Result<LogMel> {
         Ok(self.slice_padded(seek, size, N_FRAMES))
     }
 }
 
-/// Log-mel features computed one window at a time, equal to the whole-file
-/// computation (faster-whisper: STFT of the file + 160 zeros, clamped to the global
-/// max − 8): each window's STFT runs on its samples plus two hops of context on each
-/// side (the context frames are dropped, so every kept frame sees exactly the samples
-/// it sees in the whole-file STFT), and the global max comes from a first cheap pass.
-/// Caveat: the first pass takes each block's max over its kept frames after the
-/// block's own clamp; it equals the true global max unless a dropped context frame is
-/// more than 80 dB louder than every kept frame of its block (not seen in practice).
-struct WindowedMel<'a> {
-    mel: &'a WhisperMel,
+/// A source of 16 kHz mono samples in `[-1, 1]`, read chunk by chunk.
+///
+/// [`Whisper::transcribe_stream`] reads it twice: a first pass finds the loudest
+/// log-mel value of the whole signal (faster-whisper clamps every value to that
+/// maximum − 8, i.e. 80 dB below it, so exact features need it before the first
+/// window), then [`SampleSource::rewind`] and a second pass decodes.
+pub trait SampleSource {
+    /// Appends up to `max` samples to `out` and returns how many were appended; 0
+    /// means the end of the signal.
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize>;
+    /// Restarts from the first sample.
+    fn rewind(&mut self) -> Result<()>;
+}
+
+/// A [`SampleSource`] over samples already in memory.
+#[derive(Debug, Clone)]
+pub struct SliceSource<'a> {
     samples: &'a [f32],
-    n_frames: usize,
-    floor: f32,
-    spent: std::cell::Cell<f64>,
+    pos: usize,
+}
+
+impl<'a> SliceSource<'a> {
+    /// Reads `samples` from the start.
+    pub fn new(samples: &'a [f32]) -> Self {
+        SliceSource { samples, pos: 0 }
+    }
+}
+
+impl SampleSource for SliceSource<'_> {
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize> {
+        let n = max.min(self.samples.len() - self.pos);
+        out.extend_from_slice(&self.samples[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+    fn rewind(&mut self) -> Result<()> {
+        self.pos = 0;
+        Ok(())
+    }
 }
 
 const HOP: usize = 160;
+/// Frames of STFT context kept on each side of a block of frames.
 const CTX_FRAMES: usize = 2;
+/// Samples requested from the source per read (10 s).
+const READ_CHUNK: usize = 160_000;
 
-impl<'a> WindowedMel<'a> {
-    fn new(mel: &'a WhisperMel, samples: &'a [f32]) -> Result<Self> {
-        let n_frames = WhisperMel::num_frames(samples.len(), FASTER_WHISPER_PADDING);
-        let mut w = WindowedMel {
+/// Log-mel features computed one window at a time from a [`SampleSource`], equal to
+/// the whole-file computation (faster-whisper: STFT of the file + 160 zeros, clamped to
+/// the global max − 8).
+///
+/// Each block's STFT runs on its samples plus [`CTX_FRAMES`] hops of context on each
+/// side (the context frames are dropped, so every kept frame sees exactly the samples
+/// it sees in the whole-file STFT). The global max comes from a first pass over the
+/// source in 3000-frame blocks. Only the samples from the current window's start
+/// (minus context) onwards are buffered; earlier ones are dropped as `seek` advances,
+/// so memory does not grow with the duration.
+/// Caveat: the first pass takes each block's max over its kept frames after the
+/// block's own clamp; it equals the true global max unless a dropped context frame is
+/// more than 80 dB louder than every kept frame of its block (not seen in practice).
+struct StreamMel<'a> {
+    mel: &'a WhisperMel,
+    src: &'a mut dyn SampleSource,
+    /// Samples `[start, start + buf.len())` of the signal.
+    buf: Vec<f32>,
+    start: usize,
+    eof: bool,
+    /// Signal length in samples (known after the first pass).
+    len: usize,
+    n_frames: usize,
+    floor: f32,
+    spent: f64,
+    max_buffered: usize,
+}
+
+impl<'a> StreamMel<'a> {
+    fn new(mel: &'a WhisperMel, src: &'a mut dyn SampleSource) -> Result<Self> {
+        let mut w = StreamMel {
             mel,
-            samples,
-            n_frames,
+            src,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+            len: usize::MAX,
+            n_frames: usize::MAX,
             floor: f32::NEG_INFINITY,
-            spent: Default::default(),
+            spent: 0.0,
+            max_buffered: 0,
         };
+        w.src.rewind()?;
         let mut gmax = f32::NEG_INFINITY;
         let mut f = 0;
-        while f < n_frames {
-            let n = N_FRAMES.min(n_frames - f);
+        loop {
+            // One sample more than the block reads, to know whether it ends the signal.
+            w.fill((f + N_FRAMES + CTX_FRAMES) * HOP + 1)?;
+            if w.eof {
+                w.set_len(w.start + w.buf.len());
+            }
+            if f >= w.n_frames || w.len == 0 {
+                break;
+            }
+            let n = N_FRAMES.min(w.n_frames - f);
             let block = w.frames(f, n)?;
             gmax = gmax.max(block.data.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)));
             f += n;
+            w.drop_before(f.saturating_sub(CTX_FRAMES) * HOP);
         }
         // normalized value of the global floor: ((max - 8) + 4) / 4 with max = 4y - 4
         w.floor = ((4.0 * gmax - 4.0) - 8.0 + 4.0) / 4.0;
+        let first_len = w.len;
+        w.src.rewind()?;
+        w.buf.clear();
+        w.start = 0;
+        w.eof = false;
+        w.len = first_len;
         Ok(w)
     }
 
+    fn set_len(&mut self, len: usize) {
+        self.len = len;
+        self.n_frames = WhisperMel::num_frames(len, FASTER_WHISPER_PADDING);
+    }
+
+    /// Reads until the buffer reaches absolute sample `upto` or the source ends.
+    fn fill(&mut self, upto: usize) -> Result<()> {
+        while !self.eof && self.start + self.buf.len() < upto {
+            let before = self.buf.len();
+            let n = self.src.read(&mut self.buf, READ_CHUNK)?;
+            if self.buf[before..].iter().any(|x| !x.is_finite()) {
+                return Err(WhisperError::Audio(
+                    "the audio contains NaN or infinite samples".into(),
+                ));
+            }
+            if n == 0 {
+                self.eof = true;
+                let end = self.start + self.buf.len();
+                if self.len != usize::MAX && end != self.len {
+                    return Err(WhisperError::Audio(format!(
+                        "the audio source gave {end} samples on its second pass, {} on its first",
+                        self.len
+                    )));
+                }
+            }
+            self.max_buffered = self.max_buffered.max(self.buf.len());
+        }
+        Ok(())
+    }
+
+    /// Forgets samples before absolute index `at`.
+    fn drop_before(&mut self, at: usize) {
+        if at > self.start {
+            let k = (at - self.start).min(self.buf.len());
+            self.buf.drain(..k);
+            self.start += k;
+        }
+    }
+
+    /// Samples `[a, b)` (clipped to the signal), which must still be buffered.
+    fn samples(&mut self, a: usize, b: usize) -> Result<&[f32]> {
+        self.fill(b)?;
+        let end = self.start + self.buf.len();
+        let (a, b) = (a.min(end), b.min(end));
+        if a < self.start {
+            return Err(WhisperError::Invalid(format!(
+                "streaming features: sample {a} requested after the window moved past it ({})",
+                self.start
+            )));
+        }
+        Ok(&self.buf[a - self.start..b - self.start])
+    }
+
     /// Frames `[f0, f0 + n)` normalized with their own block's clamp.
-    fn frames(&self, f0: usize, n: usize) -> Result<LogMel> {
-        let len = self.samples.len();
+    fn frames(&mut self, f0: usize, n: usize) -> Result<LogMel> {
         let start_frame = f0.saturating_sub(CTX_FRAMES);
-        let s0 = (start_frame * HOP).min(len);
-        let s1 = ((f0 + n + CTX_FRAMES) * HOP).min(len);
-        let at_end = s1 == len;
+        let len = self.len;
+        let mel = self.mel;
+        let x = self.samples(start_frame * HOP, (f0 + n + CTX_FRAMES) * HOP)?;
+        let at_end = start_frame * HOP + x.len() >= len;
         let padding = if at_end { FASTER_WHISPER_PADDING } else { 0 };
-        let full = self
-            .mel
-            .compute(&self.samples[s0..s1], padding)
+        let full = mel
+            .compute(x, padding)
             .map_err(|e| WhisperError::Audio(e.to_string()))?;
         let skip = f0 - start_frame;
         let nm = full.n_mels;
@@ -637,32 +777,30 @@ impl<'a> WindowedMel<'a> {
     }
 }
 
-impl Features for WindowedMel<'_> {
+impl Features for StreamMel<'_> {
     fn content_frames(&self) -> usize {
         self.n_frames.saturating_sub(1)
     }
-    fn window(&self, seek: usize, size: usize) -> Result<LogMel> {
+    fn window(&mut self, seek: usize, size: usize) -> Result<LogMel> {
         let t = std::time::Instant::now();
+        self.drop_before(seek.saturating_sub(CTX_FRAMES) * HOP);
         let size = size.min(self.n_frames.saturating_sub(seek));
         let mut w = self.frames(seek, size)?;
         for v in &mut w.data {
             *v = v.max(self.floor);
         }
         let out = w.pad_or_trim(N_FRAMES);
-        self.spent.set(self.spent.get() + t.elapsed().as_secs_f64());
+        self.spent += t.elapsed().as_secs_f64();
         Ok(out)
     }
-    fn rms(&self, seek: usize, size: usize) -> Option<f32> {
-        let a = (seek * HOP).min(self.samples.len());
-        let b = ((seek + size) * HOP).min(self.samples.len());
-        if b <= a {
-            return Some(0.0);
+    fn rms(&mut self, seek: usize, size: usize) -> Result<Option<f32>> {
+        self.drop_before(seek.saturating_sub(CTX_FRAMES) * HOP);
+        let x = self.samples(seek * HOP, (seek + size) * HOP)?;
+        if x.is_empty() {
+            return Ok(Some(0.0));
         }
-        let e: f64 = self.samples[a..b]
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum();
-        Some((e / (b - a) as f64).sqrt() as f32)
+        let e: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        Ok(Some((e / x.len() as f64).sqrt() as f32))
     }
 }
 
