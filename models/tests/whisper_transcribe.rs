@@ -6,7 +6,8 @@ mod whisper_common;
 use std::path::Path;
 
 use hark_models::whisper::{
-    Precision, SampleSource, Segment, TranscribeOptions, TranscriptionInfo, Whisper, WhisperError,
+    FileSource, Precision, SampleSource, Segment, TranscribeOptions, TranscriptionInfo, Whisper,
+    WhisperError,
 };
 
 fn load(name: &str) -> Option<Whisper> {
@@ -190,6 +191,24 @@ fn streamed_transcription_equals_whole_signal_features() {
     // 7919-sample reads: one window + context + one read at most
     assert!(info.max_buffered_samples <= 3004 * 160 + 7919 + 1);
     assert!((info.duration - samples.len() as f64 / 16000.0).abs() < 1e-9);
+}
+
+#[test]
+fn file_source_gives_the_transcript_of_the_loaded_samples() {
+    let (Some(w), Some(utts)) = (load("tiny.en"), whisper_common::an4_test()) else {
+        return;
+    };
+    let path = &utts[3].1;
+    let opts = TranscribeOptions::default();
+    let loaded = run(&w, &hark_audio::load_audio(path).expect("decoding"), &opts);
+    let mut streamed = Vec::new();
+    let mut src = FileSource::open(path).expect("opening");
+    w.transcribe_stream(&mut src, &opts, &mut |s| streamed.push(s.clone()))
+        .expect("streamed transcription");
+    assert!(!loaded.is_empty());
+    assert_eq!(streamed, loaded);
+    let err = FileSource::open(Path::new("/nonexistent/x.flac")).unwrap_err();
+    assert!(matches!(err, WhisperError::Audio(_)), "{err}");
 }
 
 #[test]

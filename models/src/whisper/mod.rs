@@ -20,7 +20,7 @@ pub use decode::{GenerateOptions, Generation, SpecialTokens};
 pub use error::{Result, WhisperError};
 pub use model::{DecoderState, EncoderOutput, WhisperModel};
 pub use transcribe::{
-    SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
+    FileSource, SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
 };
 
 /// Sets the number of compute threads used by the Whisper forward pass (hark-engine's

@@ -615,6 +615,41 @@ impl SampleSource for SliceSource<'_> {
     }
 }
 
+/// A [`SampleSource`] streaming an audio file (any format hark-audio decodes) as
+/// 16 kHz mono through [`hark_audio::FileReader`]; [`SampleSource::rewind`] re-opens
+/// the file. Memory stays bounded whatever the file's duration.
+#[derive(Debug)]
+pub struct FileSource {
+    path: std::path::PathBuf,
+    reader: hark_audio::FileReader,
+}
+
+impl FileSource {
+    /// Opens `path` (decoding its first block, so missing or non-audio files fail here).
+    pub fn open(path: &Path) -> Result<Self> {
+        let reader = hark_audio::FileReader::open(path, 16000)
+            .map_err(|e| WhisperError::Audio(e.to_string()))?;
+        Ok(FileSource {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+}
+
+impl SampleSource for FileSource {
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize> {
+        self.reader
+            .read(out, max)
+            .map_err(|e| WhisperError::Audio(e.to_string()))
+    }
+    fn rewind(&mut self) -> Result<()> {
+        if self.reader.samples_read() > 0 {
+            *self = FileSource::open(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
 const HOP: usize = 160;
 /// Frames of STFT context kept on each side of a block of frames.
 const CTX_FRAMES: usize = 2;
