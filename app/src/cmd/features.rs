@@ -1,12 +1,16 @@
-//! `hark features FILE`: Kaldi fbank or Whisper log-mel of an audio file, written
-//! as a Kaldi text archive (`copy-feats ark,t:` layout, key = file stem) or `.npy`.
+//! `hark features FILE`: Kaldi fbank (or spectrogram/MFCC) or Whisper log-mel of an
+//! audio file, written as a Kaldi text archive (`copy-feats ark,t:` layout, key =
+//! file stem) or `.npy`. Options that do not apply to the chosen kind are
+//! rejected rather than silently ignored.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hark_audio::features::fbank::{FbankOptions, FrameComputer};
+use hark_audio::features::fbank::{
+    FbankOptions, FrameComputer, FrameExtractionOptions, MfccOptions, SpectrogramOptions,
+};
 use hark_audio::features::output::{write_kaldi_text, write_npy};
 use hark_audio::features::whisper::{log_mel_spectrogram, FASTER_WHISPER_PADDING};
 
@@ -15,6 +19,10 @@ use hark_audio::features::whisper::{log_mel_spectrogram, FASTER_WHISPER_PADDING}
 pub enum Kind {
     /// Kaldi filter bank (`compute-fbank-feats`), int16-scale input.
     Fbank,
+    /// Kaldi log power spectrogram (`compute-spectrogram-feats`), bin 0 = log energy.
+    Spectrogram,
+    /// Kaldi MFCC (`compute-mfcc-feats`, 13 cepstra, C0 = log energy).
+    Mfcc,
     /// Whisper log-mel (faster-whisper's FeatureExtractor), `[n_mels, n_frames]`.
     WhisperMel,
 }
@@ -48,7 +56,7 @@ pub struct Args {
     /// Add log energy (fbank only).
     #[arg(long)]
     pub use_energy: bool,
-    /// HTK compatibility: energy last (fbank only).
+    /// HTK compatibility: energy last (fbank and MFCC).
     #[arg(long)]
     pub htk_compat: bool,
     /// Output format.
@@ -59,28 +67,92 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
+/// Rejects options that do not apply to the chosen kind (clap cannot express it).
+fn check_options(args: &Args) -> anyhow::Result<()> {
+    let kind = match args.kind {
+        Kind::Fbank => return Ok(()),
+        Kind::Spectrogram => "spectrogram",
+        Kind::Mfcc => "mfcc",
+        Kind::WhisperMel => "whisper-mel",
+    };
+    let mut bad = Vec::new();
+    if args.use_energy {
+        bad.push("--use-energy");
+    }
+    if args.kind == Kind::Spectrogram {
+        if args.htk_compat {
+            bad.push("--htk-compat");
+        }
+        if args.num_mel_bins.is_some() {
+            bad.push("--num-mel-bins");
+        }
+    }
+    if args.kind == Kind::WhisperMel {
+        if args.htk_compat {
+            bad.push("--htk-compat");
+        }
+        if args.dither != 0.0 {
+            bad.push("--dither");
+        }
+        if !args.snip_edges {
+            bad.push("--snip-edges");
+        }
+    }
+    if !bad.is_empty() {
+        anyhow::bail!("{} not valid with --kind {kind}", bad.join(", "));
+    }
+    Ok(())
+}
+
+/// Kaldi framing options from the flags.
+fn frame_opts(args: &Args) -> FrameExtractionOptions {
+    FrameExtractionOptions {
+        dither: args.dither,
+        snip_edges: args.snip_edges,
+        ..Default::default()
+    }
+}
+
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_options(&args)?;
     let samples = hark_audio::load_audio(&args.file)?;
+    let kaldi = |fc: FrameComputer| -> anyhow::Result<(Vec<f32>, usize, usize)> {
+        // Kaldi reads WAV samples as int16-scale values.
+        let scaled: Vec<f32> = samples.iter().map(|s| s * 32768.0).collect();
+        let f = fc.compute(&scaled)?;
+        if f.n_frames == 0 {
+            anyhow::bail!(
+                "{}: signal of {} samples ({:.3} s) is shorter than one frame",
+                args.file.display(),
+                samples.len(),
+                samples.len() as f64 / hark_audio::TARGET_SAMPLE_RATE as f64
+            );
+        }
+        Ok((f.data, f.n_frames, f.dim))
+    };
     let (data, rows, cols) = match args.kind {
         Kind::Fbank => {
             let mut o = FbankOptions::with_bins(args.num_mel_bins.unwrap_or(23));
-            o.frame_opts.dither = args.dither;
-            o.frame_opts.snip_edges = args.snip_edges;
+            o.frame_opts = frame_opts(&args);
             o.use_energy = args.use_energy;
             o.htk_compat = args.htk_compat;
-            let fb = FrameComputer::new(o)?;
-            // Kaldi reads WAV samples as int16-scale values.
-            let scaled: Vec<f32> = samples.iter().map(|s| s * 32768.0).collect();
-            let f = fb.compute(&scaled)?;
-            if f.n_frames == 0 {
-                anyhow::bail!(
-                    "{}: signal of {} samples is shorter than one frame",
-                    args.file.display(),
-                    samples.len()
-                );
+            kaldi(FrameComputer::new(o)?)?
+        }
+        Kind::Spectrogram => kaldi(FrameComputer::spectrogram(SpectrogramOptions {
+            frame_opts: frame_opts(&args),
+            ..Default::default()
+        })?)?,
+        Kind::Mfcc => {
+            let mut o = MfccOptions {
+                frame_opts: frame_opts(&args),
+                htk_compat: args.htk_compat,
+                ..Default::default()
+            };
+            if let Some(n) = args.num_mel_bins {
+                o.mel_opts.num_bins = n;
             }
-            (f.data, f.n_frames, f.dim)
+            kaldi(FrameComputer::mfcc(o)?)?
         }
         Kind::WhisperMel => {
             let m = log_mel_spectrogram(
