@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Train hark's built-in `an4-conformer` (a small FireRedASR-AED) on AN4 with PyTorch on CPU.
+
+The model is FireRedASR's own `FireRedAsrAed` (fireredasr/models/fireredasr_aed.py:
+ConformerEncoder + TransformerDecoder) so that the result goes through the converter users use
+(`scripts/convert_fireredasr.py`). FireRedASR ships only an inference path; the teacher-forced
+training forward below is written here from its submodules. A CTC head on the encoder gives
+joint CTC + attention training (ESPnet/WeNet style); it is training-only and is not exported.
+
+Recipe (what is known to work on small data):
+  * 80-bin Kaldi fbank (kaldi-native-fbank, 25/10 ms, povey window, dither 0, snip_edges) on
+    int16-scale samples, as FireRedASR's KaldifeatFbank and hark compute it at inference;
+    global CMVN from the training split, written as Kaldi cmvn.ark;
+  * speed perturbation 0.9/1.0/1.1 (resampling; features of the three speeds are computed once
+    and cached), one speed drawn per utterance and epoch;
+  * SpecAugment (2 frequency masks <= 27 bins, 2 time masks <= 40 frames, <= 20% of the frames);
+  * SentencePiece BPE vocabulary on the upper-cased training text (FireRedASR's tokenizer);
+  * loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed (0.1) attention CE;
+  * Adam(0.9, 0.98) with Noam warm-up / inverse-sqrt decay, gradient clipping;
+  * a held-out dev split of train (never the test set) for model selection; the checkpoints of
+    the best N epochs by dev token accuracy are averaged at the end.
+
+The run is wall-clock budgeted (--deadline HH:MM UTC): it stops starting new epochs when the next
+one would end after the deadline, then averages and exports. --resume continues from
+<workdir>/last.pt.
+
+Usage (from the repository root):
+  python3 scripts/train_an4.py --workdir /tmp/an4_train --deadline 14:15 [--resume]
+  python3 scripts/train_an4.py --workdir /tmp/an4_train --export-only   # average + export again
+Then:
+  python3 scripts/convert_fireredasr.py /tmp/an4_train/export models/builtin/an4-conformer --dtype f16
+"""
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+for p in ("/tmp/fireredasr_pkg",):
+    if os.path.isdir(p):
+        sys.path.append(p)
+
+from fireredasr.data.asr_feat import CMVN, KaldifeatFbank  # noqa: E402
+from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
+from fireredasr.tokenizer.aed_tokenizer import ChineseCharEnglishSpmTokenizer  # noqa: E402
+
+SPECIALS = ["<blank>", "<unk>", "<pad>", "<sos>", "<eos>"]
+SPEEDS = (0.9, 1.0, 1.1)
+
+
+def log(msg, fh=None):
+    line = f"[{dt.datetime.utcnow().strftime('%H:%M:%S')}] {msg}"
+    print(line, flush=True)
+    if fh is not None:
+        fh.write(line + "\n")
+        fh.flush()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_split(d):
+    utts = []
+    with open(os.path.join(d, "manifest.jsonl")) as f:
+        for line in f:
+            m = json.loads(line)
+            utts.append((m["id"], os.path.join(d, m["audio_filepath"]), m["text"].strip()))
+    return utts
+
+
+def speed_perturb(wav, speed):
+    """Speed (tempo + pitch) perturbation by resampling, as sox `speed` does."""
+    if speed == 1.0:
+        return wav
+    from scipy.signal import resample_poly
+
+    up, down = 10, int(round(speed * 10))
+    return resample_poly(wav.astype(np.float64), up, down)
+
+
+def compute_feats(utts, cache_path, speeds):
+    """{(utt_id, speed): fbank float32 (T, 80)} for every utterance and speed, cached on disk."""
+    if os.path.exists(cache_path):
+        return torch.load(cache_path, weights_only=False)
+    import soundfile as sf
+
+    fbank = KaldifeatFbank(num_mel_bins=80, frame_length=25, frame_shift=10, dither=0.0)
+    feats = {}
+    t0 = time.time()
+    for i, (uid, path, _) in enumerate(utts):
+        wav, sr = sf.read(path, dtype="int16")
+        assert sr == 16000, f"{path}: sample rate {sr}"
+        for s in speeds:
+            w = speed_perturb(wav.astype(np.float32), s).astype(np.float32)
+            feats[(uid, s)] = fbank((sr, w)).astype(np.float32)
+        if i % 200 == 0:
+            print(f"  feats {i}/{len(utts)} {time.time() - t0:.0f}s", flush=True)
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+    torch.save(feats, cache_path)
+    return feats
+
+
+def write_cmvn(path, mats):
+    import kaldiio
+
+    x = np.concatenate(mats).astype(np.float64)
+    stats = np.zeros((2, x.shape[1] + 1))
+    stats[0, :-1] = x.sum(0)
+    stats[1, :-1] = (x * x).sum(0)
+    stats[0, -1] = x.shape[0]
+    kaldiio.save_mat(path, stats)
+
+
+def train_spm(texts, prefix, vocab_size):
+    import sentencepiece as spm
+
+    txt = prefix + ".txt"
+    with open(txt, "w") as f:
+        f.write("\n".join(t.upper() for t in texts) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=txt, model_prefix=prefix, vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
+        bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2, hard_vocab_limit=False,
+        normalization_rule_name="identity")
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) != "<unk>"]
+    return prefix + ".model", SPECIALS + pieces
+
+
+def spec_augment(x, rng, n_freq=2, max_f=27, n_time=2, max_t=40, max_t_ratio=0.2):
+    """In-place SpecAugment on one (T, D) normalised feature matrix (masked values = 0 = mean)."""
+    T, D = x.shape
+    for _ in range(n_freq):
+        f = rng.randint(0, max_f)
+        f0 = rng.randint(0, D - f)
+        x[:, f0:f0 + f] = 0.0
+    tmax = min(max_t, int(max_t_ratio * T))
+    for _ in range(n_time):
+        if tmax < 1:
+            break
+        t = rng.randint(0, tmax)
+        t0 = rng.randint(0, T - t)
+        x[t0:t0 + t, :] = 0.0
+    return x
+
+
+def make_batches(lengths, max_frames, max_utts, rng):
+    """Length-sorted buckets of up to max_frames padded frames; batch order shuffled."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        m = max(cur_max, lengths[i])
+        if cur and (m * (len(cur) + 1) > max_frames or len(cur) >= max_utts):
+            batches.append(cur)
+            cur, m = [], lengths[i]
+        cur.append(i)
+        cur_max = m
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def pad_feats(mats):
+    lens = torch.tensor([m.shape[0] for m in mats])
+    x = torch.zeros(len(mats), int(lens.max()), mats[0].shape[1])
+    for i, m in enumerate(mats):
+        x[i, :m.shape[0]] = torch.from_numpy(m)
+    return x, lens
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class AedWithCtc(torch.nn.Module):
+    """FireRedAsrAed + a training-only CTC head (not exported)."""
+
+    def __init__(self, args):
+        super().__init__()
+        self.aed = FireRedAsrAed.from_args(args)
+        self.ctc = torch.nn.Linear(args.d_model, args.odim)
+        self.args = args
+        # nn.Embedding's N(0, 1) init with the tied output projection gives logits of std
+        # ~sqrt(d_model) at the start; N(0, 1/d_model) keeps the (sqrt(d_model)-scaled) input at
+        # unit variance and the initial logits small.
+        with torch.no_grad():
+            self.aed.decoder.tgt_word_emb.weight.normal_(0.0, args.d_model ** -0.5)
+
+    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False):
+        a = self.args
+        enc, enc_lens, enc_mask = self.aed.encoder(x, xlens)
+        # CTC over the encoder output (blank = 0).
+        ylens = torch.tensor([len(y) for y in ys])
+        lp = F.log_softmax(self.ctc(enc), dim=-1).transpose(0, 1)
+        flat = torch.tensor([t for y in ys for t in y], dtype=torch.long)
+        loss_ctc = F.ctc_loss(lp, flat, enc_lens.long(), ylens, blank=0, reduction="sum", zero_infinity=True)
+        # Teacher-forced decoder: input <sos> y (padded with pad_id), target y <eos> (-1 ignored).
+        dec = self.aed.decoder
+        L = int(ylens.max()) + 1
+        ys_in = torch.full((len(ys), L), a.pad_id, dtype=torch.long)
+        ys_out = torch.full((len(ys), L), -1, dtype=torch.long)
+        for i, y in enumerate(ys):
+            ys_in[i, 0] = a.sos_id
+            ys_in[i, 1:len(y) + 1] = torch.tensor(y)
+            ys_out[i, :len(y)] = torch.tensor(y)
+            ys_out[i, len(y)] = a.eos_id
+        logits = self.decode_logits(ys_in, enc, enc_mask)
+        loss_att = F.cross_entropy(logits.reshape(-1, a.odim), ys_out.reshape(-1), ignore_index=-1,
+                                   label_smoothing=smoothing, reduction="sum")
+        valid = ys_out != -1
+        correct = ((logits.argmax(-1) == ys_out) & valid).sum().item()
+        n = len(ys)
+        loss = ctc_weight * loss_ctc / n + (1 - ctc_weight) * loss_att / n
+        out = (loss, loss_ctc.item() / n, loss_att.item() / n, correct, int(valid.sum()))
+        return out + ((enc, enc_lens, enc_mask),) if return_enc else out
+
+    def decode_logits(self, ys_in, enc, enc_mask):
+        dec = self.aed.decoder
+        tgt_mask = dec.ignored_target_position_is_0(ys_in, dec.pad_id)
+        h = dec.dropout(dec.tgt_word_emb(ys_in) * dec.scale + dec.positional_encoding(ys_in))
+        for layer in dec.layer_stack:
+            h = layer(h, enc, tgt_mask, enc_mask)
+        return dec.tgt_word_prj(dec.layer_norm_out(h))
+
+
+def ctc_greedy(logits, lens):
+    out = []
+    best = logits.argmax(-1)
+    for b in range(best.shape[0]):
+        prev, seq = -1, []
+        for t in best[b, :int(lens[b])].tolist():
+            if t != prev and t != 0:
+                seq.append(t)
+            prev = t
+        out.append(seq)
+    return out
+
+
+def word_errors(ref, hyp):
+    r, h = ref.split(), hyp.split()
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(h)], len(r)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_args(o, odim):
+    return argparse.Namespace(
+        idim=80, odim=odim, d_model=o.d_model, n_head=o.n_head, n_layers_enc=o.n_layers_enc,
+        n_layers_dec=o.n_layers_dec, kernel_size=o.kernel_size, pe_maxlen=5000,
+        sos_id=SPECIALS.index("<sos>"), eos_id=SPECIALS.index("<eos>"), pad_id=SPECIALS.index("<pad>"),
+        residual_dropout=o.dropout, dropout_rate=o.dropout)
+
+
+def evaluate(model, data, tok, batch=32, attention=True):
+    """Dev: teacher-forced token accuracy / attention loss, CTC greedy WER, attention greedy WER."""
+    model.eval()
+    errs_ctc = errs_att = words = correct = total = 0
+    loss_att = 0.0
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            chunk = data[i:i + batch]
+            x, xl = pad_feats([d["feat"] for d in chunk])
+            ys = [d["ids"] for d in chunk]
+            _, _, la, c, n, (enc, enc_lens, enc_mask) = model(x, xl, ys, 0.0, 0.0, return_enc=True)
+            loss_att += la * len(chunk)
+            correct += c
+            total += n
+            hyps_ctc = ctc_greedy(model.ctc(enc), enc_lens)
+            hyps_att = None
+            if attention:
+                nb = model.aed.decoder.batch_beam_search(enc, enc_mask, 1, 1, 0, 1.0, 0.0, 1.0)
+                hyps_att = [h[0]["yseq"].tolist() for h in nb]
+            for j, d in enumerate(chunk):
+                e, w = word_errors(d["text"], tok.detokenize(hyps_ctc[j]))
+                errs_ctc += e
+                words += w
+                if hyps_att is not None:
+                    errs_att += word_errors(d["text"], tok.detokenize(hyps_att[j]))[0]
+    model.train()
+    return dict(acc=correct / max(total, 1), loss_att=loss_att / len(data), wer_ctc=100.0 * errs_ctc / words,
+                wer_att=100.0 * errs_att / words if attention else None)
+
+
+def export(o, args, tok_files, logf):
+    """Average the best --average epochs (dev accuracy) and write a FireRedASR checkpoint dir."""
+    import shutil
+
+    hist_path = os.path.join(o.workdir, "history.json")
+    with open(hist_path) as f:
+        hist = json.load(f)
+    ranked = sorted(hist, key=lambda h: (-h["dev"]["acc"], h["dev"]["loss_att"]))
+    chosen = sorted(h["epoch"] for h in ranked[:o.average])
+    log(f"averaging epochs {chosen}", logf)
+    avg = None
+    for e in chosen:
+        sd = torch.load(os.path.join(o.workdir, f"epoch{e}.pt"), map_location="cpu", weights_only=False)
+        if avg is None:
+            avg = {k: v.clone().double() for k, v in sd.items()}
+        else:
+            for k in avg:
+                avg[k] += sd[k].double()
+    for k in avg:
+        avg[k] = (avg[k] / len(chosen)).to(sd[k].dtype)
+    out = os.path.join(o.workdir, "export")
+    os.makedirs(out, exist_ok=True)
+    aed_sd = {k[len("aed."):]: v for k, v in avg.items() if k.startswith("aed.")}
+    aed_sd["decoder.tgt_word_prj.weight"] = aed_sd["decoder.tgt_word_emb.weight"]
+    torch.save({"args": args, "model_state_dict": aed_sd}, os.path.join(out, "model.pth.tar"))
+    torch.save(avg, os.path.join(o.workdir, "averaged_with_ctc.pt"))
+    for src in tok_files:
+        shutil.copyfile(src, os.path.join(out, os.path.basename(src)))
+    with open(os.path.join(out, "averaged_epochs.json"), "w") as f:
+        json.dump(chosen, f)
+    return out, chosen
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "an4"))
+    p.add_argument("--workdir", default="/tmp/an4_train")
+    p.add_argument("--feat-cache", default="/tmp/an4_feats/train_sp.pt")
+    p.add_argument("--deadline", default="14:15", help="wall-clock UTC HH:MM at which training must have ended")
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--export-only", action="store_true")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--subset", type=int, default=0, help="use only N training utterances (smoke test)")
+    p.add_argument("--dev-fraction", type=float, default=0.05)
+    p.add_argument("--vocab", type=int, default=100, help="SentencePiece BPE vocabulary size")
+    p.add_argument("--d-model", dest="d_model", type=int, default=96)
+    p.add_argument("--n-head", dest="n_head", type=int, default=4)
+    p.add_argument("--n-layers-enc", dest="n_layers_enc", type=int, default=6)
+    p.add_argument("--n-layers-dec", dest="n_layers_dec", type=int, default=3)
+    p.add_argument("--kernel-size", dest="kernel_size", type=int, default=15)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--ctc-weight", type=float, default=0.3)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    p.add_argument("--max-frames", type=int, default=6000, help="padded input frames per batch")
+    p.add_argument("--max-utts", type=int, default=32)
+    p.add_argument("--freq-mask", type=int, default=27, help="SpecAugment: max bins per frequency mask (2 masks)")
+    p.add_argument("--time-mask-ratio", type=float, default=0.2,
+                   help="SpecAugment: max fraction of the frames per time mask (2 masks, each <= 40 frames)")
+    p.add_argument("--average", type=int, default=5, help="checkpoints averaged at the end")
+    # One thread: on this shared 2-core machine two intra-op threads were 8x slower than one
+    # while other jobs compiled (every op waits for the slower thread).
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log-every", type=int, default=10)
+    o = p.parse_args()
+
+    torch.set_num_threads(o.threads)
+    os.makedirs(o.workdir, exist_ok=True)
+    logf = open(os.path.join(o.workdir, "train.log"), "a")
+    log(f"args: {vars(o)}", logf)
+    random.seed(o.seed)
+    np.random.seed(o.seed)
+    torch.manual_seed(o.seed)
+
+    # Data, split, vocabulary, CMVN (all deterministic from the seed).
+    utts = read_split(os.path.join(o.data, "train"))
+    if o.subset:
+        utts = utts[:o.subset]
+    ids = [u[0] for u in utts]
+    split_rng = random.Random(o.seed)
+    dev_ids = set(split_rng.sample(ids, max(1, int(round(o.dev_fraction * len(ids))))))
+    train_utts = [u for u in utts if u[0] not in dev_ids]
+    dev_utts = [u for u in utts if u[0] in dev_ids]
+    with open(os.path.join(o.workdir, "dev_ids.txt"), "w") as f:
+        f.write("\n".join(sorted(dev_ids)) + "\n")
+
+    spm_prefix = os.path.join(o.workdir, f"train_bpe{o.vocab}")
+    spm_model, tokens = train_spm([u[2] for u in train_utts], spm_prefix, o.vocab)
+    dict_path = os.path.join(o.workdir, "dict.txt")
+    with open(dict_path, "w", encoding="utf8") as f:
+        for i, t in enumerate(tokens):
+            f.write(f"{t} {i}\n")
+    tok = ChineseCharEnglishSpmTokenizer(dict_path, spm_model)
+
+    feats = compute_feats(read_split(os.path.join(o.data, "train")), o.feat_cache, SPEEDS)
+    cmvn_path = os.path.join(o.workdir, "cmvn.ark")
+    write_cmvn(cmvn_path, [feats[(u[0], 1.0)] for u in train_utts])
+    cmvn = CMVN(cmvn_path)
+
+    def item(u, s):
+        t, tid = tok.tokenize(u[2])
+        assert tok.dict.unkid not in tid, f"{u[0]}: <unk> in {t}"
+        return dict(id=u[0], text=u[2].upper(), ids=tid, feat=cmvn(feats[(u[0], s)]).astype(np.float32))
+
+    train = {s: [item(u, s) for u in train_utts] for s in SPEEDS}
+    dev = [item(u, 1.0) for u in dev_utts]
+    log(f"train {len(train_utts)} utts, dev {len(dev)} utts, vocab {len(tokens)}", logf)
+
+    args = build_args(o, len(tokens))
+    model = AedWithCtc(args)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("ctc."))
+    log(f"model: {n_params / 1e6:.2f} M parameters (without the CTC head); args {vars(args)}", logf)
+    tok_files = [spm_model, dict_path, cmvn_path]
+    if o.export_only:
+        out, _ = export(o, args, tok_files, logf)
+        log(f"exported to {out}", logf)
+        return
+
+    opt = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(0.9, 0.98), eps=1e-9)
+    step, start_epoch, hist = 0, 1, []
+    last = os.path.join(o.workdir, "last.pt")
+    if o.resume and os.path.exists(last):
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, start_epoch, hist = ck["step"], ck["epoch"] + 1, ck["hist"]
+        random.setstate(ck["py_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed from epoch {ck['epoch']} step {step}", logf)
+
+    h, m = (int(v) for v in o.deadline.split(":"))
+    now = dt.datetime.utcnow()
+    deadline = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    if deadline < now - dt.timedelta(hours=1):
+        deadline += dt.timedelta(days=1)
+    log(f"deadline {deadline.isoformat()} UTC", logf)
+
+    rng = random.Random(o.seed * 1000 + start_epoch)
+    epoch_times = []
+    model.train()
+    for epoch in range(start_epoch, o.max_epochs + 1):
+        if epoch_times:
+            est = max(epoch_times[-3:]) * 1.1
+            if dt.datetime.utcnow() + dt.timedelta(seconds=est) > deadline:
+                log(f"stopping before epoch {epoch}: next epoch (~{est:.0f}s) would pass the deadline", logf)
+                break
+        t0 = time.time()
+        rng = random.Random(o.seed * 1000 + epoch)
+        speeds = [rng.choice(SPEEDS) for _ in train_utts]
+        data = [train[s][i] for i, s in enumerate(speeds)]
+        batches = make_batches([d["feat"].shape[0] for d in data], o.max_frames, o.max_utts, rng)
+        tot, tot_ctc, tot_att, corr, ntok = 0.0, 0.0, 0.0, 0, 0
+        for bi, b in enumerate(batches):
+            step += 1
+            lr = o.lr * min(step / o.warmup, math.sqrt(o.warmup / step))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, xl = pad_feats([spec_augment(d["feat"].copy(), rng, max_f=o.freq_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
+            ys = [data[i]["ids"] for i in b]
+            loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            if torch.isfinite(gn):
+                opt.step()
+            tot += loss.item()
+            tot_ctc += lc
+            tot_att += la
+            corr += c
+            ntok += n
+            if (bi + 1) % o.log_every == 0:
+                log(f"epoch {epoch} batch {bi + 1}/{len(batches)} step {step} lr {lr:.2e} "
+                    f"loss {tot / (bi + 1):.2f} ctc {tot_ctc / (bi + 1):.2f} att {tot_att / (bi + 1):.2f} "
+                    f"acc {corr / max(ntok, 1):.3f} {time.time() - t0:.0f}s", logf)
+        train_time = time.time() - t0
+        dev_res = evaluate(model, dev, tok, attention=(epoch % 3 == 0 or epoch >= 25))
+        torch.save(model.state_dict(), os.path.join(o.workdir, f"epoch{epoch}.pt"))
+        hist.append(dict(epoch=epoch, step=step, train_loss=tot / len(batches), dev=dev_res, time=train_time))
+        with open(os.path.join(o.workdir, "history.json"), "w") as f:
+            json.dump(hist, f, indent=1)
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, epoch=epoch, hist=hist,
+                        py_rng=random.getstate(), torch_rng=torch.get_rng_state()), last + ".tmp")
+        os.replace(last + ".tmp", last)
+        epoch_times.append(time.time() - t0)
+        wa = "-" if dev_res["wer_att"] is None else f"{dev_res['wer_att']:.2f}"
+        log(f"END epoch {epoch} train_loss {tot / len(batches):.3f} dev acc {dev_res['acc']:.4f} "
+            f"loss_att {dev_res['loss_att']:.3f} WER ctc {dev_res['wer_ctc']:.2f} att {wa} "
+            f"({train_time:.0f}s train, {epoch_times[-1]:.0f}s total)", logf)
+
+    out, chosen = export(o, args, tok_files, logf)
+    model.load_state_dict(torch.load(os.path.join(o.workdir, "averaged_with_ctc.pt"), weights_only=False))
+    res = evaluate(model, dev, tok, attention=True)
+    log(f"averaged {chosen}: dev acc {res['acc']:.4f} WER ctc {res['wer_ctc']:.2f} att {res['wer_att']:.2f}", logf)
+    log(f"exported to {out}", logf)
+
+
+if __name__ == "__main__":
+    main()
