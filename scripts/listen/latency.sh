@@ -3,10 +3,14 @@
 #
 # Joins the first N AN4 test utterances (../shared) with 1 s pauses into one WAV, streams
 # it through `hark listen --input ... --no-tui --stats` at real time (the live ring-buffer
-# path) and prints the pipeline's figures: median/p95 latency from end of speech (VAD end)
-# to final text, partial refresh interval, final real-time factor, dropped audio (overruns).
+# path) and prints the pipeline's figures: median/p95 final latency (from the arrival of
+# the audio holding the last voiced frame to the emission of the final text), partial
+# refresh interval, final real-time factor, CPU use of the process (percent of one core,
+# model load excluded), dropped audio (overruns). The load average is printed first:
+# figures taken while the machine is busy are "under load".
 #
 # usage: scripts/listen/latency.sh [N=10] [HARK=target/release/hark] [extra hark listen flags...]
+#   e.g. scripts/listen/latency.sh 20 target/release/hark --model an4-conformer
 set -euo pipefail
 N=${1:-10}
 HARK=${2:-target/release/hark}
@@ -29,4 +33,5 @@ sig = np.concatenate(parts)
 sf.write(out, sig.astype(np.float32), 16000, subtype="PCM_16")
 print(f"{n} utterances, {len(sig)/16000:.1f} s", file=sys.stderr)
 PY
+echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
 "$HARK" listen --input "$TMP/joined.wav" --no-tui --stats --output "$TMP/t.txt" "$@"

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hark_audio::{AudioSource, FileSource, MicSource};
+use hark_models::recognizer::{self, Family, Recognizer};
 use hark_models::streaming::SegmenterConfig;
-use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
+use hark_models::whisper::{Precision, TranscribeOptions};
 
 use crate::listen::ui::App;
 use crate::listen::{Event, Pipeline, SourceFactory, Stats};
@@ -24,7 +25,8 @@ use crate::listen::{Event, Pipeline, SourceFactory, Stats};
 /// Arguments of `hark listen`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model name (pulled on first use) or model directory.
+    /// Model name (pulled on first use) or model directory (any family: Whisper,
+    /// conformer-AED).
     #[arg(long, default_value = "tiny.en")]
     pub model: String,
     /// Input device name (see `hark devices`); default: the system default input.
@@ -60,12 +62,18 @@ pub struct Args {
     /// Re-decode cadence of the open utterance (ms).
     #[arg(long, default_value_t = 400)]
     pub partial_every_ms: u32,
-    /// Longest utterance before a cut at a pause (s, at most 28).
+    /// Longest utterance before a cut at a pause (s; at most 28 for Whisper, which sees
+    /// 30 s windows, and 30 for conformer-AED models, the longest piece they decode).
     #[arg(long, default_value_t = 25.0)]
     pub max_utterance_s: f32,
-    /// Silence that ends an utterance (ms).
+    /// Silence that confirms the end of an utterance (ms, the VAD hangover). Shorter
+    /// pauses inside an utterance do not split it.
     #[arg(long, default_value_t = 600)]
     pub hangover_ms: u32,
+    /// Silence after which the final decode starts speculatively (ms): the final text
+    /// is usually ready when the hangover confirms the end.
+    #[arg(long, default_value_t = 100)]
+    pub endpoint_ms: u32,
 }
 
 fn default_transcript() -> anyhow::Result<PathBuf> {
@@ -120,9 +128,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.realtime_speed > 0.0 && args.realtime_speed <= 100.0) {
         anyhow::bail!("--realtime-speed takes a value in (0, 100]");
     }
-    if !(1.0..=28.0).contains(&args.max_utterance_s) {
-        anyhow::bail!("--max-utterance-s takes a value between 1 and 28 (Whisper sees 30 s)");
-    }
     if args.beam == 0 {
         anyhow::bail!("--beam must be at least 1");
     }
@@ -163,13 +168,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = crate::cmd::models::BarProgress::default();
     let dir = hark_models::store::ensure_model(&args.model, &progress)
         .with_context(|| format!("resolving model `{}`", args.model))?;
-    let precision = match args.precision {
-        Some(p) => p,
-        None => hark_models::whisper::config::WhisperConfig::from_dir(&dir)
-            .map(|c| c.precision)
-            .with_context(|| format!("reading the config of {}", dir.display()))?,
+    let facts = recognizer::model_facts(&dir)
+        .with_context(|| format!("reading the config of {}", dir.display()))?;
+    // The longest utterance a family decodes in one piece.
+    let max_utterance = match facts.family {
+        Family::Whisper => 28.0,
+        Family::ConformerAed => recognizer::CONFORMER_MAX_PIECE_S as f32,
     };
-    let whisper = Whisper::load(&dir, precision)
+    if !(1.0..=max_utterance).contains(&args.max_utterance_s) {
+        anyhow::bail!(
+            "--max-utterance-s takes a value between 1 and {max_utterance} for {} models",
+            facts.family
+        );
+    }
+    let precision = args.precision.unwrap_or(facts.stored_precision);
+    let model = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
 
     let transcript = match &args.output {
@@ -195,12 +208,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut seg_cfg = SegmenterConfig {
         partial_every_ms: args.partial_every_ms.max(50),
         max_utterance_s: args.max_utterance_s,
+        endpoint_ms: args.endpoint_ms,
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;
-    let pipeline = Pipeline::start(source_factory(&args), whisper, final_opts, seg_cfg)?;
+    let pipeline = Pipeline::start(source_factory(&args), model, final_opts, seg_cfg)?;
 
     let mut stats = Stats::default();
+    stats.begin();
     let mut sink = |text: &str| -> std::io::Result<()> {
         writeln!(file, "{text}")?;
         file.flush()

@@ -5,13 +5,27 @@
 //!    resample to 16 kHz, or a file replayed at real time through the same ring);
 //! 2. **segment**: voice activity detection and utterance cutting
 //!    ([`hark_models::streaming::Segmenter`]), level meter, end-of-speech clock;
-//! 3. **recognise**: re-decodes the open utterance at a steady cadence (greedy, one
-//!    temperature: cheap partials), commits what two successive hypotheses agree on
-//!    ([`LocalAgreement`]), and decodes each complete utterance once more with the full
-//!    offline options (beam search, temperature fallback) for the final text. Partial
-//!    requests that pile up while a decode runs are coalesced to the newest one; finals
-//!    are never dropped. The model (weights, tokenizer, mel filters) is loaded once and
-//!    shared by every decode.
+//! 3. **recognise**: any model family through [`Recognizer`]. It re-decodes the open
+//!    utterance at a steady cadence (greedy, one temperature: cheap partials) and
+//!    commits what two successive hypotheses agree on ([`LocalAgreement`]).
+//!
+//! Final latency is what matters most, so the recogniser works by priority:
+//! - the final decode starts *speculatively* when the segmenter sees `endpoint_ms` of
+//!   silence ([`Segment::Endpoint`]) instead of after the VAD hangover; when the
+//!   hangover confirms the end ([`Segment::Final`], same audio) the text is already
+//!   there or on its way; if speech resumed ([`Segment::Resumed`]) it is dropped (it
+//!   was shown as a partial);
+//! - a partial never starts while an endpoint or final is queued, queued partials are
+//!   coalesced to the newest, and the segmenter schedules none during a pause;
+//! - running decodes that became useless are flagged ([`Preempt`]); the flag is checked
+//!   before a decode starts. (Whisper's decode loop has no cancellation hook yet, so a
+//!   partial that is already running still finishes: requested from the Whisper side.)
+//!
+//! The final decode uses the full offline options (beam search, temperature fallback)
+//! and is conditioned on the previous finals. Latency is measured honestly: from the
+//! arrival of the audio chunk holding the last voiced frame to the emission of the
+//! final text (so it includes the endpoint wait, or the hangover when the decode is
+//! faster than it).
 //!
 //! One [`Event`] enum reaches the UI thread (or the `--no-tui` printer) through one
 //! receiver; rendering never touches pipeline state.
@@ -26,8 +40,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use hark_audio::AudioSource;
+use hark_models::recognizer::Recognizer;
 use hark_models::streaming::{LocalAgreement, Segment, Segmenter, SegmenterConfig};
-use hark_models::whisper::{TranscribeOptions, Whisper};
+use hark_models::whisper::TranscribeOptions;
 
 /// Everything the pipeline tells the UI.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +69,7 @@ pub enum Event {
         id: u64,
         /// The text (may be empty: noise, no speech).
         text: String,
-        /// From the end of speech (VAD end) to this text, in ms.
+        /// From the arrival of the last voiced audio to this text, in ms.
         latency_ms: f64,
         /// Decode time / audio duration of the final decode.
         rtf: f64,
@@ -80,6 +95,16 @@ pub struct Controls {
     pub paused: AtomicBool,
 }
 
+/// Flags the segmenter raises when a running decode became useless: a partial once
+/// the end of speech is seen, a speculative final once speech resumes.
+#[derive(Debug, Default)]
+pub struct Preempt {
+    /// Stop the running partial decode.
+    pub partial: Arc<AtomicBool>,
+    /// Stop the running speculative final decode.
+    pub speculative: Arc<AtomicBool>,
+}
+
 /// Opens the audio source inside the capture thread (a microphone must stay on the
 /// thread that opened it).
 pub type SourceFactory = Box<dyn FnOnce() -> anyhow::Result<Box<dyn AudioSource>> + Send + 'static>;
@@ -94,9 +119,18 @@ enum Job {
         id: u64,
         audio: Vec<f32>,
     },
+    Endpoint {
+        id: u64,
+        audio: Vec<f32>,
+        speech_end: u64,
+    },
+    Resumed {
+        id: u64,
+    },
     Final {
         id: u64,
         audio: Vec<f32>,
+        speech_end: u64,
         speech_end_at: Instant,
     },
 }
@@ -112,14 +146,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the threads. Fails if the source cannot be opened (e.g. no device).
+    /// `final_opts` are the options of the final decode (partials are greedy).
     pub fn start(
         open: SourceFactory,
-        whisper: Whisper,
+        model: Recognizer,
         final_opts: TranscribeOptions,
         seg_cfg: SegmenterConfig,
     ) -> anyhow::Result<Self> {
         let (ev_tx, events) = crossbeam_channel::unbounded();
         let controls = Arc::new(Controls::default());
+        let preempt = Arc::new(Preempt::default());
         let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(1024);
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
@@ -139,12 +175,13 @@ impl Pipeline {
         }
         let c = controls.clone();
         let tx = ev_tx.clone();
+        let p = preempt.clone();
         let segment = std::thread::Builder::new()
             .name("hark-segment".into())
-            .spawn(move || segment_thread(seg_cfg, c, chunk_rx, job_tx, tx))?;
+            .spawn(move || segment_thread(seg_cfg, c, chunk_rx, job_tx, tx, p))?;
         let recognise = std::thread::Builder::new()
             .name("hark-recognise".into())
-            .spawn(move || recognise_thread(whisper, final_opts, job_rx, ev_tx))?;
+            .spawn(move || recognise_thread(model, final_opts, job_rx, ev_tx, preempt))?;
         Ok(Self {
             events,
             controls,
@@ -215,66 +252,124 @@ fn capture_thread(
     let _ = events.send(Event::Overruns(source.overruns()));
 }
 
-fn segment_thread(
-    cfg: SegmenterConfig,
-    controls: Arc<Controls>,
-    input: Receiver<Chunk>,
+/// Turns segmenter output into recogniser jobs, raising the preemption flags (after
+/// the job is queued, so the recogniser sees either the flag or the job).
+struct Forwarder {
     jobs: Sender<Job>,
-    events: Sender<Event>,
-) {
-    let mut seg = Segmenter::new(cfg);
-    let mut out = Vec::new();
-    // (stream position after the chunk, arrival time) of recent chunks.
-    let mut arrivals: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut was_paused = false;
-    let mut level_due = Instant::now();
-    let mut peak_db = -120.0f32;
-    let forward = |out: &mut Vec<Segment>, arrivals: &VecDeque<(u64, Instant)>| {
+    preempt: Arc<Preempt>,
+    /// (stream position after the chunk, arrival time) of recent chunks.
+    arrivals: VecDeque<(u64, Instant)>,
+    /// `speech_end` of the last endpoint.
+    last_endpoint: Option<u64>,
+}
+
+impl Forwarder {
+    fn arrived(&mut self, pos: u64, at: Instant) {
+        self.arrivals.push_back((pos, at));
+        while self.arrivals.len() > 3000 {
+            self.arrivals.pop_front();
+        }
+    }
+
+    fn forward(&mut self, out: &mut Vec<Segment>) {
         for s in out.drain(..) {
-            let job = match s {
+            let (job, flag) = match s {
                 Segment::Start { .. } => continue,
-                Segment::Partial { id, audio } => Job::Partial { id, audio },
+                Segment::Partial { id, audio } => (Job::Partial { id, audio }, None),
+                Segment::Endpoint {
+                    id,
+                    audio,
+                    speech_end,
+                } => {
+                    self.last_endpoint = Some(speech_end);
+                    (
+                        Job::Endpoint {
+                            id,
+                            audio,
+                            speech_end,
+                        },
+                        Some(&self.preempt.partial),
+                    )
+                }
+                Segment::Resumed { id } => {
+                    self.last_endpoint = None;
+                    (Job::Resumed { id }, Some(&self.preempt.speculative))
+                }
                 Segment::Final {
                     id,
                     audio,
                     speech_end,
                     ..
                 } => {
-                    let at = arrivals
+                    // The chunk that brought the last voiced frame.
+                    let at = self
+                        .arrivals
                         .iter()
                         .find(|(end, _)| *end >= speech_end)
-                        .or(arrivals.back())
+                        .or(self.arrivals.back())
                         .map(|(_, t)| *t)
                         .unwrap_or_else(Instant::now);
-                    Job::Final {
+                    let matches = self.last_endpoint.take() == Some(speech_end);
+                    let job = Job::Final {
                         id,
                         audio,
+                        speech_end,
                         speech_end_at: at,
+                    };
+                    if matches {
+                        (job, None)
+                    } else {
+                        let _ = self.jobs.send(job);
+                        self.preempt.partial.store(true, Ordering::Relaxed);
+                        self.preempt.speculative.store(true, Ordering::Relaxed);
+                        continue;
                     }
                 }
             };
-            let _ = jobs.send(job);
+            let _ = self.jobs.send(job);
+            if let Some(f) = flag {
+                f.store(true, Ordering::Relaxed);
+            }
         }
+    }
+}
+
+fn segment_thread(
+    cfg: SegmenterConfig,
+    controls: Arc<Controls>,
+    input: Receiver<Chunk>,
+    jobs: Sender<Job>,
+    events: Sender<Event>,
+    preempt: Arc<Preempt>,
+) {
+    let mut seg = Segmenter::new(cfg);
+    let mut out = Vec::new();
+    let mut fw = Forwarder {
+        jobs,
+        preempt,
+        arrivals: VecDeque::new(),
+        last_endpoint: None,
     };
+    let mut was_paused = false;
+    let mut level_due = Instant::now();
+    let mut peak_db = -120.0f32;
     while let Ok(chunk) = input.recv() {
         let paused = controls.paused.load(Ordering::Relaxed);
         if paused != was_paused {
             was_paused = paused;
             if paused {
                 seg.finish(&mut out);
-                forward(&mut out, &arrivals);
+                fw.forward(&mut out);
             }
             let _ = events.send(Event::Paused(paused));
         }
         if paused {
             continue;
         }
+        // Arrival first: a final emitted by this very chunk finds its time.
+        fw.arrived(seg.position() + chunk.samples.len() as u64, chunk.arrived);
         seg.push(&chunk.samples, &mut out);
-        arrivals.push_back((seg.position(), chunk.arrived));
-        while arrivals.len() > 2000 {
-            arrivals.pop_front();
-        }
-        forward(&mut out, &arrivals);
+        fw.forward(&mut out);
         peak_db = peak_db.max(seg.vad().level_db());
         if chunk.arrived >= level_due {
             let _ = events.send(Event::Level {
@@ -286,28 +381,41 @@ fn segment_thread(
         }
     }
     seg.finish(&mut out);
-    forward(&mut out, &arrivals);
+    fw.forward(&mut out);
     let _ = events.send(Event::Level {
         db: -120.0,
         speaking: false,
     });
 }
 
-fn text_of(w: &Whisper, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String> {
-    let mut parts = Vec::new();
-    w.transcribe(audio, opts, &mut |s| parts.push(s.text.trim().to_string()))?;
-    Ok(parts
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join(" "))
+/// One decode; `Ok(None)` when it was preempted before it started.
+fn decode(
+    model: &Recognizer,
+    audio: &[f32],
+    opts: &TranscribeOptions,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Option<String>> {
+    if cancel.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    Ok(Some(model.text(audio, opts)?))
+}
+
+/// A speculative final decode (made at an endpoint).
+struct Speculative {
+    id: u64,
+    speech_end: u64,
+    audio_len: usize,
+    text: String,
+    decode_s: f64,
 }
 
 fn recognise_thread(
-    w: Whisper,
+    model: Recognizer,
     final_opts: TranscribeOptions,
     jobs: Receiver<Job>,
     events: Sender<Event>,
+    preempt: Arc<Preempt>,
 ) {
     // Partials: greedy, one temperature, no prompt: cheap and deterministic.
     let partial_opts = TranscribeOptions {
@@ -322,6 +430,25 @@ fn recognise_thread(
     let mut agreement_id = u64::MAX;
     let mut pending: VecDeque<Job> = VecDeque::new();
     let mut history: VecDeque<String> = VecDeque::new();
+    let mut spec: Option<Speculative> = None;
+    // Condition on the previous finals, as offline decoding conditions each window on
+    // the text before it (style, spelling, vocabulary).
+    let final_opts_now = |history: &VecDeque<String>| TranscribeOptions {
+        initial_prompt: (!history.is_empty()).then(|| Vec::from(history.clone()).join(" ")),
+        ..final_opts.clone()
+    };
+    let show = |id: u64, text: &str, agreement: &mut LocalAgreement, agreement_id: &mut u64| {
+        if *agreement_id != id {
+            *agreement = LocalAgreement::new();
+            *agreement_id = id;
+        }
+        agreement.update(text);
+        let _ = events.send(Event::Partial {
+            id,
+            committed: agreement.committed().join(" "),
+            tentative: agreement.tentative().join(" "),
+        });
+    };
     loop {
         let job = match pending.pop_front() {
             Some(j) => j,
@@ -330,58 +457,98 @@ fn recognise_thread(
                 Err(_) => break,
             },
         };
+        // Look at everything queued behind this job.
+        while let Ok(next) = jobs.try_recv() {
+            pending.push_back(next);
+        }
         match job {
-            Job::Partial { id, mut audio } => {
-                // Coalesce: skip to the newest partial unless a final is waiting.
+            Job::Partial { id, audio } => {
+                // Reset first, then look: a preemption raised after the reset is seen
+                // by `decode`, one raised before it comes with a queued job.
+                preempt.partial.store(false, Ordering::Relaxed);
                 while let Ok(next) = jobs.try_recv() {
-                    match next {
-                        Job::Partial { id: i2, audio: a2 } if i2 == id && pending.is_empty() => {
-                            audio = a2
-                        }
-                        other => pending.push_back(other),
-                    }
+                    pending.push_back(next);
                 }
-                if pending
-                    .iter()
-                    .any(|j| matches!(j, Job::Final { id: f, .. } if *f == id))
-                {
+                // Anything newer than a partial (a newer partial, an endpoint, a
+                // final) makes it useless.
+                if pending.iter().any(|j| !matches!(j, Job::Resumed { .. })) {
                     continue;
                 }
-                if agreement_id != id {
-                    agreement = LocalAgreement::new();
-                    agreement_id = id;
-                }
-                match text_of(&w, &audio, &partial_opts) {
-                    Ok(text) => {
-                        agreement.update(&text);
-                        let _ = events.send(Event::Partial {
-                            id,
-                            committed: agreement.committed().join(" "),
-                            tentative: agreement.tentative().join(" "),
-                        });
-                    }
+                match decode(&model, &audio, &partial_opts, &preempt.partial) {
+                    Ok(Some(text)) => show(id, &text, &mut agreement, &mut agreement_id),
+                    Ok(None) => {}
                     Err(e) => {
                         let _ = events.send(Event::Error(format!("partial decode failed: {e:#}")));
                     }
                 }
             }
+            Job::Endpoint {
+                id,
+                audio,
+                speech_end,
+            } => {
+                preempt.speculative.store(false, Ordering::Relaxed);
+                while let Ok(next) = jobs.try_recv() {
+                    pending.push_back(next);
+                }
+                let stale = pending.iter().any(|j| {
+                    matches!(j, Job::Resumed { id: r } | Job::Endpoint { id: r, .. } if *r == id)
+                });
+                if stale {
+                    continue;
+                }
+                let t = Instant::now();
+                match decode(
+                    &model,
+                    &audio,
+                    &final_opts_now(&history),
+                    &preempt.speculative,
+                ) {
+                    Ok(Some(text)) => {
+                        // Until the hangover confirms it, it is the best partial.
+                        show(id, &text, &mut agreement, &mut agreement_id);
+                        spec = Some(Speculative {
+                            id,
+                            speech_end,
+                            audio_len: audio.len(),
+                            text,
+                            decode_s: t.elapsed().as_secs_f64(),
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = events.send(Event::Error(format!(
+                            "speculative final decode failed: {e:#}"
+                        )));
+                    }
+                }
+            }
+            Job::Resumed { id } => {
+                if spec.as_ref().is_some_and(|s| s.id == id) {
+                    spec = None;
+                }
+            }
             Job::Final {
                 id,
                 audio,
+                speech_end,
                 speech_end_at,
             } => {
-                let t = Instant::now();
-                // Condition on the previous finals, as offline decoding conditions each
-                // window on the text before it (style, spelling, vocabulary).
-                let opts = TranscribeOptions {
-                    initial_prompt: (!history.is_empty())
-                        .then(|| Vec::from(history.clone()).join(" ")),
-                    ..final_opts.clone()
+                let ready = spec.take().filter(|s| {
+                    s.id == id && s.speech_end == speech_end && s.audio_len == audio.len()
+                });
+                let result = match ready {
+                    Some(s) => Ok((s.text, s.decode_s)),
+                    None => {
+                        let t = Instant::now();
+                        model
+                            .text(&audio, &final_opts_now(&history))
+                            .map(|text| (text, t.elapsed().as_secs_f64()))
+                            .map_err(anyhow::Error::from)
+                    }
                 };
-                let result = text_of(&w, &audio, &opts);
-                let decode_s = t.elapsed().as_secs_f64();
                 match result {
-                    Ok(text) => {
+                    Ok((text, decode_s)) => {
                         if !text.is_empty() {
                             history.push_back(text.clone());
                             if history.len() > 3 {
@@ -422,6 +589,20 @@ pub struct Stats {
     /// Samples dropped by the capture ring.
     pub overruns: u64,
     last_partial: Option<(u64, Instant)>,
+    /// Wall clock and process CPU seconds when [`Stats::begin`] was called.
+    began: Option<(Instant, f64)>,
+}
+
+/// CPU time (user + system, all threads) this process has used, in seconds (Linux
+/// `/proc/self/stat`; `None` elsewhere).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux ABI hark targets.
+    Some(ticks / 100.0)
 }
 
 fn percentile(v: &[f64], p: f64) -> Option<f64> {
@@ -435,6 +616,23 @@ fn percentile(v: &[f64], p: f64) -> Option<f64> {
 }
 
 impl Stats {
+    /// Starts the CPU-use clock (call when the pipeline starts, after the model load).
+    pub fn begin(&mut self) {
+        if let Some(cpu) = process_cpu_seconds() {
+            self.began = Some((Instant::now(), cpu));
+        }
+    }
+
+    /// CPU use since [`Stats::begin`], in percent of one core.
+    pub fn cpu_percent(&self) -> Option<f64> {
+        let (t0, c0) = self.began?;
+        let wall = t0.elapsed().as_secs_f64();
+        if wall <= 0.0 {
+            return None;
+        }
+        Some((process_cpu_seconds()? - c0) / wall * 100.0)
+    }
+
     /// Accounts one event.
     pub fn observe(&mut self, ev: &Event) {
         match ev {
@@ -468,13 +666,16 @@ impl Stats {
         };
         format!(
             "finals: {}; final latency (end of speech -> final text): median {}, p95 {}; \
-             partial refresh interval: median {}, p95 {}; final RTF median {}; dropped audio (overruns): {} samples",
+             partial refresh interval: median {}, p95 {}; final RTF median {}; CPU {} (of {} cores); \
+             dropped audio (overruns): {} samples",
             self.latencies_ms.len(),
             f(percentile(&self.latencies_ms, 0.5)),
             f(percentile(&self.latencies_ms, 0.95)),
             f(percentile(&self.partial_intervals_ms, 0.5)),
             f(percentile(&self.partial_intervals_ms, 0.95)),
             percentile(&self.rtfs, 0.5).map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()),
+            self.cpu_percent().map(|c| format!("{c:.0}%")).unwrap_or_else(|| "n/a".into()),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
             self.overruns
         )
     }
@@ -553,8 +754,7 @@ mod tests {
             eprintln!("skipping: tiny.en model not installed");
             return;
         }
-        let cfg = hark_models::whisper::config::WhisperConfig::from_dir(&model).unwrap();
-        let w = Whisper::load(&model, cfg.precision).unwrap();
+        let w = Recognizer::load(&model, None).unwrap();
         let speech = hark_audio::load_audio(std::path::Path::new(base)).unwrap();
         // Silence, then the utterance, cut off before its end by the "unplug".
         let mut audio = vec![0.0; 8000];

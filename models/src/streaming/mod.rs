@@ -6,7 +6,15 @@
 //! cadence and the words two successive hypotheses agree on are committed
 //! ([`LocalAgreement`], after Macháček et al., "Turning Whisper into Real-Time
 //! Transcription System", 2023, `whisper_online.py` `HypothesisBuffer`); at the end of
-//! the utterance it is decoded once more for the final text. An utterance longer than
+//! the utterance it is decoded once more for the final text.
+//!
+//! End of speech is two-staged so that the final decode does not wait for the VAD
+//! hangover: after `endpoint_ms` of silence the segmenter asks for the final decode
+//! speculatively ([`Segment::Endpoint`], with exactly the audio the final will have);
+//! when the hangover confirms the end, [`Segment::Final`] carries the same `id`,
+//! `speech_end` and audio, so the recogniser can commit the text it already has. If
+//! speech resumes first, [`Segment::Resumed`] says the speculative result is stale.
+//! An utterance longer than
 //! `max_utterance_s` is cut at its quietest 100 ms in the last seconds (a pause between
 //! words, not the middle of one) and the remainder opens the next utterance, so no
 //! audio is dropped.
@@ -86,6 +94,10 @@ pub struct SegmenterConfig {
     pub pre_roll_ms: u32,
     /// Audio kept after the detected end (ms).
     pub post_roll_ms: u32,
+    /// Silence after the last voiced frame at which the final decode is requested
+    /// speculatively ([`Segment::Endpoint`]); raised to `post_roll_ms` if below it,
+    /// so the speculative audio equals the final audio.
+    pub endpoint_ms: u32,
     /// Re-decode cadence while an utterance is open (ms of new audio).
     pub partial_every_ms: u32,
     /// Longest utterance (s); longer ones are cut at a pause.
@@ -99,7 +111,8 @@ impl Default for SegmenterConfig {
         Self {
             vad: VadConfig::default(),
             pre_roll_ms: 300,
-            post_roll_ms: 200,
+            post_roll_ms: 100,
+            endpoint_ms: 100,
             partial_every_ms: 400,
             max_utterance_s: 25.0,
             cut_search_s: 3.0,
@@ -121,6 +134,23 @@ pub enum Segment {
         id: u64,
         /// 16 kHz mono samples from the utterance start.
         audio: Vec<f32>,
+    },
+    /// Speech has paused for `endpoint_ms`: utterance `id` probably ends here. Decode
+    /// it now; a [`Segment::Final`] with the same `id`, `speech_end` and audio confirms
+    /// it after the hangover, a [`Segment::Resumed`] discards it.
+    Endpoint {
+        /// Utterance number.
+        id: u64,
+        /// Its 16 kHz mono samples (up to `speech_end` + post-roll).
+        audio: Vec<f32>,
+        /// Stream position (samples) of the end of the last voiced frame.
+        speech_end: u64,
+    },
+    /// Speech resumed after a [`Segment::Endpoint`] of utterance `id`: that
+    /// speculative decode is stale.
+    Resumed {
+        /// Utterance number.
+        id: u64,
     },
     /// Utterance `id` is complete: decode it for the final text.
     Final {
@@ -150,6 +180,10 @@ pub struct Segmenter {
     closing: Option<u64>,
     next_id: u64,
     last_partial_len: u64,
+    /// `speech_end` of the last [`Segment::Endpoint`] of the open utterance.
+    endpoint_sent: Option<u64>,
+    /// End of the last closed utterance: the next one's pre-roll starts no earlier.
+    last_close: u64,
 }
 
 impl Segmenter {
@@ -165,6 +199,8 @@ impl Segmenter {
             closing: None,
             next_id: 0,
             last_partial_len: 0,
+            endpoint_sent: None,
+            last_close: 0,
         }
     }
 
@@ -196,6 +232,7 @@ impl Segmenter {
     fn close(&mut self, end: u64, speech_end: u64, cut: bool, out: &mut Vec<Segment>) {
         if let Some((id, start)) = self.open.take() {
             let audio = self.slice(start, end);
+            self.last_close = end;
             out.push(Segment::Final {
                 id,
                 audio,
@@ -204,6 +241,7 @@ impl Segmenter {
             });
         }
         self.closing = None;
+        self.endpoint_sent = None;
         self.trim();
     }
 
@@ -258,7 +296,8 @@ impl Segmenter {
                     if self.open.is_none() {
                         let start = p
                             .saturating_sub(self.ms(self.cfg.pre_roll_ms))
-                            .max(self.buf_start);
+                            .max(self.buf_start)
+                            .max(self.last_close.min(p));
                         let id = self.next_id;
                         self.next_id += 1;
                         self.open = Some((id, start));
@@ -294,10 +333,17 @@ impl Segmenter {
                 self.open = Some((id, cut));
                 self.last_partial_len = 0;
                 out.push(Segment::Start { id });
-            } else if self.closing.is_none()
-                // In a pause the utterance is probably ending: a re-decode now would
-                // only delay the final decode that follows.
-                && self.vad.unvoiced_ms() < self.cfg.partial_every_ms.min(300)
+            } else if self.closing.is_none() && self.vad.is_speaking() {
+                self.endpoint(id, start, pos, out);
+            }
+        }
+        if let Some((id, start)) = self.open {
+            let len = pos - start;
+            if self.closing.is_none()
+                && self.endpoint_sent.is_none()
+                // In a pause the utterance may be ending: a re-decode now would only
+                // delay the (speculative) final decode that follows.
+                && self.vad.unvoiced_ms() < self.cfg.endpoint_ms.clamp(20, 100)
                 && len >= self.last_partial_len + self.ms(self.cfg.partial_every_ms)
             {
                 self.last_partial_len = len;
@@ -309,6 +355,37 @@ impl Segmenter {
         }
         if self.open.is_none() {
             self.trim();
+        }
+    }
+
+    /// Speculative end of speech: [`Segment::Endpoint`] once per pause of at least
+    /// `endpoint_ms`, [`Segment::Resumed`] when voice returns after one.
+    fn endpoint(&mut self, id: u64, start: u64, pos: u64, out: &mut Vec<Segment>) {
+        let silent = self.vad.unvoiced_ms();
+        if silent == 0 {
+            if self.endpoint_sent.take().is_some() {
+                out.push(Segment::Resumed { id });
+            }
+            return;
+        }
+        let post = self.ms(self.cfg.post_roll_ms);
+        let wait = self.cfg.endpoint_ms.max(self.cfg.post_roll_ms);
+        // The end of the last voiced frame (the VAD counts whole 20 ms frames).
+        let speech_end = self
+            .vad
+            .position()
+            .saturating_sub(self.ms(silent))
+            .max(start);
+        if silent >= wait && pos >= speech_end + post && self.endpoint_sent != Some(speech_end) {
+            if self.endpoint_sent.is_some() {
+                out.push(Segment::Resumed { id });
+            }
+            self.endpoint_sent = Some(speech_end);
+            out.push(Segment::Endpoint {
+                id,
+                audio: self.slice(start, speech_end + post),
+                speech_end,
+            });
         }
     }
 
@@ -395,11 +472,11 @@ mod tests {
             })
             .collect();
         assert_eq!(finals.len(), 2, "{finals:?}");
-        // 300 ms pre-roll + 2 s + 200 ms post-roll.
+        // 300 ms pre-roll + 2 s + 100 ms post-roll.
         assert_eq!(finals[0].0, 0);
-        assert!((finals[0].1 as i64 - 40000).abs() <= 640, "{finals:?}");
+        assert!((finals[0].1 as i64 - 38400).abs() <= 640, "{finals:?}");
         assert!((finals[0].2 as i64 - 48000).abs() <= 320, "{finals:?}");
-        assert!((finals[1].1 as i64 - 24000).abs() <= 640, "{finals:?}");
+        assert!((finals[1].1 as i64 - 22400).abs() <= 640, "{finals:?}");
         let partials = out
             .iter()
             .filter(|s| matches!(s, Segment::Partial { id: 0, .. }))
@@ -439,6 +516,8 @@ mod tests {
             .map(|s| match s {
                 Segment::Start { id } => format!("S{id}"),
                 Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()),
+                Segment::Endpoint { id, audio, .. } => format!("E{id}:{}", audio.len()),
+                Segment::Resumed { id } => format!("R{id}"),
                 Segment::Final {
                     id,
                     audio,
@@ -449,6 +528,111 @@ mod tests {
             .collect();
         assert!((88000..=90400).contains(&cut_at), "{cut_at} {starts:?}");
         // Nothing lost: both parts together cover pre-roll + speech + post-roll.
-        assert!((finals[0].0 + finals[1].0) as i64 >= 4800 + 128000 + 3200 - 640);
+        assert!((finals[0].0 + finals[1].0) as i64 >= 4800 + 128000 + 1600 - 640);
+    }
+
+    #[test]
+    fn endpoint_comes_before_the_hangover_with_the_final_audio_and_resumed_discards_it() {
+        // 1 s speech, 300 ms pause (an endpoint, then speech resumes), 1 s speech, then
+        // silence: the second endpoint is confirmed by the final (hangover 600 ms).
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 4800]);
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 24000]);
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        let mut out = Vec::new();
+        let mut at = Vec::new();
+        for c in sig.chunks(320) {
+            let before = out.len();
+            s.push(c, &mut out);
+            for _ in before..out.len() {
+                at.push(s.position());
+            }
+        }
+        s.finish(&mut out);
+        let kinds: Vec<(usize, &Segment)> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !matches!(s, Segment::Partial { .. }))
+            .collect();
+        let names: Vec<String> = kinds
+            .iter()
+            .map(|(_, s)| match s {
+                Segment::Start { .. } => "S".to_string(),
+                Segment::Endpoint { .. } => "E".into(),
+                Segment::Resumed { .. } => "R".into(),
+                Segment::Final { .. } => "F".into(),
+                Segment::Partial { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(names, ["S", "E", "R", "E", "F"], "{names:?}");
+        let (
+            ie,
+            Segment::Endpoint {
+                audio: ea,
+                speech_end: es,
+                id: eid,
+            },
+        ) = kinds[3]
+        else {
+            panic!()
+        };
+        let (
+            i_f,
+            Segment::Final {
+                audio: fa,
+                speech_end: fs,
+                id: fid,
+                cut,
+            },
+        ) = kinds[4]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (eid, es, ea),
+            (fid, fs, fa),
+            "the final has the endpoint's audio"
+        );
+        assert!(!cut);
+        // Speech ends at 3.3 s: the endpoint is asked ~100 ms later, the final after
+        // the 600 ms hangover.
+        assert!((*es as i64 - 52800).abs() <= 640, "{es}");
+        assert!(at[ie] as i64 - (*es as i64) <= 1600 + 320, "{}", at[ie]);
+        assert!(at[i_f] as i64 - (*es as i64) >= 9600, "{}", at[i_f]);
+        // Nothing of the first pause's endpoint is final: one utterance.
+        assert_eq!(
+            out.iter()
+                .filter(|s| matches!(s, Segment::Final { .. }))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn next_utterance_pre_roll_does_not_overlap_the_previous_one() {
+        // Two bursts 250 ms apart with a 200 ms hangover: two utterances whose audio
+        // does not overlap (the second pre-roll stops at the first one's end).
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 4000]);
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 16000]);
+        let mut cfg = SegmenterConfig::default();
+        cfg.vad.hangover_ms = 200;
+        let out = run(&sig, 320, cfg);
+        let lens: Vec<usize> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Final { audio, .. } => Some(audio.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lens.len(), 2, "{lens:?}");
+        // 300 ms pre-roll + 1 s + 100 ms post-roll, then only the 150 ms of the gap
+        // after it (not a full 300 ms pre-roll) + 1 s + 100 ms.
+        assert!((lens[0] as i64 - 22400).abs() <= 640, "{lens:?}");
+        assert!((lens[1] as i64 - 20000).abs() <= 640, "{lens:?}");
     }
 }
