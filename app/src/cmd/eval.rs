@@ -45,7 +45,8 @@ pub struct Args {
     /// Write the full JSON report (per-utterance alignments included) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Print the JSON report on stdout instead of the summary table.
+    /// Print a JSON summary (every report field except the per-utterance results) on
+    /// stdout instead of the summary table; `--report` writes the full report.
     #[arg(long)]
     pub json: bool,
     /// Evaluate only the first N utterances.
@@ -109,6 +110,8 @@ pub struct ModelInfo {
     pub threads: usize,
     /// Decoding options.
     pub decoding: BTreeMap<String, String>,
+    /// Seconds spent resolving and loading the model.
+    pub load_seconds: f64,
 }
 
 /// Builds a transcriber for `model` (a store name, pulled on first use, or a model
@@ -128,6 +131,7 @@ pub fn load_transcriber(
         }
         hark_models::whisper::set_threads(n).context("setting --threads")?;
     }
+    let t_load = std::time::Instant::now();
     let progress = crate::cmd::models::BarProgress::default();
     let dir = hark_models::store::ensure_model(model, &progress)
         .with_context(|| format!("resolving model `{model}`"))?;
@@ -175,6 +179,7 @@ pub fn load_transcriber(
         precision: precision.to_string(),
         threads: hark_engine::threads::pool().threads(),
         decoding,
+        load_seconds: t_load.elapsed().as_secs_f64(),
     };
     let f =
         move |samples: &[f32]| -> anyhow::Result<String> { Ok(recognizer.text(samples, &topts)?) };
@@ -281,13 +286,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     report.precision = info.precision;
     report.threads = info.threads;
     report.decoding = info.decoding;
+    report.model_load_seconds = info.load_seconds;
+    if args.hypotheses.is_none() {
+        report.isa = hark_engine::kernels::kernels().isa.name().to_string();
+    }
 
     if let Some(path) = &args.report {
         write_report(&report, path)?;
     }
     if args.json {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report).context("writing the JSON report")?;
+        serde_json::to_writer_pretty(&mut out, &json_summary(&report)?)
+            .context("writing the JSON summary")?;
         writeln!(out).context("writing the JSON report")?;
     } else {
         print!("{}", summary_table(&report));
@@ -340,6 +350,20 @@ fn read_hypotheses(path: &Path) -> anyhow::Result<HashMap<String, String>> {
         }
     }
     Ok(out)
+}
+
+/// The report without its per-utterance results (their count stays, as
+/// `utterance_count`).
+fn json_summary(report: &EvalReport) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(report).context("serialising the report")?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("utterances");
+        obj.insert(
+            "utterance_count".into(),
+            serde_json::Value::from(report.utterances.len()),
+        );
+    }
+    Ok(v)
 }
 
 fn write_report(report: &EvalReport, path: &Path) -> anyhow::Result<()> {
@@ -397,7 +421,14 @@ fn summary_table(r: &EvalReport) -> String {
             ""
         }
     ));
-    s.push_str(&format!("model       {}\n", r.model));
+    s.push_str(&format!("model       {}", r.model));
+    if !r.precision.is_empty() {
+        s.push_str(&format!(
+            " ({}, {} threads, {})",
+            r.precision, r.threads, r.isa
+        ));
+    }
+    s.push('\n');
     s.push_str(&format!("normalizer  {}\n", r.normalizer));
     s.push_str(&format!(
         "\n{:<6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}\n",
@@ -432,8 +463,8 @@ fn summary_table(r: &EvalReport) -> String {
         ));
     }
     s.push_str(&format!(
-        "\naudio {:.1} s, wall {:.1} s, RTF {:.3}",
-        r.audio_seconds, r.wall_seconds, r.rtf
+        "\naudio {:.1} s, wall {:.1} s (+ model load {:.1} s), RTF {:.3}",
+        r.audio_seconds, r.wall_seconds, r.model_load_seconds, r.rtf
     ));
     if let Some(m) = r.peak_memory_bytes {
         s.push_str(&format!(
@@ -448,6 +479,65 @@ fn summary_table(r: &EvalReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_summary_has_reproducibility_fields_and_no_utterances() {
+        use hark_models::eval::{Dataset, DatasetSummary};
+        let ds = Dataset {
+            path: PathBuf::from("synthetic"),
+            format: hark_models::eval::DatasetFormat::Jsonl,
+            utterances: vec![Utterance {
+                id: "u1".into(),
+                audio: PathBuf::from("u1.wav"),
+                text: "hello world".into(),
+                segment: None,
+                duration: Some(2.0),
+            }],
+            summary: DatasetSummary {
+                utterances: 1,
+                ..Default::default()
+            },
+        };
+        let mut t = |_: &Utterance| -> Result<Transcription, TranscribeError> {
+            Ok(Transcription {
+                text: "hello word".into(),
+                audio_seconds: 2.0,
+            })
+        };
+        let opts = EvalOptions {
+            normalizer: Normalizer::Basic,
+            limit: None,
+        };
+        let mut r = evaluate(&ds, &mut t, &opts, &mut |_| {}, &AtomicBool::new(false));
+        r.model = "m".into();
+        r.precision = "int8".into();
+        r.threads = 2;
+        r.isa = "avx2".into();
+        let v = json_summary(&r).expect("summary");
+        for key in [
+            "wer",
+            "cer",
+            "ser",
+            "rtf",
+            "audio_seconds",
+            "wall_seconds",
+            "peak_memory_bytes",
+            "model",
+            "precision",
+            "threads",
+            "decoding",
+            "hark_version",
+            "model_load_seconds",
+            "isa",
+            "cpus",
+            "dataset_summary",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}: {v}");
+        }
+        assert!(v.get("utterances").is_none());
+        assert_eq!(v["utterance_count"], 1);
+        assert_eq!(v["wer"], 0.5);
+    }
 
     #[test]
     fn hypotheses_file_accepts_kaldi_lines_and_json_lines() {

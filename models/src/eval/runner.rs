@@ -133,6 +133,17 @@ pub struct EvalReport {
     pub rtf: f64,
     /// Peak resident memory (VmHWM), bytes, where the OS tells it.
     pub peak_memory_bytes: Option<u64>,
+    /// Seconds spent resolving and loading the model (filled by the caller; not in
+    /// `wall_seconds`).
+    #[serde(default)]
+    pub model_load_seconds: f64,
+    /// SIMD kernel level the engine ran (`generic`, `avx2`, `avx512`; filled by the
+    /// caller).
+    #[serde(default)]
+    pub isa: String,
+    /// Logical CPUs of the machine.
+    #[serde(default)]
+    pub cpus: usize,
 }
 
 impl EvalReport {
@@ -246,6 +257,11 @@ pub fn evaluate(
         wall_seconds: 0.0,
         rtf: 0.0,
         peak_memory_bytes: None,
+        model_load_seconds: 0.0,
+        isa: String::new(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let start = Instant::now();
     let mut running = ErrorCounts::default();
