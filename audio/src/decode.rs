@@ -60,11 +60,23 @@ pub fn downmix(interleaved: &[f32], channels: usize) -> Vec<f32> {
     if channels <= 1 {
         return interleaved.to_vec();
     }
+    let mut out = Vec::with_capacity(interleaved.len() / channels);
+    downmix_into(interleaved, channels, &mut out);
+    out
+}
+
+/// [`downmix`] appending to `out` (no allocation once `out` has grown).
+pub(crate) fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels <= 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
     let scale = 1.0 / channels as f32;
-    interleaved
-        .chunks_exact(channels)
-        .map(|f| f.iter().sum::<f32>() * scale)
-        .collect()
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|f| f.iter().sum::<f32>() * scale),
+    );
 }
 
 /// Decodes any supported file, then downmixes to mono and resamples to 16 kHz.

@@ -3,7 +3,7 @@
 //! [`crate::load_audio`] decodes a whole file into memory (a 2-hour 16 kHz file
 //! is 460 MB of f32 at 16 kHz, more at 48 kHz stereo before downmixing). The
 //! reader instead pulls one decoder block at a time (a symphonia packet, or
-//! 4096 WAV frames through hound), downmixes it with [`crate::downmix`] and
+//! 4096 WAV frames through hound), downmixes it as [`crate::downmix`] does and
 //! pushes it through the same [`StreamResampler`] that [`crate::resample`] uses
 //! for whole signals. Because the decoder ([`crate::decode`]'s packet decoder),
 //! the downmix and the resampler are the very code of the whole-file path, and
@@ -19,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::decode::{downmix, PacketDecoder};
+use crate::decode::{downmix_into, PacketDecoder};
 use crate::error::AudioError;
 use crate::resample::StreamResampler;
 
@@ -182,7 +182,7 @@ impl FileReader {
             self.resampler.push(&self.block, &mut self.ready)
         } else {
             self.mono.clear();
-            self.mono.extend(downmix(&self.block, self.channels));
+            downmix_into(&self.block, self.channels, &mut self.mono);
             self.resampler.push(&self.mono, &mut self.ready)
         }
     }

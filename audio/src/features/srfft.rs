@@ -123,50 +123,63 @@ impl SplitRadixFft {
         }
         let m = 1usize << logn;
         let (m2, m4, m8) = (m / 2, m / 4, m / 8);
+        // Written over zipped sub-slices (no index arithmetic, no bounds checks in
+        // the loops) so that the element-wise steps vectorise; SIMD lanes round
+        // exactly like scalar f32 operations, so the results are unchanged.
         // Step 1: length-2 butterflies between the halves.
-        for k in 0..m2 {
-            bfly(xr, k, k + m2);
-            bfly(xi, k, k + m2);
-        }
-        // Step 2: the L-shaped butterfly on the second half (times -i).
-        for k in 0..m4 {
-            let (a, b) = (m2 + k, m2 + m4 + k);
-            let t1 = xr[a] + xi[b];
-            let t2 = xi[a] + xr[b];
-            xi[a] -= xr[b];
-            xr[b] = xr[a] - xi[b];
-            xr[a] = t1;
-            xi[b] = t2;
-        }
-        // Steps 3 and 4: twiddles w^k and w^3k with three real multiplications each.
-        let sqhalf = std::f64::consts::FRAC_1_SQRT_2 as f32;
-        let tab = if logn >= 4 {
-            Some(&self.tables[(logn - 4) as usize])
-        } else {
-            None
-        };
-        let mut ti = 0;
-        for k in 1..m4 {
-            let (a, b) = (m2 + k, m2 + m4 + k);
-            if k == m8 {
-                let t1 = sqhalf * (xr[a] + xi[a]);
-                xi[a] = sqhalf * (xi[a] - xr[a]);
-                xr[a] = t1;
-                let t2 = sqhalf * (xi[b] - xr[b]);
-                xi[b] = -sqhalf * (xr[b] + xi[b]);
-                xr[b] = t2;
-            } else if let Some([cn, spcn, smcn, c3n, spc3n, smc3n]) = tab {
-                let t2 = cn[ti] * (xr[a] + xi[a]);
-                let t1 = spcn[ti] * xr[a] + t2;
-                xr[a] = smcn[ti] * xi[a] + t2;
-                xi[a] = t1;
-                let t2 = c3n[ti] * (xr[b] + xi[b]);
-                let t1 = spc3n[ti] * xr[b] + t2;
-                xr[b] = smc3n[ti] * xi[b] + t2;
-                xi[b] = t1;
-                ti += 1;
+        for x in [&mut xr[..m], &mut xi[..m]] {
+            let (lo, hi) = x.split_at_mut(m2);
+            for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+                let t = *a + *b;
+                *b = *a - *b;
+                *a = t;
             }
         }
+        // Step 2: the L-shaped butterfly on the second half (times -i).
+        let (ra, rb) = xr[m2..m].split_at_mut(m4);
+        let (ia, ib) = xi[m2..m].split_at_mut(m4);
+        for (((xra, xia), xrb), xib) in ra
+            .iter_mut()
+            .zip(ia.iter_mut())
+            .zip(rb.iter_mut())
+            .zip(ib.iter_mut())
+        {
+            let t1 = *xra + *xib;
+            let t2 = *xia + *xrb;
+            *xia -= *xrb;
+            *xrb = *xra - *xib;
+            *xra = t1;
+            *xib = t2;
+        }
+        // Steps 3 and 4: twiddles w^k (first quarter) and w^3k (second) with three
+        // real multiplications each; k = m/8 (w = (1 - i)/sqrt 2) is special.
+        let sqhalf = std::f64::consts::FRAC_1_SQRT_2 as f32;
+        if logn >= 4 {
+            let [cn, spcn, smcn, c3n, spc3n, smc3n] = &self.tables[(logn - 4) as usize];
+            // Table entry t belongs to k = t + 1 below m/8 and k = t + 2 above.
+            for (range, tab) in [(1..m8, 0..m8 - 1), (m8 + 1..m4, m8 - 1..m4 - 2)] {
+                rotate(
+                    &mut ra[range.clone()],
+                    &mut ia[range.clone()],
+                    &cn[tab.clone()],
+                    &spcn[tab.clone()],
+                    &smcn[tab.clone()],
+                );
+                rotate(
+                    &mut rb[range.clone()],
+                    &mut ib[range],
+                    &c3n[tab.clone()],
+                    &spc3n[tab.clone()],
+                    &smc3n[tab],
+                );
+            }
+        }
+        let t1 = sqhalf * (ra[m8] + ia[m8]);
+        ia[m8] = sqhalf * (ia[m8] - ra[m8]);
+        ra[m8] = t1;
+        let t2 = sqhalf * (ib[m8] - rb[m8]);
+        ib[m8] = -sqhalf * (rb[m8] + ib[m8]);
+        rb[m8] = t2;
         self.recurse(xr, xi, logn - 1);
         self.recurse(&mut xr[m2..], &mut xi[m2..], logn - 2);
         let q3 = 3 * m4;
@@ -185,6 +198,18 @@ impl SplitRadixFft {
 pub(crate) fn cos_sin(angle: f32) -> (f32, f32) {
     let a = angle as f64;
     (a.cos() as f32, a.sin() as f32)
+}
+
+/// Multiplies `(xr + i xi)` element-wise by `c - i s` given `c`, `-(s + c)` and
+/// `s - c` (Kaldi's three-multiplication rotation, same operation order).
+#[inline(always)]
+fn rotate(xr: &mut [f32], xi: &mut [f32], c: &[f32], spc: &[f32], smc: &[f32]) {
+    for ((((r, i), &c), &sp), &sm) in xr.iter_mut().zip(xi.iter_mut()).zip(c).zip(spc).zip(smc) {
+        let t2 = c * (*r + *i);
+        let t1 = sp * *r + t2;
+        *r = sm * *i + t2;
+        *i = t1;
+    }
 }
 
 /// `(x[a], x[b]) <- (x[a] + x[b], x[a] - x[b])`.
