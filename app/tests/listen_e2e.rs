@@ -309,3 +309,81 @@ fn listen_ctrl_c_finishes_the_current_utterance_first() {
     );
     assert_eq!(std::fs::read_to_string(&transcript).unwrap(), stdout);
 }
+
+/// A conformer-AED model directory (the random-weight FireRedASR fixture: its text is
+/// meaningless, the plumbing is what is tested).
+fn conformer_fixture() -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/tests/fixtures/conformer/firered_d32_k15"
+    ))
+    .to_path_buf()
+}
+
+#[test]
+fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
+    if shared().is_none() {
+        eprintln!("skipping: ../shared not found");
+        return;
+    }
+    let tmp = tempdir();
+    let wav = tmp.join("conformer.wav");
+    write_wav(&wav, &joined_an4(3), 16000, 1);
+    let transcript = tmp.join("conformer.txt");
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui", "--stats", "--realtime-speed", "4"])
+        .arg("--model")
+        .arg(conformer_fixture())
+        .arg("--input")
+        .arg(&wav)
+        .arg("--output")
+        .arg(&transcript)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // One final per utterance (the random weights may give empty texts, which are not
+    // printed, but every utterance is decoded and timed).
+    assert!(stderr.contains("stats: finals: 3;"), "{stderr}");
+    assert!(
+        stderr.contains("dropped audio (overruns): 0 samples"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&transcript).unwrap(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn listen_max_utterance_limit_depends_on_the_model_family() {
+    let tmp = tempdir();
+    let wav = tmp.join("short.wav");
+    write_wav(&wav, &vec![0.0; 1600], 16000, 1);
+    let run = |secs: &str| {
+        Command::new(HARK)
+            .args(["listen", "--no-tui", "--max-utterance-s", secs, "--model"])
+            .arg(conformer_fixture())
+            .arg("--input")
+            .arg(&wav)
+            .arg("--output")
+            .arg(tmp.join(format!("t{secs}.txt")))
+            .output()
+            .unwrap()
+    };
+    // 29 s is beyond Whisper's 28 s but within a conformer-AED piece (30 s).
+    let ok = run("29");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = run("31");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("between 1 and 30 for conformer_aed models"),
+        "{err}"
+    );
+}
