@@ -13,10 +13,16 @@
 //!   model fills id, times, text, tokens and `avg_logprob` (its beam score per token) and
 //!   leaves the Whisper-specific ones (temperature, compression ratio, no-speech
 //!   probability) at zero.
+//! * A conformer-AED model with a CTC head decodes as WeNet's runtime does (CTC prefix beam
+//!   search, then attention rescoring with CTC weight [`CTC_RESCORING_WEIGHT`]); one without
+//!   (FireRedASR) uses the attention beam search with FireRedASR's scoring.
 //! * Conformer-AED models are trained on utterances, not hour-long files. Longer input is
 //!   cut into pieces of at most [`CONFORMER_MAX_PIECE_S`] at the quietest 10 ms frame of
 //!   the last third of each piece (where a pause is most likely), and each piece is
 //!   decoded on its own; segment times are piece times.
+//! * Input is a [`SampleSource`] read chunk by chunk (a file through
+//!   [`Recognizer::transcribe_file`]), so memory is bounded by one window (Whisper: 30 s
+//!   plus context; conformer: one piece plus a 10 s read) whatever the duration.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +30,13 @@ use hark_audio::features::{FbankOptions, FrameComputer};
 use hark_engine::Precision;
 
 use crate::conformer_aed::{BeamSearchOptions, ConformerAed, ConformerError, FireRedTokenizer};
-use crate::whisper::{Segment, TranscribeOptions, TranscriptionInfo, Whisper, WhisperError};
+use crate::whisper::{
+    FileSource, SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
+    WhisperError,
+};
+
+/// Weight of the CTC score in attention rescoring (WeNet's runtime default).
+pub const CTC_RESCORING_WEIGHT: f32 = 0.5;
 
 /// Longest piece of audio a conformer-AED model decodes at once, seconds.
 pub const CONFORMER_MAX_PIECE_S: f64 = 30.0;
@@ -169,11 +181,16 @@ impl ConformerAsr {
         let enc = self.model.encode(&x)?;
         out.encoder_s = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        let opts = BeamSearchOptions {
-            beam_size: beam_size.max(1),
-            ..Default::default()
+        let hyps = if self.model.ctc.is_some() {
+            self.model
+                .ctc_attention_rescoring(&enc, beam_size.max(1), CTC_RESCORING_WEIGHT)?
+        } else {
+            let opts = BeamSearchOptions {
+                beam_size: beam_size.max(1),
+                ..Default::default()
+            };
+            self.model.beam_search(&enc, &opts)?
         };
-        let hyps = self.model.beam_search(&enc, &opts)?;
         out.decoder_s = t.elapsed().as_secs_f64();
         if let Some(h) = hyps.into_iter().next() {
             out.avg_logprob = h.score / (h.tokens.len().max(1) as f32);
@@ -201,27 +218,41 @@ pub struct PieceResult {
     pub decoder_s: f64,
 }
 
+/// Samples per 10 ms frame at 16 kHz: the grid on which pieces are cut.
+const CUT_FRAME: usize = 160;
+
+/// Where to end the next piece of `buf` (whose first sample is sample `offset` of the
+/// signal) when it is longer than `max_len`: the middle of the quietest 10 ms frame
+/// (on the signal's absolute 10 ms grid) in the last third of the first `max_len`
+/// samples. Returns a length in `1..=max_len`.
+fn quiet_cut(buf: &[f32], offset: usize, max_len: usize) -> usize {
+    let hi = offset + max_len.min(buf.len());
+    let lo = (offset + max_len * 2 / 3).div_ceil(CUT_FRAME) * CUT_FRAME;
+    let mut best = (f32::INFINITY, hi);
+    let mut f = lo;
+    while f + CUT_FRAME <= hi {
+        let e: f32 = buf[f - offset..f - offset + CUT_FRAME]
+            .iter()
+            .map(|x| x * x)
+            .sum();
+        // Ties go to the later frame: fewer, longer pieces.
+        if e <= best.0 {
+            best = (e, f + CUT_FRAME / 2);
+        }
+        f += CUT_FRAME;
+    }
+    (best.1 - offset).max(1)
+}
+
 /// Cut points (sample indices, exclusive ends) splitting `samples` into pieces of at most
-/// `max_len` samples, each cut at the quietest 10 ms frame in the last third of its piece.
+/// `max_len` samples, each cut at the quietest 10 ms frame in the last third of its piece
+/// (what the conformer path does while streaming).
 pub fn split_for_conformer(samples: &[f32], max_len: usize) -> Vec<usize> {
-    const FRAME: usize = 160;
     let mut cuts = Vec::new();
     let mut start = 0;
     while samples.len() - start > max_len {
-        // Frames on the absolute 10 ms grid, so cuts do not depend on where a piece began.
-        let lo = (start + max_len * 2 / 3).div_ceil(FRAME) * FRAME;
-        let hi = start + max_len;
-        let mut best = (f32::INFINITY, hi);
-        let mut f = lo;
-        while f + FRAME <= hi {
-            let e: f32 = samples[f..f + FRAME].iter().map(|x| x * x).sum();
-            if e < best.0 {
-                best = (e, f + FRAME / 2);
-            }
-            f += FRAME;
-        }
-        cuts.push(best.1);
-        start = best.1;
+        start += quiet_cut(&samples[start..], start, max_len);
+        cuts.push(start);
     }
     cuts.push(samples.len());
     cuts
@@ -281,10 +312,34 @@ impl Recognizer {
         opts: &TranscribeOptions,
         sink: &mut dyn FnMut(&Segment),
     ) -> Result<TranscriptionInfo, RecognizerError> {
+        self.transcribe_source(&mut SliceSource::new(samples), opts, sink)
+    }
+
+    /// Transcribes a source read chunk by chunk, in memory bounded by one decoding
+    /// window whatever the duration (Whisper reads the source twice, see
+    /// [`SampleSource`]).
+    pub fn transcribe_source(
+        &self,
+        source: &mut dyn SampleSource,
+        opts: &TranscribeOptions,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<TranscriptionInfo, RecognizerError> {
         match self {
-            Recognizer::Whisper(w) => Ok(w.transcribe(samples, opts, sink)?),
-            Recognizer::ConformerAed(c) => transcribe_conformer(c, samples, opts, sink),
+            Recognizer::Whisper(w) => Ok(w.transcribe_stream(source, opts, sink)?),
+            Recognizer::ConformerAed(c) => transcribe_conformer(c, source, opts, sink),
         }
+    }
+
+    /// Transcribes an audio file (any format hark-audio decodes) streamed from disk, so a
+    /// file of any length is transcribed in bounded memory.
+    pub fn transcribe_file(
+        &self,
+        path: &Path,
+        opts: &TranscribeOptions,
+        sink: &mut dyn FnMut(&Segment),
+    ) -> Result<TranscriptionInfo, RecognizerError> {
+        let mut source = FileSource::open(path)?;
+        self.transcribe_source(&mut source, opts, sink)
     }
 
     /// Transcribes and joins the segment texts with single spaces.
@@ -304,59 +359,69 @@ impl Recognizer {
     }
 }
 
+/// Samples read from the source at a time by the conformer path (10 s).
+const CONFORMER_READ_CHUNK: usize = 160_000;
+
 fn transcribe_conformer(
     c: &ConformerAsr,
-    samples: &[f32],
+    source: &mut dyn SampleSource,
     opts: &TranscribeOptions,
     sink: &mut dyn FnMut(&Segment),
 ) -> Result<TranscriptionInfo, RecognizerError> {
     let mut info = TranscriptionInfo {
         language: "en".into(),
         language_probability: 1.0,
-        duration: samples.len() as f64 / 16000.0,
         ..Default::default()
     };
-    if samples.iter().any(|x| !x.is_finite()) {
-        return Err(RecognizerError::Input(
-            "the audio contains NaN or infinite samples".into(),
-        ));
-    }
-    if samples.is_empty() {
-        return Ok(info);
-    }
     let max_len = (CONFORMER_MAX_PIECE_S * 16000.0) as usize;
-    let mut start = 0;
-    let mut id = 0;
-    for end in split_for_conformer(samples, max_len) {
-        let PieceResult {
-            text,
-            tokens,
-            avg_logprob,
-            features_s,
-            encoder_s,
-            decoder_s,
-        } = c.decode_piece(&samples[start..end], opts.beam_size)?;
-        info.features_s += features_s;
-        info.encoder_s += encoder_s;
-        info.decoder_s += decoder_s;
-        info.windows += 1;
-        if !text.trim().is_empty() {
-            id += 1;
-            sink(&Segment {
-                id,
-                seek: start / 160,
-                start: start as f64 / 16000.0,
-                end: end as f64 / 16000.0,
-                text,
-                tokens,
-                temperature: 0.0,
-                avg_logprob,
-                compression_ratio: 0.0,
-                no_speech_prob: 0.0,
-            });
+    let mut buf: Vec<f32> = Vec::with_capacity(max_len + CONFORMER_READ_CHUNK);
+    let (mut offset, mut id) = (0usize, 0usize);
+    loop {
+        let before = buf.len();
+        let ended = source
+            .read(&mut buf, CONFORMER_READ_CHUNK)
+            .map_err(|e| RecognizerError::Input(e.to_string()))?
+            == 0;
+        if buf[before..].iter().any(|x| !x.is_finite()) {
+            return Err(RecognizerError::Input(
+                "the audio contains NaN or infinite samples".into(),
+            ));
         }
-        start = end;
+        info.max_buffered_samples = info.max_buffered_samples.max(buf.len());
+        while buf.len() > max_len || (ended && !buf.is_empty()) {
+            let cut = if buf.len() > max_len {
+                quiet_cut(&buf, offset, max_len)
+            } else {
+                buf.len()
+            };
+            let piece = c.decode_piece(&buf[..cut], opts.beam_size)?;
+            info.features_s += piece.features_s;
+            info.encoder_s += piece.encoder_s;
+            info.decoder_s += piece.decoder_s;
+            info.windows += 1;
+            if !piece.text.trim().is_empty() {
+                id += 1;
+                sink(&Segment {
+                    id,
+                    seek: offset / CUT_FRAME,
+                    start: offset as f64 / 16000.0,
+                    end: (offset + cut) as f64 / 16000.0,
+                    text: piece.text,
+                    tokens: piece.tokens,
+                    temperature: 0.0,
+                    avg_logprob: piece.avg_logprob,
+                    compression_ratio: 0.0,
+                    no_speech_prob: 0.0,
+                });
+            }
+            buf.drain(..cut);
+            offset += cut;
+        }
+        if ended {
+            break;
+        }
     }
+    info.duration = offset as f64 / 16000.0;
     Ok(info)
 }
 
@@ -390,6 +455,69 @@ mod tests {
             prev = c;
         }
         assert_eq!(*cuts.last().unwrap(), x.len());
+    }
+
+    fn fixture_conformer() -> Recognizer {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer/firered_d32_k15");
+        Recognizer::load(&dir, None).expect("fixture conformer model")
+    }
+
+    #[test]
+    fn conformer_long_input_is_decoded_in_bounded_pieces() {
+        // 75 s of a random-weight model's input: tone bursts with short pauses.
+        let n = 75 * 16000;
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                if t.fract() < 0.8 {
+                    0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let rec = fixture_conformer();
+        assert_eq!(rec.family(), Family::ConformerAed);
+        let mut segs = Vec::new();
+        let info = rec
+            .transcribe(&x, &TranscribeOptions::default(), &mut |s| {
+                segs.push(s.clone())
+            })
+            .unwrap();
+        assert_eq!(info.windows, 3, "75 s in pieces of at most 30 s");
+        assert!((info.duration - 75.0).abs() < 1e-9);
+        let max_len = (CONFORMER_MAX_PIECE_S * 16000.0) as usize;
+        assert!(info.max_buffered_samples <= max_len + CONFORMER_READ_CHUNK);
+        // Segment times are the pieces: contiguous, increasing, at most 30 s each, and
+        // cut inside the pauses.
+        let cuts = split_for_conformer(&x, max_len);
+        assert_eq!(cuts.len(), 3);
+        for c in &cuts[..2] {
+            assert_eq!(x[*c], 0.0, "cut at {c} is in a pause");
+        }
+        for w in segs.windows(2) {
+            assert!(w[0].end <= w[1].start + 1e-9);
+        }
+        for s in &segs {
+            assert!(s.end - s.start <= CONFORMER_MAX_PIECE_S + 1e-9);
+        }
+    }
+
+    #[test]
+    fn conformer_rejects_non_finite_audio_and_accepts_empty() {
+        let rec = fixture_conformer();
+        let e = rec
+            .text(&[0.0, f32::NAN, 0.0], &TranscribeOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NaN"), "{e}");
+        assert_eq!(rec.text(&[], &TranscribeOptions::default()).unwrap(), "");
+        assert_eq!(
+            rec.text(&[0.0; 100], &TranscribeOptions::default())
+                .unwrap(),
+            ""
+        );
     }
 
     #[test]
