@@ -99,7 +99,7 @@ pub fn load_audio_at(path: &Path, sample_rate: u32) -> Result<Vec<f32>, AudioErr
 
 /// Decodes a file to interleaved f32 at its native rate.
 ///
-/// Built on [`PacketDecoder`], the same block-by-block decoder that
+/// Built on the same block-by-block packet decoder that
 /// [`crate::reader::FileReader`] streams through, so both see identical samples.
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
     let mut dec = PacketDecoder::open(path)?;

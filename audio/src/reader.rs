@@ -4,7 +4,7 @@
 //! is 460 MB of f32 at 16 kHz, more at 48 kHz stereo before downmixing). The
 //! reader instead pulls one decoder block at a time (a symphonia packet, or
 //! 4096 WAV frames through hound), downmixes it as [`crate::downmix`] does and
-//! pushes it through the same [`StreamResampler`] that [`crate::resample`] uses
+//! pushes it through the same [`StreamResampler`] that [`crate::resample()`] uses
 //! for whole signals. Because the decoder ([`crate::decode`]'s packet decoder),
 //! the downmix and the resampler are the very code of the whole-file path, and
 //! the resampler's output does not depend on how its input is chunked, the
