@@ -66,3 +66,39 @@ fn sentencepiece_rejects_truncated_protobuf() {
     let err = SentencePieceModel::from_bytes(&bytes[..bytes.len() / 2], "half.model").unwrap_err();
     assert!(err.to_string().contains("half.model"), "{err}");
 }
+
+/// WeNet/ESPnet unit lists: with the BPE model named in config.json, text goes through
+/// SentencePiece and back; detokenizing joins units and turns "▁" into spaces.
+#[test]
+fn wenet_units_with_bpe_round_trip_text() {
+    use hark_models::conformer_aed::ConformerConfig;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/conformer_wenet/wenet_bn_k15");
+    let cfg = ConformerConfig::load(&dir.join("config.json")).unwrap();
+    assert_eq!(cfg.dict, "units.txt");
+    let tok = FireRedTokenizer::from_model_dir(&dir, &cfg).unwrap();
+    let (pieces, ids) = tok.tokenize("two five seven");
+    assert!(pieces.iter().any(|p| p.starts_with('▁')), "{pieces:?}");
+    assert!(!ids.contains(&1), "no <unk> for AN4 words: {pieces:?}");
+    assert_eq!(tok.detokenize(&ids), "TWO FIVE SEVEN");
+}
+
+/// A unit list without a BPE model (`spm_model: ""`): words found in the list are one
+/// unit, others are split into characters (`<unk>` when absent).
+#[test]
+fn units_only_tokenizer_looks_up_words_then_characters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("units.txt");
+    std::fs::write(
+        &p,
+        "<blank> 0\n<unk> 1\nHELLO 2\nW 3\nO 4\nR 5\nL 6\nD 7\n<sos/eos> 8\n",
+    )
+    .unwrap();
+    let tok = FireRedTokenizer::load_units(&p).unwrap();
+    let (pieces, ids) = tok.tokenize("hello world!");
+    assert_eq!(pieces, ["HELLO", "W", "O", "R", "L", "D"]);
+    assert_eq!(ids, [2, 3, 4, 5, 6, 7]);
+    let (_, ids) = tok.tokenize("xyz");
+    assert_eq!(ids, [1, 1, 1]);
+    assert_eq!(tok.detokenize(&[2, 3, 4]), "HELLOWO");
+}

@@ -1,20 +1,31 @@
 //! `conformer_aed`: conformer encoder + transformer decoder (attention encoder-decoder)
 //! ASR models, starting with FireRedASR-AED.
 //!
-//! A model directory (written by `scripts/convert_fireredasr.py`) holds `config.json`
+//! A model directory (written by `scripts/convert_fireredasr.py` or
+//! `scripts/convert_wenet.py`) holds `config.json`
 //! (`"family": "conformer_aed"`, hyper-parameters named as in the reference), one
-//! `model.safetensors` (the reference's tensor names, plus the global CMVN as
+//! `model.safetensors` (FireRedASR's tensor names, WeNet/ESPnet names mapped onto them, plus the global CMVN as
 //! `cmvn.means` / `cmvn.istd`), and the tokenizer files.
 //!
 //! Design:
 //! * [`ConformerAed`] is immutable after [`ConformerAed::load`] and can be shared across
-//!   threads; per-utterance state ([`decoder::DecoderState`], [`decoder::CrossKv`]) lives in
-//!   the call.
+//!   threads; per-utterance state ([`decoder::DecoderState`] around the engine's
+//!   preallocated `KvCache`, [`decoder::CrossKv`] computed once per utterance) lives in the
+//!   call.
 //! * Every tensor is checked against the shape the config implies, and leftover tensors are
 //!   an error, so a checkpoint that does not match its config names the culprit.
-//! * Weights are widened to f32 at load and all arithmetic is f32 (matrix products through
-//!   `gemm`); this matches the PyTorch reference to f32 rounding, which the golden tests in
-//!   `models/tests/conformer_golden.rs` check stage by stage.
+//! * One model code path for FireRedASR-AED and WeNet/ESPnet conformers: the structural
+//!   differences are `config.json` options with FireRedASR defaults (see
+//!   [`config::ConformerConfig`] and `encoder.rs`); converters map both checkpoint layouts to
+//!   one set of tensor names (`scripts/convert_fireredasr.py`, `scripts/convert_wenet.py`).
+//! * At f32 the matrix products go through the `gemm` crate and match the PyTorch references
+//!   to f32 rounding (golden tests `models/tests/conformer_golden.rs`,
+//!   `models/tests/conformer_wenet_golden.rs`). At f16/int8 the weight matrices are engine
+//!   tensors multiplied on the engine's threaded kernels (int8 encoder products split by
+//!   columns, see `nn.rs`); attention (encoder rel-pos and decoder) uses the engine's
+//!   attention op; norms, biases, convolutions and CMVN stay f32.
+//! * Decoding: FireRedASR's batched beam search ([`search`]) or, with a CTC head, WeNet's
+//!   CTC prefix beam search + attention rescoring ([`ctc`]).
 //! * Input is Kaldi fbank computed on int16-scale samples (80 bins, dither 0); CMVN is part
 //!   of the model because it is part of the checkpoint.
 

@@ -1,10 +1,10 @@
 //! Small f32 building blocks shared by the encoder and decoder.
 //!
-//! Activations are row-major `[rows × width]` f32. Matrix products go through the `gemm`
-//! crate (runtime-dispatched AVX2/AVX-512 micro-kernels, rayon-parallel for large products)
-//! using explicit strides, so per-head views of `[T × d_model]` need no copies. These are
-//! private helpers until the engine's op API settles; they follow PyTorch's definitions
-//! (biased variance in LayerNorm, exact erf GELU, GLU over the channel halves).
+//! Activations are row-major `[rows × width]` f32. f32 weight matrices are multiplied with
+//! the `gemm` crate using explicit strides (per-head views of `[T × d_model]` need no
+//! copies; bit-for-bit the path the golden tests check); f16/int8 weights are engine tensors
+//! on the engine's threaded kernels. The definitions follow PyTorch's (biased variance in
+//! LayerNorm, exact erf GELU, GLU over the channel halves).
 
 use gemm::Parallelism;
 
