@@ -217,3 +217,95 @@ fn batch_stdout_keeps_input_order_with_two_jobs() {
     assert_eq!(two.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn batch_ctrl_c_finishes_files_in_flight_and_leaves_only_whole_outputs() {
+    let Some((an4, model)) = setup() else { return };
+    let root = scratch("sigint");
+    let input = tree(&root, &an4);
+    std::fs::remove_file(input.join("a/corrupt.flac")).expect("rm");
+    std::fs::remove_file(input.join("b/empty.wav")).expect("rm");
+    // Reference transcripts from an uninterrupted run.
+    let refs = root.join("ref");
+    let r = hark(
+        &model,
+        &[
+            input.to_str().expect("utf-8 path"),
+            "--output-dir",
+            refs.to_str().unwrap(),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Enough files that the run is still going when it is interrupted.
+    for copy in 0..6 {
+        for rel in GOOD {
+            let dst = input.join(format!("copy{copy}")).join(rel);
+            std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+            std::fs::copy(input.join(rel), dst).expect("copy");
+        }
+    }
+    let total = GOOD.len() * 7;
+    let out = root.join("out");
+    let mut child = Command::new(HARK)
+        .arg("transcribe")
+        .arg("--model")
+        .arg(&model)
+        .args(["--beam", "1", "--temperature", "0", "--jobs", "2"])
+        .arg(&input)
+        .arg("--output-dir")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting hark");
+    // Interrupt once the first transcript exists.
+    let first = out_file(&out, GOOD[0]);
+    let t0 = std::time::Instant::now();
+    while !first.exists() {
+        assert!(t0.elapsed().as_secs() < 600, "no output after 10 minutes");
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    let res = child.wait_with_output().expect("waiting for hark");
+    let err = String::from_utf8_lossy(&res.stderr);
+    if !sent {
+        eprintln!("skipping the interrupt checks: could not send SIGINT");
+        return;
+    }
+    // Written outputs are whole transcripts (equal to an uninterrupted run's), never
+    // partial files; files not started have no output.
+    let mut written = 0;
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("ls") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            assert_eq!(p.extension().and_then(|x| x.to_str()), Some("txt"), "{p:?}");
+            let rel = p.strip_prefix(&out).expect("under out");
+            let base = GOOD
+                .iter()
+                .find(|g| rel.ends_with(Path::new(g).with_extension("txt")))
+                .expect("a known file");
+            assert_eq!(read(&p), read(&out_file(&refs, base)), "{p:?}");
+            written += 1;
+        }
+    }
+    if res.status.code() == Some(0) {
+        // The run ended before the signal arrived (a very fast machine).
+        assert_eq!(written, total);
+        return;
+    }
+    assert_eq!(res.status.code(), Some(130), "{err}");
+    assert!(err.contains("not started (cancelled)"), "{err}");
+    assert!(written < total, "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
