@@ -67,8 +67,10 @@ pub struct Args {
     #[arg(long, default_value_t = 25.0)]
     pub max_utterance_s: f32,
     /// Silence that confirms the end of an utterance (ms, the VAD hangover). Shorter
-    /// pauses inside an utterance do not split it.
-    #[arg(long, default_value_t = 600)]
+    /// pauses inside an utterance do not split it; a longer one does, and the next
+    /// utterance is decoded with the previous finals as its prompt. The final latency
+    /// is at least this long.
+    #[arg(long, default_value_t = 400)]
     pub hangover_ms: u32,
     /// Silence after which the final decode starts speculatively (ms): the final text
     /// is usually ready when the hangover confirms the end.
@@ -212,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;
-    let pipeline = Pipeline::start(source_factory(&args), model, final_opts, seg_cfg)?;
+    let pipeline = Pipeline::start(source_factory(&args), Box::new(model), final_opts, seg_cfg)?;
 
     let mut stats = Stats::default();
     stats.begin();

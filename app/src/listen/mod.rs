@@ -105,6 +105,19 @@ pub struct Preempt {
     pub speculative: Arc<AtomicBool>,
 }
 
+/// What the recogniser thread needs from a model: 16 kHz mono in, text out.
+/// Implemented by [`Recognizer`] (every model family); tests plug in fakes.
+pub trait Transcriber: Send + 'static {
+    /// Decodes `audio` with `opts` and returns the text (segments joined by spaces).
+    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String>;
+}
+
+impl Transcriber for Recognizer {
+    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String> {
+        Ok(Recognizer::text(self, audio, opts)?)
+    }
+}
+
 /// Opens the audio source inside the capture thread (a microphone must stay on the
 /// thread that opened it).
 pub type SourceFactory = Box<dyn FnOnce() -> anyhow::Result<Box<dyn AudioSource>> + Send + 'static>;
@@ -149,7 +162,7 @@ impl Pipeline {
     /// `final_opts` are the options of the final decode (partials are greedy).
     pub fn start(
         open: SourceFactory,
-        model: Recognizer,
+        model: Box<dyn Transcriber>,
         final_opts: TranscribeOptions,
         seg_cfg: SegmenterConfig,
     ) -> anyhow::Result<Self> {
@@ -390,7 +403,7 @@ fn segment_thread(
 
 /// One decode; `Ok(None)` when it was preempted before it started.
 fn decode(
-    model: &Recognizer,
+    model: &dyn Transcriber,
     audio: &[f32],
     opts: &TranscribeOptions,
     cancel: &AtomicBool,
@@ -411,7 +424,7 @@ struct Speculative {
 }
 
 fn recognise_thread(
-    model: Recognizer,
+    model: Box<dyn Transcriber>,
     final_opts: TranscribeOptions,
     jobs: Receiver<Job>,
     events: Sender<Event>,
@@ -474,7 +487,7 @@ fn recognise_thread(
                 if pending.iter().any(|j| !matches!(j, Job::Resumed { .. })) {
                     continue;
                 }
-                match decode(&model, &audio, &partial_opts, &preempt.partial) {
+                match decode(&*model, &audio, &partial_opts, &preempt.partial) {
                     Ok(Some(text)) => show(id, &text, &mut agreement, &mut agreement_id),
                     Ok(None) => {}
                     Err(e) => {
@@ -499,7 +512,7 @@ fn recognise_thread(
                 }
                 let t = Instant::now();
                 match decode(
-                    &model,
+                    &*model,
                     &audio,
                     &final_opts_now(&history),
                     &preempt.speculative,
@@ -544,7 +557,6 @@ fn recognise_thread(
                         model
                             .text(&audio, &final_opts_now(&history))
                             .map(|text| (text, t.elapsed().as_secs_f64()))
-                            .map_err(anyhow::Error::from)
                     }
                 };
                 match result {
@@ -754,7 +766,7 @@ mod tests {
             eprintln!("skipping: tiny.en model not installed");
             return;
         }
-        let w = Recognizer::load(&model, None).unwrap();
+        let w = Box::new(Recognizer::load(&model, None).unwrap());
         let speech = hark_audio::load_audio(std::path::Path::new(base)).unwrap();
         // Silence, then the utterance, cut off before its end by the "unplug".
         let mut audio = vec![0.0; 8000];
@@ -787,5 +799,115 @@ mod tests {
             .collect();
         assert_eq!(finals.len(), 1, "{events:?}");
         assert!(finals[0].to_lowercase().starts_with("enter"), "{finals:?}");
+    }
+    /// Delivers `audio` in 20 ms pieces at real time, then ends like a file.
+    struct Paced {
+        audio: Vec<f32>,
+        pos: usize,
+        next: Option<Instant>,
+    }
+
+    impl AudioSource for Paced {
+        fn read(
+            &mut self,
+            out: &mut Vec<f32>,
+            _timeout: Duration,
+        ) -> Result<bool, hark_audio::AudioError> {
+            if self.pos >= self.audio.len() {
+                return Ok(false);
+            }
+            let next = *self.next.get_or_insert_with(Instant::now);
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            self.next = Some(next + Duration::from_millis(20));
+            let end = (self.pos + 320).min(self.audio.len());
+            out.extend_from_slice(&self.audio[self.pos..end]);
+            self.pos = end;
+            Ok(true)
+        }
+        fn overruns(&self) -> u64 {
+            0
+        }
+    }
+
+    /// A model that takes `cost` per decode and answers with the audio length.
+    struct Fake {
+        cost: Duration,
+        /// (final options?, audio length) of every decode.
+        calls: Arc<std::sync::Mutex<Vec<(bool, usize)>>>,
+    }
+
+    impl Transcriber for Fake {
+        fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String> {
+            std::thread::sleep(self.cost);
+            let is_final = !opts.without_timestamps;
+            if let Ok(mut c) = self.calls.lock() {
+                c.push((is_final, audio.len()));
+            }
+            Ok(format!("n{}", audio.len()))
+        }
+    }
+
+    #[test]
+    fn final_is_decoded_once_speculatively_and_ready_when_the_hangover_ends() {
+        // Three 1.2 s "utterances" (a tone) separated by 1.5 s of silence, at real time;
+        // every decode costs 250 ms; hangover 600 ms, endpoint 100 ms.
+        let mut audio = vec![0.0f32; 8000];
+        for _ in 0..3 {
+            audio.extend((0..19200).map(|i| 0.3 * (i as f32 * 0.3).sin()));
+            audio.extend(vec![0.0; 24000]);
+        }
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let fake = Fake {
+            cost: Duration::from_millis(250),
+            calls: calls.clone(),
+        };
+        let open: SourceFactory = Box::new(move || {
+            Ok(Box::new(Paced {
+                audio,
+                pos: 0,
+                next: None,
+            }) as Box<dyn AudioSource>)
+        });
+        let mut cfg = SegmenterConfig {
+            endpoint_ms: 100,
+            ..Default::default()
+        };
+        cfg.vad.hangover_ms = 600;
+        let p = Pipeline::start(open, Box::new(fake), TranscribeOptions::default(), cfg).unwrap();
+        let events: Vec<Event> = p
+            .events
+            .iter()
+            .take_while(|e| *e != Event::Finished)
+            .collect();
+        p.join();
+        let finals: Vec<(String, f64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final {
+                    text, latency_ms, ..
+                } => Some((text.clone(), *latency_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 3, "{events:?}");
+        let calls = calls.lock().unwrap().clone();
+        let final_decodes: Vec<usize> = calls.iter().filter(|c| c.0).map(|c| c.1).collect();
+        // One decode with the final options per utterance: the speculative one, reused.
+        assert_eq!(final_decodes.len(), 3, "{calls:?}");
+        for ((text, latency), len) in finals.iter().zip(&final_decodes) {
+            assert_eq!(text, &format!("n{len}"));
+            // The final waits for the hangover (latency is measured from the last voiced
+            // audio, hangover included) but not for a decode after it: the decode ran
+            // during the hangover. (Bounds with slack for a busy machine.)
+            assert!(*latency >= 560.0, "{latency} {finals:?}");
+            assert!(*latency < 600.0 + 250.0 - 50.0, "{latency} {finals:?}");
+        }
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Partial { .. })),
+            "{events:?}"
+        );
     }
 }
