@@ -1,7 +1,7 @@
 //! [`AudioSource`]: one interface over a microphone and a file.
 //!
 //! Both deliver mono f32 at 16 kHz in pieces. A file can be read as fast as
-//! possible ([`FileSource::open`]) or replayed at real time
+//! possible ([`FileSource::open`], streamed from disk by [`FileReader`]) or replayed at real time
 //! ([`FileSource::realtime`]): then a producer thread pushes native-rate
 //! interleaved chunks into the same SPSC ring buffer a microphone callback
 //! would, and the same [`RingReader`] pops, downmixes and resamples, so
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::capture::{push_counting, ring, Microphone, RingReader};
 use crate::decode::{decode_file, TARGET_SAMPLE_RATE};
 use crate::error::AudioError;
-use crate::resample::StreamResampler;
+use crate::reader::FileReader;
 
 /// A source of mono 16 kHz audio.
 ///
@@ -38,17 +38,14 @@ pub struct FileSource {
 }
 
 enum FileInner {
-    /// Decoded up front, delivered in chunks through a [`StreamResampler`].
+    /// Streamed from disk in bounded memory ([`FileReader`]), 20 ms per read.
     Offline {
-        mono: Vec<f32>,
-        pos: usize,
+        reader: Box<FileReader>,
         chunk: usize,
-        resampler: StreamResampler,
-        done: bool,
     },
     /// Replayed at real time through the live ring-buffer path.
     Realtime {
-        reader: RingReader,
+        reader: Box<RingReader>,
         _feeder: std::thread::JoinHandle<()>,
     },
 }
@@ -60,17 +57,14 @@ impl std::fmt::Debug for FileSource {
 }
 
 impl FileSource {
-    /// Reads `path` as fast as the consumer asks.
+    /// Reads `path` as fast as the consumer asks, streaming it from disk (memory
+    /// does not grow with the file's length).
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let d = decode_file(path)?;
-        let chunk = (d.sample_rate as usize / 50).max(1); // 20 ms
+        let reader = FileReader::open(path, TARGET_SAMPLE_RATE)?;
         Ok(Self {
             inner: FileInner::Offline {
-                mono: d.to_mono(),
-                pos: 0,
-                chunk,
-                resampler: StreamResampler::new(d.sample_rate, TARGET_SAMPLE_RATE)?,
-                done: false,
+                reader: Box::new(reader),
+                chunk: TARGET_SAMPLE_RATE as usize / 50, // 20 ms
             },
         })
     }
@@ -101,7 +95,7 @@ impl FileSource {
         });
         Ok(Self {
             inner: FileInner::Realtime {
-                reader,
+                reader: Box::new(reader),
                 _feeder: feeder,
             },
         })
@@ -111,25 +105,7 @@ impl FileSource {
 impl AudioSource for FileSource {
     fn read(&mut self, out: &mut Vec<f32>, timeout: Duration) -> Result<bool, AudioError> {
         match &mut self.inner {
-            FileInner::Offline {
-                mono,
-                pos,
-                chunk,
-                resampler,
-                done,
-            } => {
-                if *done {
-                    return Ok(false);
-                }
-                let end = (*pos + *chunk).min(mono.len());
-                resampler.push(&mono[*pos..end], out)?;
-                *pos = end;
-                if *pos == mono.len() {
-                    resampler.finish(out)?;
-                    *done = true;
-                }
-                Ok(true)
-            }
+            FileInner::Offline { reader, chunk } => Ok(reader.read(out, *chunk)? > 0),
             FileInner::Realtime { reader, .. } => reader.read(out, timeout),
         }
     }
