@@ -468,31 +468,53 @@ impl Recorder<'_> {
         check(OP, "k", k.buf, last(k, tk))?;
         check(OP, "v", v.buf, last(v, tk))?;
         check(OP, "out", out, tq * d)?;
+        // Workgroup memory: RW·HD (queries) + 2·8·HD (key/value tile) floats <= 16 KiB.
+        let rw = if hd <= 64 { 32 } else { 16 };
+        // Output columns per workgroup: the largest divisor of hd that is <= 32.
+        let dv = (1..=hd.min(32))
+            .rev()
+            .find(|v| hd.is_multiple_of(*v))
+            .unwrap_or(1);
         let key = format!("attention_hd{hd}");
         let pipe = self.ctx.pipeline(&key, || {
             ATTENTION
                 .replace("{{HD}}", &hd.to_string())
-                .replace("{{KT_HD}}", &(16 * hd).to_string())
+                .replace("{{RW}}", &rw.to_string())
+                .replace("{{DV}}", &dv.to_string())
+                .replace("{{RW_HD}}", &(rw * hd).to_string())
+                .replace("{{KT_HD}}", &(8 * hd).to_string())
         })?;
-        let params = [
-            u(tq),
-            u(tk),
-            u(heads),
-            scale.to_bits(),
-            u(q.offset),
-            u(q.stride),
-            u(k.offset),
-            u(k.stride),
-            u(v.offset),
-            u(v.stride),
-            u(d),
-        ];
-        self.dispatch(
-            &pipe,
-            &params,
-            &[&q.buf.buf, &k.buf.buf, &out.buf],
-            [u(tq.div_ceil(64)), u(heads), 1],
-        );
+        let nz = hd / dv;
+        let state = self.ctx.zeros(tq * heads * nz * (dv + 2));
+        const CHUNK: usize = 256;
+        let mut j0 = 0;
+        while j0 < tk {
+            let j1 = (j0 + CHUNK).min(tk);
+            let params = [
+                u(tq),
+                u(tk),
+                u(heads),
+                scale.to_bits(),
+                u(q.offset),
+                u(q.stride),
+                u(k.offset),
+                u(k.stride),
+                u(v.offset),
+                u(v.stride),
+                u(d),
+                u(j0),
+                u(j1),
+                (j0 == 0) as u32,
+                (j1 == tk) as u32,
+            ];
+            self.dispatch(
+                &pipe,
+                &params,
+                &[&q.buf.buf, &k.buf.buf, &out.buf, &state.buf],
+                [u(tq.div_ceil(rw)), u(heads), u(nz)],
+            );
+            j0 = j1;
+        }
         Ok(())
     }
 }

@@ -127,7 +127,10 @@ impl WhisperEncoderDelegate {
             n_audio_layer: dim(&cfg, model_dir, "n_audio_layer")?,
         };
         let d = dims.n_audio_state;
-        if dims.n_audio_head == 0 || d % dims.n_audio_head != 0 || d / dims.n_audio_head > 128 {
+        if dims.n_audio_head == 0
+            || !d.is_multiple_of(dims.n_audio_head)
+            || d / dims.n_audio_head > 128
+        {
             return Err(GpuError::Model {
                 path: model_dir.join("config.json"),
                 reason: format!("unsupported heads: d {d}, {} heads", dims.n_audio_head),
@@ -204,7 +207,6 @@ impl WhisperEncoderDelegate {
             ff: ctx.zeros(t2 * 4 * d),
         };
         let name = format!("gpu:{}", ctx.adapter().name);
-        // Compile every kernel now, so the first stage does not pay for it.
         ctx.check_errors("uploading Whisper encoder weights")?;
         Ok(WhisperEncoderDelegate {
             ctx,
