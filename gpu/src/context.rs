@@ -295,6 +295,17 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device {
+                op: "wait for the device".into(),
+                reason: e.to_string(),
+            })?;
+        self.check_errors("running kernels")
+    }
+
     /// Waits for all queued work and reads `t` back.
     pub fn download(&self, t: &GpuTensor) -> Result<Vec<f32>, GpuError> {
         let size = (t.len * 4) as u64;

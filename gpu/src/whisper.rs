@@ -15,6 +15,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hark_engine::delegate::{Delegate, Stage, StageKind};
 use hark_engine::{Precision, PrecisionPolicy, Weights};
@@ -22,6 +23,17 @@ use hark_engine::{Precision, PrecisionPolicy, Weights};
 use crate::context::{GpuContext, GpuTensor};
 use crate::kernels::{Act, GpuWeight, RowView};
 use crate::GpuError;
+
+/// Wall-clock time of the phases of one GPU encoder pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Copying the stage input to the device.
+    pub upload: Duration,
+    /// Recording, submitting and running all kernels.
+    pub kernels: Duration,
+    /// Reading the output back.
+    pub download: Duration,
+}
 
 /// Whisper encoder dimensions (openai-whisper `ModelDimensions` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +247,11 @@ impl WhisperEncoderDelegate {
     /// Runs the encoder on one window of log-mel `[n_mels, 2·n_audio_ctx]` (mel-major)
     /// and returns `[n_audio_ctx, d]` row-major (after the final LayerNorm).
     pub fn encode(&self, mel: &[f32]) -> Result<Vec<f32>, GpuError> {
+        Ok(self.encode_timed(mel)?.0)
+    }
+
+    /// [`Self::encode`] with the time spent in each phase, for benchmarks.
+    pub fn encode_timed(&self, mel: &[f32]) -> Result<(Vec<f32>, StageTimes), GpuError> {
         let dm = self.dims;
         let (nm, d, heads) = (dm.n_mels, dm.n_audio_state, dm.n_audio_head);
         let (t1, t2) = (2 * dm.n_audio_ctx, dm.n_audio_ctx);
@@ -248,7 +265,12 @@ impl WhisperEncoderDelegate {
             });
         }
         let b = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        let t0 = Instant::now();
         self.ctx.write(&b.mel, mel)?;
+        self.ctx.queue.submit([]);
+        self.ctx.wait()?;
+        let upload = t0.elapsed();
+        let t0 = Instant::now();
         let mut r = self.ctx.recorder();
         // conv1: mel is [n_mels, t1], i.e. time stride 1, channel stride t1.
         r.im2col(&b.mel, t1, nm, (1, t1), 3, 1, 1, &b.col)?;
@@ -300,9 +322,17 @@ impl WhisperEncoderDelegate {
         }
         r.layer_norm(&b.x, t2, d, &self.ln_post.g, &self.ln_post.b, 1e-5, &b.h)?;
         r.submit()?;
+        self.ctx.wait()?;
+        let kernels = t0.elapsed();
+        let t0 = Instant::now();
         let mut out = self.ctx.download(&b.h)?;
         out.truncate(t2 * d);
-        Ok(out)
+        let times = StageTimes {
+            upload,
+            kernels,
+            download: t0.elapsed(),
+        };
+        Ok((out, times))
     }
 }
 
