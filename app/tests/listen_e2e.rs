@@ -109,6 +109,44 @@ fn word_match(reference: &[String], hyp: &[String]) -> f64 {
     1.0 - prev[hyp.len()] as f64 / reference.len().max(1) as f64
 }
 
+/// The `--no-tui` JSON lines of a run: (text, start, end, latency_ms) of each final,
+/// checking the shape of every line (partials included) and that finals follow each
+/// other in stream time without overlapping.
+fn finals_of(stdout: &str) -> Vec<(String, f64, f64, f64)> {
+    let mut finals: Vec<(String, f64, f64, f64)> = Vec::new();
+    for l in stdout.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        let f = |k: &str| {
+            v[k].as_f64()
+                .unwrap_or_else(|| panic!("no number `{k}`: {l}"))
+        };
+        let (start, end) = (f("start"), f("end"));
+        assert!(0.0 <= start && start < end, "{l}");
+        let text = v["text"].as_str().unwrap().to_string();
+        match v["type"].as_str() {
+            Some("partial") => assert!(v["latency_ms"].is_null(), "{l}"),
+            Some("final") => {
+                if let Some(prev) = finals.last() {
+                    assert!(start >= prev.2 - 1e-3, "overlaps the previous final: {l}");
+                }
+                finals.push((text, start, end, f("latency_ms")));
+            }
+            _ => panic!("unknown type: {l}"),
+        }
+    }
+    finals
+}
+
+/// The final texts, one per line (what the transcript file holds).
+fn final_text(stdout: &str) -> String {
+    finals_of(stdout)
+        .into_iter()
+        .map(|(t, ..)| t + "\n")
+        .collect()
+}
+
+/// Runs `hark listen --no-tui` and returns (final texts one per line, stderr).
 fn listen(input: &Path, transcript: &Path, extra: &[&str]) -> (String, String) {
     let out = Command::new(HARK)
         .args(["listen", "--no-tui", "--model", "tiny.en", "--input"])
@@ -121,7 +159,7 @@ fn listen(input: &Path, transcript: &Path, extra: &[&str]) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "hark listen failed: {stderr}");
-    (stdout, stderr)
+    (final_text(&stdout), stderr)
 }
 
 #[test]
@@ -301,13 +339,16 @@ fn listen_ctrl_c_finishes_the_current_utterance_first() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // The interrupted utterance still became a final line, saved to the file.
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
+    let finals = finals_of(&stdout);
+    assert_eq!(finals.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
-        words(lines[0]).first().is_some_and(|w| w == "enter"),
+        words(&finals[0].0).first().is_some_and(|w| w == "enter"),
         "{stdout}"
     );
-    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), stdout);
+    assert_eq!(
+        std::fs::read_to_string(&transcript).unwrap(),
+        final_text(&stdout)
+    );
 }
 
 /// A conformer-AED model directory (the random-weight FireRedASR fixture: its text is
@@ -331,8 +372,8 @@ fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
     write_wav(&wav, &joined_an4(3), 16000, 1);
     let transcript = tmp.join("conformer.txt");
     let out = Command::new(HARK)
-        .args(["listen", "--no-tui", "--stats", "--realtime-speed", "4"])
-        .arg("--model")
+        .args(["listen", "--no-tui", "--stats", "--partials"])
+        .args(["--realtime-speed", "4", "--model"])
         .arg(conformer_fixture())
         .arg("--input")
         .arg(&wav)
@@ -342,6 +383,9 @@ fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    finals_of(&stdout);
+    assert!(stdout.contains(r#""type":"partial""#), "{stdout}");
     // One final per utterance (the random weights may give empty texts, which are not
     // printed, but every utterance is decoded and timed).
     assert!(stderr.contains("stats: finals: 3;"), "{stderr}");
@@ -352,7 +396,7 @@ fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(&transcript).unwrap(),
-        String::from_utf8_lossy(&out.stdout)
+        final_text(&String::from_utf8_lossy(&out.stdout))
     );
 }
 

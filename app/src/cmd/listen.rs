@@ -3,7 +3,7 @@
 //! The pipeline lives in `crate::listen`; this module validates flags, resolves and
 //! loads the model, opens the transcript file (every final line is appended and
 //! flushed as soon as it is final) and runs either the TUI or the `--no-tui` printer
-//! (finals to stdout, partials to stderr with `--partials`). `q` and Ctrl-C stop the
+//! (JSON lines on stdout: finals, and partials with `--partials`). `q` and Ctrl-C stop the
 //! capture but the current utterance is still decoded and saved.
 
 use std::fs::File;
@@ -38,10 +38,13 @@ pub struct Args {
     /// Replay speed for --input (1.0 = real time).
     #[arg(long, default_value_t = 1.0)]
     pub realtime_speed: f32,
-    /// Print finals to stdout instead of running the terminal UI.
+    /// Print JSON lines to stdout instead of running the terminal UI, one per final:
+    /// `{"type":"final","id","text","start","end","latency_ms"}` (times in seconds of
+    /// the input stream, latency from the end of speech to the text).
     #[arg(long)]
     pub no_tui: bool,
-    /// With --no-tui, also print partial hypotheses to stderr.
+    /// With --no-tui, also print partial hypotheses (`"type":"partial"`, with the
+    /// `committed` words; `latency_ms` is null).
     #[arg(long)]
     pub partials: bool,
     /// Transcript file (default: $HARK_HOME/transcripts/listen-<timestamp>.txt).
@@ -76,6 +79,11 @@ pub struct Args {
     /// is usually ready when the hangover confirms the end.
     #[arg(long, default_value_t = 100)]
     pub endpoint_ms: u32,
+}
+
+/// Seconds rounded to the millisecond (JSON output).
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
 }
 
 fn default_transcript() -> anyhow::Result<PathBuf> {
@@ -238,18 +246,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for ev in pipeline.events.iter() {
             stats.observe(&ev);
             match &ev {
-                Event::Final { text, .. } if !text.is_empty() => {
+                Event::Final {
+                    id,
+                    text,
+                    start_s,
+                    end_s,
+                    latency_ms,
+                    ..
+                } if !text.is_empty() => {
                     sink(text).with_context(|| format!("writing {}", transcript.display()))?;
+                    let line = serde_json::json!({
+                        "type": "final",
+                        "id": id,
+                        "text": text,
+                        "start": round_ms(*start_s),
+                        "end": round_ms(*end_s),
+                        "latency_ms": latency_ms.round(),
+                    });
                     let mut out = stdout.lock();
-                    writeln!(out, "{text}").ok();
+                    writeln!(out, "{line}").ok();
                     out.flush().ok();
                 }
                 Event::Partial {
+                    id,
+                    start_s,
+                    end_s,
                     committed,
                     tentative,
-                    ..
                 } if args.partials => {
-                    eprintln!("partial: [{committed}] {tentative}");
+                    let text = [committed.as_str(), tentative.as_str()]
+                        .into_iter()
+                        .filter(|t| !t.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let line = serde_json::json!({
+                        "type": "partial",
+                        "id": id,
+                        "text": text,
+                        "committed": committed,
+                        "start": round_ms(*start_s),
+                        "end": round_ms(*end_s),
+                        "latency_ms": null,
+                    });
+                    let mut out = stdout.lock();
+                    writeln!(out, "{line}").ok();
+                    out.flush().ok();
                 }
                 Event::Warning(w) => eprintln!("hark: warning: {w}"),
                 Event::Error(e) => eprintln!("hark: error: {e}"),

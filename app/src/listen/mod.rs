@@ -58,6 +58,10 @@ pub enum Event {
     Partial {
         /// Utterance number.
         id: u64,
+        /// Stream time (s) where the utterance's audio starts.
+        start_s: f64,
+        /// Stream time (s) where the decoded audio ends.
+        end_s: f64,
         /// Words committed by LocalAgreement (stable).
         committed: String,
         /// The rest of the hypothesis (may still change).
@@ -67,6 +71,10 @@ pub enum Event {
     Final {
         /// Utterance number.
         id: u64,
+        /// Stream time (s) where the utterance's audio starts.
+        start_s: f64,
+        /// Stream time (s) where it ends.
+        end_s: f64,
         /// The text (may be empty: noise, no speech).
         text: String,
         /// From the arrival of the last voiced audio to this text, in ms.
@@ -130,10 +138,12 @@ struct Chunk {
 enum Job {
     Partial {
         id: u64,
+        start: u64,
         audio: Vec<f32>,
     },
     Endpoint {
         id: u64,
+        start: u64,
         audio: Vec<f32>,
         speech_end: u64,
     },
@@ -142,6 +152,7 @@ enum Job {
     },
     Final {
         id: u64,
+        start: u64,
         audio: Vec<f32>,
         speech_end: u64,
         speech_end_at: Instant,
@@ -274,6 +285,8 @@ struct Forwarder {
     arrivals: VecDeque<(u64, Instant)>,
     /// `speech_end` of the last endpoint.
     last_endpoint: Option<u64>,
+    /// Start position of the open utterance.
+    start: u64,
 }
 
 impl Forwarder {
@@ -287,8 +300,18 @@ impl Forwarder {
     fn forward(&mut self, out: &mut Vec<Segment>) {
         for s in out.drain(..) {
             let (job, flag) = match s {
-                Segment::Start { .. } => continue,
-                Segment::Partial { id, audio } => (Job::Partial { id, audio }, None),
+                Segment::Start { at, .. } => {
+                    self.start = at;
+                    continue;
+                }
+                Segment::Partial { id, audio } => (
+                    Job::Partial {
+                        id,
+                        start: self.start,
+                        audio,
+                    },
+                    None,
+                ),
                 Segment::Endpoint {
                     id,
                     audio,
@@ -298,6 +321,7 @@ impl Forwarder {
                     (
                         Job::Endpoint {
                             id,
+                            start: self.start,
                             audio,
                             speech_end,
                         },
@@ -325,6 +349,7 @@ impl Forwarder {
                     let matches = self.last_endpoint.take() == Some(speech_end);
                     let job = Job::Final {
                         id,
+                        start: self.start,
                         audio,
                         speech_end,
                         speech_end_at: at,
@@ -362,6 +387,7 @@ fn segment_thread(
         preempt,
         arrivals: VecDeque::new(),
         last_endpoint: None,
+        start: 0,
     };
     let mut was_paused = false;
     let mut level_due = Instant::now();
@@ -450,7 +476,12 @@ fn recognise_thread(
         initial_prompt: (!history.is_empty()).then(|| Vec::from(history.clone()).join(" ")),
         ..final_opts.clone()
     };
-    let show = |id: u64, text: &str, agreement: &mut LocalAgreement, agreement_id: &mut u64| {
+    let secs = |pos: u64| pos as f64 / 16000.0;
+    let show = |id: u64,
+                (start, len): (u64, usize),
+                text: &str,
+                agreement: &mut LocalAgreement,
+                agreement_id: &mut u64| {
         if *agreement_id != id {
             *agreement = LocalAgreement::new();
             *agreement_id = id;
@@ -458,6 +489,8 @@ fn recognise_thread(
         agreement.update(text);
         let _ = events.send(Event::Partial {
             id,
+            start_s: secs(start),
+            end_s: secs(start + len as u64),
             committed: agreement.committed().join(" "),
             tentative: agreement.tentative().join(" "),
         });
@@ -475,7 +508,7 @@ fn recognise_thread(
             pending.push_back(next);
         }
         match job {
-            Job::Partial { id, audio } => {
+            Job::Partial { id, start, audio } => {
                 // Reset first, then look: a preemption raised after the reset is seen
                 // by `decode`, one raised before it comes with a queued job.
                 preempt.partial.store(false, Ordering::Relaxed);
@@ -488,7 +521,13 @@ fn recognise_thread(
                     continue;
                 }
                 match decode(&*model, &audio, &partial_opts, &preempt.partial) {
-                    Ok(Some(text)) => show(id, &text, &mut agreement, &mut agreement_id),
+                    Ok(Some(text)) => show(
+                        id,
+                        (start, audio.len()),
+                        &text,
+                        &mut agreement,
+                        &mut agreement_id,
+                    ),
                     Ok(None) => {}
                     Err(e) => {
                         let _ = events.send(Event::Error(format!("partial decode failed: {e:#}")));
@@ -497,6 +536,7 @@ fn recognise_thread(
             }
             Job::Endpoint {
                 id,
+                start,
                 audio,
                 speech_end,
             } => {
@@ -519,7 +559,13 @@ fn recognise_thread(
                 ) {
                     Ok(Some(text)) => {
                         // Until the hangover confirms it, it is the best partial.
-                        show(id, &text, &mut agreement, &mut agreement_id);
+                        show(
+                            id,
+                            (start, audio.len()),
+                            &text,
+                            &mut agreement,
+                            &mut agreement_id,
+                        );
                         spec = Some(Speculative {
                             id,
                             speech_end,
@@ -543,6 +589,7 @@ fn recognise_thread(
             }
             Job::Final {
                 id,
+                start,
                 audio,
                 speech_end,
                 speech_end_at,
@@ -571,6 +618,8 @@ fn recognise_thread(
                         let audio_s = audio.len() as f64 / 16000.0;
                         let _ = events.send(Event::Final {
                             id,
+                            start_s: secs(start),
+                            end_s: secs(start + audio.len() as u64),
                             text,
                             latency_ms,
                             rtf: decode_s / audio_s.max(1e-3),
@@ -705,6 +754,8 @@ mod tests {
         let mut s = Stats::default();
         let p = |id| Event::Partial {
             id,
+            start_s: 0.0,
+            end_s: 1.0,
             committed: String::new(),
             tentative: String::new(),
         };
@@ -713,6 +764,8 @@ mod tests {
         s.observe(&p(1));
         s.observe(&Event::Final {
             id: 1,
+            start_s: 0.0,
+            end_s: 1.0,
             text: "x".into(),
             latency_ms: 250.0,
             rtf: 0.1,

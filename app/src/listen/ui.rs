@@ -335,12 +335,16 @@ mod tests {
         };
         a.apply(&Event::Final {
             id: 0,
+            start_s: 0.5,
+            end_s: 2.5,
             text: "Enter two nine eight one.".into(),
             latency_ms: 412.0,
             rtf: 0.21,
         });
         a.apply(&Event::Partial {
             id: 1,
+            start_s: 3.0,
+            end_s: 4.0,
             committed: "erase u".into(),
             tentative: "d b e".into(),
         });
@@ -403,6 +407,8 @@ mod tests {
         for i in 0..50 {
             a.apply(&Event::Final {
                 id: i,
+                start_s: i as f64,
+                end_s: i as f64 + 0.5,
                 text: format!("line number {i}"),
                 latency_ms: 1.0,
                 rtf: 0.1,

@@ -127,6 +127,9 @@ pub enum Segment {
     Start {
         /// Utterance number (from 0).
         id: u64,
+        /// Stream position (samples) of its first sample: the audio of every later
+        /// segment of this utterance starts here.
+        at: u64,
     },
     /// Re-decode utterance `id`: here is all its audio so far.
     Partial {
@@ -302,7 +305,7 @@ impl Segmenter {
                         self.next_id += 1;
                         self.open = Some((id, start));
                         self.last_partial_len = 0;
-                        out.push(Segment::Start { id });
+                        out.push(Segment::Start { id, at: start });
                     }
                 }
                 VadEvent::SpeechEnd(p) => {
@@ -332,7 +335,7 @@ impl Segmenter {
                 self.next_id += 1;
                 self.open = Some((id, cut));
                 self.last_partial_len = 0;
-                out.push(Segment::Start { id });
+                out.push(Segment::Start { id, at: cut });
             } else if self.closing.is_none() && self.vad.is_speaking() {
                 self.endpoint(id, start, pos, out);
             }
@@ -514,7 +517,7 @@ mod tests {
         let starts: Vec<_> = out
             .iter()
             .map(|s| match s {
-                Segment::Start { id } => format!("S{id}"),
+                Segment::Start { id, .. } => format!("S{id}"),
                 Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()),
                 Segment::Endpoint { id, audio, .. } => format!("E{id}:{}", audio.len()),
                 Segment::Resumed { id } => format!("R{id}"),
