@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
 use hark_gpu::whisper::WhisperEncoderDelegate;
 use hark_gpu::{DevicePreference, GpuContext};
+use hark_models::whisper::decode::{generate, GenerateOptions, SpecialTokens};
+use hark_models::whisper::model::EncoderOutput;
 use hark_models::whisper::{Precision, WhisperModel};
 use serde_json::Value;
 
@@ -173,6 +175,58 @@ fn whisper_encoder_on_gpu_matches_cpu_and_ctranslate2() {
         rows.len()
     );
     assert!(e_ct2 < 1e-6, "GPU vs CT2 normalised MSE {e_ct2:.3e}");
+
+    // End to end: the CPU decoder (greedy, CT2's default suppression) on the GPU encoder
+    // output gives the same tokens as on the CPU encoder output and as CTranslate2.
+    let model = WhisperModel::load(&dir, Precision::F16).unwrap();
+    let tok = hark_tokenizer::WhisperTokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    let sp = SpecialTokens {
+        eot: tok.eot(),
+        sot: tok.sot(),
+        no_timestamps: tok.no_timestamps(),
+        no_speech: tok.no_speech(),
+        timestamp_begin: tok.timestamp_begin(),
+        timestamp_end: model.dims().n_vocab as u32 - 1,
+    };
+    let prompt: Vec<u32> = fx["decoder"]["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let opts = GenerateOptions {
+        beam_size: 1,
+        suppress_tokens: model.config.suppress_tokens.clone(),
+        begin_suppress_tokens: model.config.begin_suppress_tokens.clone(),
+        ..Default::default()
+    };
+    let greedy = |enc: &EncoderOutput| {
+        let mut st = model.new_state(1);
+        model.set_audio(&mut st, enc).unwrap();
+        generate(&model, &mut st, &prompt, &sp, &opts)
+            .unwrap()
+            .tokens
+    };
+    let gpu_tokens = greedy(&EncoderOutput {
+        data: gpu,
+        frames: dm.n_audio_ctx,
+    });
+    let cpu_tokens = greedy(&cpu);
+    let ct2_tokens: Vec<u32> = fx["greedy"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    eprintln!("GPU-encoder transcript: {:?}", tok.decode(&gpu_tokens));
+    assert_eq!(
+        gpu_tokens, cpu_tokens,
+        "GPU vs CPU encoder transcripts differ"
+    );
+    assert_eq!(
+        gpu_tokens, ct2_tokens,
+        "GPU encoder vs CTranslate2 transcripts differ"
+    );
 }
 
 #[test]
