@@ -1,7 +1,7 @@
 //! Reading `model.safetensors` (and golden files) into f32 tensors by name.
 //!
 //! A small private reader: the header is JSON, the data little-endian. Weights stored as
-//! f16 are widened to f32 once at load (the model computes in f32 with f32 accumulation).
+//! f16 are widened to f32 when taken (the model computes in f32 with f32 accumulation).
 //! [`TensorStore::take`] checks each tensor's shape against what the config implies and
 //! [`TensorStore::finish`] reports every tensor nobody asked for, so a checkpoint that
 //! does not match its config fails with the tensor's name.
@@ -27,11 +27,25 @@ pub struct RawTensor {
     pub ints: Vec<i32>,
 }
 
+/// Where one tensor's bytes lie in the file, decoded only when taken.
+#[derive(Debug, Clone)]
+struct Entry {
+    dtype: &'static str,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
 /// All tensors of a safetensors file, removed one by one as the model takes them.
+///
+/// The file's bytes are kept as read and each tensor is widened to f32 only when taken,
+/// so loading needs the file plus one tensor's f32 copy at a time (not an f32 copy of the
+/// whole checkpoint).
 #[derive(Debug)]
 pub struct TensorStore {
     path: PathBuf,
-    tensors: BTreeMap<String, RawTensor>,
+    data: Vec<u8>,
+    tensors: BTreeMap<String, Entry>,
     precision: Precision,
     /// When set, every requested tensor is generated (random-weight models for benchmarks).
     synthetic: Option<u64>,
@@ -51,11 +65,16 @@ impl TensorStore {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&bytes, path)
+        Self::from_bytes(bytes, path)
     }
 
     /// Parses safetensors bytes (`path` only labels errors).
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, ConformerError> {
+        Self::from_bytes(bytes.to_vec(), path)
+    }
+
+    /// Parses an owned safetensors file image (`path` only labels errors).
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, ConformerError> {
         let n = bytes
             .get(..8)
             .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
@@ -63,7 +82,8 @@ impl TensorStore {
         let header = bytes
             .get(8..8usize.saturating_add(n))
             .ok_or_else(|| st_err(path, format!("header length {n} exceeds the file")))?;
-        let data = &bytes[8 + n..];
+        let header_end = 8 + n;
+        let data = &bytes[header_end..];
         let header: serde_json::Value = serde_json::from_slice(header)
             .map_err(|e| st_err(path, format!("header JSON: {e}")))?;
         let obj = header
@@ -88,16 +108,20 @@ impl TensorStore {
                 .as_array()
                 .and_then(|a| Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize)))
                 .ok_or_else(|| st_err(path, format!("tensor {name}: bad data_offsets")))?;
-            let raw = data.get(offs.0..offs.1).ok_or_else(|| {
-                st_err(
+            if offs.0 > offs.1 || data.get(offs.0..offs.1).is_none() {
+                return Err(st_err(
                     path,
                     format!("tensor {name}: data_offsets outside the file"),
-                )
-            })?;
-            let count: usize = shape.iter().product();
-            let width = match dtype {
-                "F32" | "I32" => 4,
-                "F16" => 2,
+                ));
+            }
+            let count = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| st_err(path, format!("tensor {name}: shape {shape:?} overflows")))?;
+            let (dtype, width): (&'static str, usize) = match dtype {
+                "F32" => ("F32", 4),
+                "I32" => ("I32", 4),
+                "F16" => ("F16", 2),
                 other => {
                     return Err(st_err(
                         path,
@@ -105,44 +129,26 @@ impl TensorStore {
                     ))
                 }
             };
-            if raw.len() != count * width {
+            if Some(offs.1 - offs.0) != count.checked_mul(width) {
                 return Err(st_err(
                     path,
                     format!(
                         "tensor {name}: {} bytes for shape {shape:?} of {dtype}",
-                        raw.len()
+                        offs.1 - offs.0
                     ),
                 ));
             }
-            let mut t = RawTensor {
+            let t = Entry {
+                dtype,
                 shape,
-                data: Vec::new(),
-                ints: Vec::new(),
+                start: header_end + offs.0,
+                end: header_end + offs.1,
             };
-            match dtype {
-                "F32" => {
-                    t.data = raw
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect()
-                }
-                "F16" => {
-                    t.data = raw
-                        .chunks_exact(2)
-                        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-                        .collect()
-                }
-                _ => {
-                    t.ints = raw
-                        .chunks_exact(4)
-                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect()
-                }
-            }
             tensors.insert(name.clone(), t);
         }
         Ok(Self {
             path: path.to_path_buf(),
+            data: bytes,
             tensors,
             precision: Precision::F32,
             synthetic: None,
@@ -155,6 +161,7 @@ impl TensorStore {
     pub fn synthetic(seed: u64) -> Self {
         Self {
             path: PathBuf::from("<synthetic>"),
+            data: Vec::new(),
             tensors: BTreeMap::new(),
             precision: Precision::F32,
             synthetic: Some(seed.max(1)),
@@ -223,25 +230,56 @@ impl TensorStore {
         if self.synthetic.is_some() {
             return Ok(self.generate(name, shape));
         }
-        let t = self.take_any(name)?;
-        if t.shape != shape {
-            return Err(ConformerError::Shape {
-                name: name.to_string(),
-                got: t.shape,
-                expected: shape.to_vec(),
-            });
+        // Check the shape before decoding (and leave a mismatching tensor in place).
+        match self.tensors.get(name) {
+            Some(e) if e.shape != shape => {
+                return Err(ConformerError::Shape {
+                    name: name.to_string(),
+                    got: e.shape.clone(),
+                    expected: shape.to_vec(),
+                })
+            }
+            _ => {}
         }
-        Ok(t.data)
+        Ok(self.take_any(name)?.data)
     }
 
     /// Removes and returns tensor `name` whatever its shape.
     pub fn take_any(&mut self, name: &str) -> Result<RawTensor, ConformerError> {
-        self.tensors
+        let e = self
+            .tensors
             .remove(name)
             .ok_or_else(|| ConformerError::MissingTensor {
                 name: name.to_string(),
                 path: self.path.clone(),
-            })
+            })?;
+        let raw = &self.data[e.start..e.end];
+        let mut t = RawTensor {
+            shape: e.shape,
+            data: Vec::new(),
+            ints: Vec::new(),
+        };
+        match e.dtype {
+            "F32" => {
+                t.data = raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            }
+            "F16" => {
+                t.data = raw
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect()
+            }
+            _ => {
+                t.ints = raw
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            }
+        }
+        Ok(t)
     }
 
     /// Fails if any tensor was not taken.
