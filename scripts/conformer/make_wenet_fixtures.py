@@ -57,16 +57,16 @@ OUT = os.path.join(ROOT, "models", "tests", "fixtures", "conformer_wenet")
 CONFIGS = [
     # WeNet: BatchNorm conv module, no rel_shift, x4 subsampling, odd kernel 15, Swish.
     dict(name="wenet_bn_k15", flavour="wenet", input_layer="conv2d", heads=4, enc_blocks=2, dec_blocks=2,
-         kernel=15, activation="swish", wav="an392-mjwl-b", beam=4, ctc_weight=0.5),
+         kernel=15, activation="swish", wav="an392-mjwl-b", beam=4, ctc_weight=0.1),
     # ESPnet latest rel_pos (rel_shift over 2T-1 positions), x6 subsampling, kernel 7, ReLU.
     dict(name="espnet_latest_sub6_k7", flavour="latest", input_layer="conv2d6", heads=2, enc_blocks=2,
-         dec_blocks=1, kernel=7, activation="relu", wav="an402-mdms2-b", beam=3, ctc_weight=0.3),
+         dec_blocks=1, kernel=7, activation="relu", wav="an402-mdms2-b", beam=3, ctc_weight=0.1),
     # ESPnet legacy rel_pos (reversed table + old rel_shift), x8 subsampling, kernel 31.
     dict(name="espnet_legacy_sub8_k31", flavour="legacy", input_layer="conv2d8", heads=4, enc_blocks=1,
-         dec_blocks=1, kernel=31, activation="swish", wav="an392-mjwl-b", beam=3, ctc_weight=0.5),
+         dec_blocks=1, kernel=31, activation="swish", wav="an392-mjwl-b", beam=3, ctc_weight=0.1),
 ]
-D_MODEL = 32
-LINEAR_UNITS = 64
+D_MODEL = 16
+LINEAR_UNITS = 32
 PREFIX_LEN = 6
 
 
