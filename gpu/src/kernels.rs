@@ -470,8 +470,9 @@ impl Recorder<'_> {
         check(OP, "out", out, tq * d)?;
         // Workgroup memory: RW·HD (queries) + 2·8·HD (key/value tile) floats <= 16 KiB.
         let rw = if hd <= 64 { 32 } else { 16 };
-        // Output columns per workgroup: the largest divisor of hd that is <= 32.
-        let dv = (1..=hd.min(32))
+        // Output columns per workgroup: the largest divisor of hd that is <= 64 (bounds the
+        // per-thread accumulator for head dims above 64).
+        let dv = (1..=hd.min(64))
             .rev()
             .find(|v| hd.is_multiple_of(*v))
             .unwrap_or(1);

@@ -263,12 +263,18 @@ fn depthwise_conv1d_matches_cpu() {
 
 /// Fused attention reading Q, K and V in place from a fused QKV buffer `[t, 3d]`, with
 /// key counts that are not multiples of the 8-key tile, more queries than one workgroup,
-/// head dims split into several column slices (64, 48) and more keys than one 256-key
+/// head dims of one (16, 48, 64) and two column slices (128), more keys than one 256-key
 /// chunk (the running softmax state carried between dispatches).
 #[test]
 fn fused_attention_matches_cpu() {
     let Some(ctx) = ctx() else { return };
-    for (t, heads, hd) in [(70, 3, 16), (21, 2, 64), (600, 1, 64), (300, 2, 48)] {
+    for (t, heads, hd) in [
+        (70, 3, 16),
+        (21, 2, 64),
+        (600, 1, 64),
+        (300, 2, 48),
+        (70, 2, 128),
+    ] {
         let d = heads * hd;
         let qkv = rand_vec(19 + t as u64, t * 3 * d, 2.0);
         let mut cpu = vec![0f32; t * d];

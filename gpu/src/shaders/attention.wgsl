@@ -4,10 +4,9 @@
 // Q, K, V are row views into one or more buffers: row r of head h starts at
 // `off + r·stride + h·HD` (a fused QKV projection [t, 3d] is read in place).
 // A workgroup owns RW query rows of one head and DV of its output columns (grid z picks
-// the column slice): one row per thread, the scaled query row in workgroup memory and
-// only DV (<= 32) running outputs in registers. Splitting the columns costs one extra
-// score pass per slice but keeps per-thread state small: with a 64-float private
-// accumulator lavapipe (Mesa 22.3) returns zeros for rows attending to > 300 keys.
+// the column slice; DV = HD up to 64, so the split only bounds the per-thread accumulator
+// of larger heads): one row per thread, the scaled query row in workgroup memory and
+// DV running outputs in registers.
 // Key/value rows are staged KT at a time in workgroup memory and shared by the RW rows.
 // Keys are processed in chunks of at most 256 per dispatch, the running softmax state
 // kept in `st` between dispatches: in one dispatch over 500+ keys at head dim 64 lavapipe
