@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod batch;
 mod cmd;
+mod device;
 mod listen;
 
 /// hark: fast, exact local speech recognition.
@@ -23,7 +24,7 @@ struct Cli {
 enum Command {
     /// Compute acoustic features (Kaldi fbank or Whisper log-mel) of an audio file.
     Features(cmd::features::Args),
-    /// List audio input devices.
+    /// List audio input devices and compute devices.
     Devices(cmd::devices::Args),
     /// Transcribe audio files or directories.
     Transcribe(cmd::transcribe::Args),

@@ -1,4 +1,5 @@
-//! `hark devices`: list audio input devices (name, default marker, native rate/channels).
+//! `hark devices`: list audio input devices (name, default marker, native rate/channels)
+//! and the compute devices `--device` can pick.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let devices = hark_audio::capture::list_input_devices()?;
     if devices.is_empty() {
         println!("No audio input devices found (no microphone is available to the audio host).");
+        print_compute_devices();
         return Ok(ExitCode::SUCCESS);
     }
     println!("Audio input devices:");
@@ -25,5 +27,13 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!("(* = default input device)");
+    print_compute_devices();
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_compute_devices() {
+    println!("Compute devices (--device auto|cpu|gpu):");
+    for d in crate::device::compute_devices() {
+        println!("  {d}");
+    }
 }

@@ -1,0 +1,39 @@
+//! `--device auto|cpu|gpu`: which compute device runs the model's heavy stages.
+//!
+//! The GPU delegate (crate `hark-gpu`, cargo feature `gpu`, on in default builds) takes
+//! whole stages (today the Whisper encoder); everything else, and every stage it declines,
+//! runs on the CPU. `auto` uses a hardware GPU when there is one and silently stays on the
+//! CPU otherwise (a software Vulkan device such as lavapipe is slower than hark's CPU
+//! path, so `auto` skips it); `gpu` insists, and fails with a message suggesting
+//! `--device cpu` when no adapter exists; `cpu` never probes.
+
+/// One line per compute device hark can use, for `hark devices`.
+pub fn compute_devices() -> Vec<String> {
+    let mut out = vec![format!(
+        "cpu: {} threads, kernels {}",
+        hark_engine::threads::default_threads(),
+        hark_engine::kernels::kernels().isa.name()
+    )];
+    #[cfg(feature = "gpu")]
+    for a in hark_gpu::probe() {
+        out.push(format!(
+            "gpu: {} ({}, {}{}{})",
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.is_software {
+                ", software: used only with --device gpu"
+            } else {
+                ""
+            },
+            if a.driver.is_empty() {
+                String::new()
+            } else {
+                format!(", driver {}", a.driver)
+            }
+        ));
+    }
+    #[cfg(not(feature = "gpu"))]
+    out.push("gpu: not compiled in (cargo feature `gpu`)".into());
+    out
+}
