@@ -1,6 +1,6 @@
 //! `hark devices` through the real binary: it succeeds on any machine, listing
 //! the input devices or saying plainly that there are none (CI machines and
-//! containers have no sound card), and its help describes it.
+//! containers have no sound card), then the compute devices, and its help describes it.
 
 use std::process::{Command, Output};
 
@@ -21,6 +21,20 @@ fn devices_lists_inputs_or_says_there_are_none() {
         o.status.code()
     );
     assert!(!err.contains("panicked"), "{err}");
+    // Audio inputs first, then the compute devices: the CPU always, GPU adapters when
+    // the `gpu` feature is built in and finds one.
+    let (audio, compute) = out
+        .split_once("Compute devices (--device auto|cpu|gpu):\n")
+        .unwrap_or_else(|| panic!("no compute device section: {out}"));
+    let compute: Vec<&str> = compute.lines().collect();
+    assert!(
+        compute[0].starts_with("  cpu: ") && compute[0].contains(" threads, kernels "),
+        "{out}"
+    );
+    for d in &compute[1..] {
+        assert!(d.starts_with("  gpu: "), "{d:?}");
+    }
+    let out = audio;
     if out.contains("No audio input devices found") {
         // The whole answer is that one line.
         assert_eq!(out.lines().count(), 1, "{out}");
