@@ -85,3 +85,22 @@ fn shared_prompt_is_stored_once_and_visible_to_every_beam() {
         "over capacity must fail"
     );
 }
+
+#[test]
+fn prefix_of_a_cache_view_reads_only_the_first_positions() {
+    let (beams, dim) = (2, 3);
+    let mut c = KvCache::new(1, beams, 8, dim);
+    // a shared 3-position prompt, then one step per beam
+    let prompt: Vec<f32> = (0..3 * dim).map(|i| i as f32).collect();
+    c.append_shared(0, &prompt, &prompt).unwrap();
+    let step: Vec<f32> = (0..beams * dim).map(|i| 100.0 + i as f32).collect();
+    c.append(0, &step, &step).unwrap();
+    let k = c.keys(0, 1).unwrap();
+    assert_eq!(k.len(), 4);
+    let p = k.prefix(2);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p.row(0, dim), &prompt[..dim]);
+    assert_eq!(p.row(1, dim), &prompt[dim..2 * dim]);
+    assert_eq!(k.prefix(10).len(), 4);
+    assert_eq!(k.row(3, dim), &step[dim..]);
+}

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hark_models::whisper::{Precision, WhisperModel};
+use hark_models::whisper::{DecodeRows, Precision, WhisperModel};
 
 fn model_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HARK_HOME")
@@ -38,16 +38,22 @@ fn bench(c: &mut Criterion) {
         g.bench_function("cross_kv_30s", |b| {
             b.iter(|| model.set_audio(&mut st, &enc))
         });
+        let prompt: Vec<u32> = vec![50257; 20];
         for rows in [1usize, 5] {
             let toks: Vec<u32> = (0..rows as u32).map(|i| 50257 + i % 2).collect();
             let beams: Vec<usize> = (0..rows).collect();
-            let pos = vec![20usize; rows];
-            g.bench_function(format!("decoder_step_rows{rows}_pos20"), |b| {
+            g.bench_function(format!("decoder_step_rows{rows}"), |b| {
                 b.iter(|| {
-                    let h = model
-                        .decode_rows(&mut st, &toks, &beams, &pos)
+                    if st.len() + 1 >= dm.n_text_ctx {
+                        st.reset();
+                        model
+                            .decode_step(&mut st, &prompt, DecodeRows::Shared)
+                            .expect("prompt");
+                    }
+                    model
+                        .decode_step(&mut st, &toks, DecodeRows::Beams(&beams))
                         .expect("step");
-                    model.logits(&h, rows)
+                    model.step_logits(&mut st, 0, rows).map(|l| l[0])
                 })
             });
         }

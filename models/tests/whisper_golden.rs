@@ -19,7 +19,7 @@ mod whisper_common;
 use std::path::{Path, PathBuf};
 
 use hark_models::whisper::decode::{generate, GenerateOptions, SpecialTokens};
-use hark_models::whisper::{Precision, WhisperModel};
+use hark_models::whisper::{DecodeRows, Precision, WhisperModel};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -186,12 +186,9 @@ fn check_decoder_logits(name: &str, precision: Precision) {
             let prefix = ids(&step["prefix"]);
             // feed the new tokens through the KV cache (the prompt in one pass)
             let new = &prefix[fed..];
-            let pos: Vec<usize> = (fed..prefix.len()).collect();
-            let hidden = model
-                .decode_rows(&mut st, new, &vec![0; new.len()], &pos)
-                .unwrap();
+            let hidden = model.decode_rows(&mut st, new, DecodeRows::Shared).unwrap();
             fed = prefix.len();
-            st.len = fed;
+            assert_eq!(st.len(), fed);
             let d = model.dims().n_text_state;
             let logits = model.logits(&hidden[(new.len() - 1) * d..], 1).unwrap();
             assert_eq!(logits.len(), v);
@@ -364,7 +361,7 @@ fn base_multilingual_encoder_and_logits_match_ctranslate2() {
 }
 
 #[test]
-fn kv_cache_steps_match_full_recompute() {
+fn beam_kv_cache_steps_match_full_recompute() {
     let Some(dir) = whisper_common::model_dir("tiny.en") else {
         return;
     };
@@ -373,26 +370,34 @@ fn kv_cache_steps_match_full_recompute() {
     let enc = model.encode(&mel_padded(&fx, model.n_frames())).unwrap();
     let toks: Vec<u32> = vec![50257, 50362, 6062, 2808, 6659, 13];
     let d = model.dims().n_text_state;
-    // incremental, on beam row 2 of a 3-row state, then reordered to row 0
+    // Incremental on a 3-beam state: the prompt is shared by all beams, beam 2 follows
+    // `toks` while beams 0 and 1 decode other tokens; then every beam continues beam 2
+    // (index-table reorder, no copies) and beam 0 takes one more step.
     let mut st = model.new_state(3);
     model.set_audio(&mut st, &enc).unwrap();
+    model
+        .decode_step(&mut st, &toks[..2], DecodeRows::Shared)
+        .unwrap();
     let mut last = Vec::new();
-    for (i, &t) in toks.iter().enumerate() {
-        last = model.decode_rows(&mut st, &[t], &[2], &[i]).unwrap();
-        st.len = i + 1;
+    for (i, &t) in toks.iter().enumerate().skip(2) {
+        let other = [220 + i as u32, 300 + i as u32, t];
+        let h = model
+            .decode_rows(&mut st, &other, DecodeRows::Beams(&[0, 1, 2]))
+            .unwrap();
+        last = h[2 * d..].to_vec();
     }
-    st.reorder(&[2, 2, 2]);
+    assert_eq!(st.len(), toks.len());
+    st.reorder(&[2, 2, 2]).unwrap();
     let h = model
-        .decode_rows(&mut st, &[220], &[0], &[toks.len()])
+        .decode_rows(&mut st, &[220], DecodeRows::Beams(&[0]))
         .unwrap();
     // full recompute in one pass
     let mut st2 = model.new_state(1);
     model.set_audio(&mut st2, &enc).unwrap();
     let mut all = toks.clone();
     all.push(220);
-    let pos: Vec<usize> = (0..all.len()).collect();
     let full = model
-        .decode_rows(&mut st2, &all, &vec![0; all.len()], &pos)
+        .decode_rows(&mut st2, &all, DecodeRows::Shared)
         .unwrap();
     let n = all.len();
     let e1 = rel_l2(&h, &full[(n - 1) * d..]);

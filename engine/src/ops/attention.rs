@@ -75,6 +75,16 @@ impl<'a> Rows<'a> {
         self
     }
 
+    /// The first `len` rows (all of them if there are fewer), e.g. the positions a
+    /// prompt token may attend to in a cache that already holds the whole prompt.
+    pub fn prefix(mut self, len: usize) -> Self {
+        self.len = self.len.min(len);
+        if let Some(ix) = self.index {
+            self.index = Some(&ix[..self.len]);
+        }
+        self
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.len

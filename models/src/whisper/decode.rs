@@ -20,7 +20,7 @@
 use rand::Rng;
 
 use super::error::{Result, WhisperError};
-use super::model::{DecoderState, WhisperModel};
+use super::model::{DecodeRows, DecoderState, WhisperModel};
 
 /// Special token ids the decoder needs.
 #[derive(Debug, Clone, Copy)]
@@ -211,20 +211,16 @@ pub fn generate(
             st.max_beams()
         )));
     }
-    st.len = 0;
+    st.reset();
     let mut nsp = None;
     if !before.is_empty() {
-        let beams = vec![0usize; before.len()];
-        let pos: Vec<usize> = (0..before.len()).collect();
-        let hidden = model.decode_rows(st, before, &beams, &pos)?;
-        st.len = before.len();
+        model.decode_step(st, before, DecodeRows::Shared)?;
         if sot_index < before.len() {
-            let d = model.dims().n_text_state;
-            let lg = model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1)?;
-            nsp = Some(no_speech_prob(&lg, sp.no_speech));
+            let lg = model.step_logits(st, sot_index, 1)?;
+            nsp = Some(no_speech_prob(lg, sp.no_speech));
         }
     }
-    let start_step = st.len;
+    let start_step = st.len();
     let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
     if max_steps == 0 {
         return Err(WhisperError::Invalid(
@@ -253,11 +249,6 @@ pub fn generate(
     }
 }
 
-fn replicate_row0(st: &mut DecoderState, n: usize) {
-    let src = vec![0usize; n];
-    st.reorder(&src);
-}
-
 #[allow(clippy::too_many_arguments)]
 fn greedy(
     model: &WhisperModel,
@@ -271,8 +262,6 @@ fn greedy(
     mut nsp: Option<f32>,
 ) -> Result<Generation> {
     let v = model.dims().n_vocab;
-    let d = model.dims().n_text_state;
-    replicate_row0(st, n);
     let mut rng = rand::rngs::StdRng::seed_from_u64_compat(opts.seed);
     let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut scores = vec![0f32; n];
@@ -280,17 +269,18 @@ fn greedy(
     let mut next = vec![start; n];
     let mut lp = vec![0f32; v];
     let mut buf = Vec::new();
-    let base = st.len;
+    let mut active: Vec<usize> = Vec::with_capacity(n);
+    let mut toks: Vec<u32> = Vec::with_capacity(n);
     for step in 0..max_steps {
-        let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
+        active.clear();
+        active.extend((0..n).filter(|&i| !done[i]));
         if active.is_empty() {
             break;
         }
-        let toks: Vec<u32> = active.iter().map(|&i| next[i]).collect();
-        let pos = vec![base + step; active.len()];
-        let hidden = model.decode_rows(st, &toks, &active, &pos)?;
-        st.len = base + step + 1;
-        let mut logits = model.logits(&hidden, active.len())?;
+        toks.clear();
+        toks.extend(active.iter().map(|&i| next[i]));
+        model.decode_step(st, &toks, DecodeRows::Beams(&active))?;
+        let logits = model.step_logits(st, 0, active.len())?;
         for (r, &i) in active.iter().enumerate() {
             let row = &mut logits[r * v..(r + 1) * v];
             if step == 0 && nsp.is_none() {
@@ -316,7 +306,6 @@ fn greedy(
                 }
             }
         }
-        let _ = d;
     }
     // finalize: normalized score, best first
     let mut best = 0;
@@ -393,7 +382,6 @@ fn beam_search(
     let beam = opts.beam_size;
     let ncand = 2 * beam;
     let max_candidates = ((beam as f32) * opts.patience).round().max(1.0) as usize;
-    let base = st.len;
     // alive beams: sequences and cumulative scores; step 0 has one row.
     let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
     let mut scores: Vec<f32> = vec![0.0];
@@ -402,13 +390,17 @@ fn beam_search(
     let mut lp = vec![0f32; v];
     let mut buf = Vec::new();
     let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(beam * v / 64);
+    let all_beams: Vec<usize> = (0..beam).collect();
     for step in 0..max_steps {
         let rows = seqs.len();
-        let beams: Vec<usize> = (0..rows).collect();
-        let pos = vec![base + step; rows];
-        let hidden = model.decode_rows(st, &inputs, &beams, &pos)?;
-        st.len = base + step + 1;
-        let mut logits = model.logits(&hidden, rows)?;
+        // The first step has one row, shared by every beam until they diverge.
+        let layout = if step == 0 {
+            DecodeRows::Shared
+        } else {
+            DecodeRows::Beams(&all_beams[..rows])
+        };
+        model.decode_step(st, &inputs, layout)?;
+        let logits = model.step_logits(st, 0, rows)?;
         cand.clear();
         for r in 0..rows {
             let row = &mut logits[r * v..(r + 1) * v];
@@ -461,7 +453,7 @@ fn beam_search(
             break;
         }
         let src: Vec<usize> = next.iter().map(|c| c.1).collect();
-        st.reorder(&src);
+        st.reorder(&src)?;
         seqs = next
             .iter()
             .map(|&(_, r, t)| {

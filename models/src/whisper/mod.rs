@@ -18,7 +18,7 @@ pub mod transcribe;
 pub use config::Precision;
 pub use decode::{GenerateOptions, Generation, SpecialTokens};
 pub use error::{Result, WhisperError};
-pub use model::{DecoderState, EncoderOutput, WhisperModel};
+pub use model::{DecodeRows, DecoderState, EncoderOutput, WhisperModel};
 pub use transcribe::{
     FileSource, SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
 };

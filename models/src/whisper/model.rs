@@ -5,17 +5,21 @@
 //! ResidualAttentionBlock) with CTranslate2's fused projections (`qkv_proj`, `kv_proj`).
 //! Activations are f32; weight matrices are f32, f16 or int8 (see [`Precision`]).
 //!
-//! Decoder caches: self-attention K/V are preallocated per beam for the whole text
-//! context (`[layer][beam][n_text_ctx][d]`) and written in place; beams are reordered by
-//! index ([`DecoderState::reorder`]). Cross-attention K/V are computed once per 30 s
-//! window ([`WhisperModel::set_audio`]) and shared by all beam rows, which go through
-//! the projections as one batch (M = beam rows per GEMM). Attention runs on
+//! Decoder caches: the self-attention K/V live in hark-engine's preallocated
+//! [`KvCache`] (every position written once, in place; beams reordered through its index
+//! table, [`DecoderState::reorder`], never by copying rows; a prompt shared by all beams
+//! is stored once). Cross-attention K/V are computed once per 30 s window
+//! ([`WhisperModel::set_audio`]) into a [`CrossKv`] and shared by all beam rows, which
+//! go through the projections as one batch (M = beam rows per GEMM). A warmed-up
+//! decoder step ([`WhisperModel::decode_step`] + [`WhisperModel::step_logits`]) allocates
+//! nothing: its buffers live in the state's [`Scratch`]. Attention runs on
 //! hark-engine's fused online-softmax op (no T×T score matrix).
 
 use std::path::Path;
 
+use hark_engine::ops::attention::Rows;
 use hark_engine::ops::Linear;
-use hark_engine::{PrecisionPolicy, Tensor, Weights};
+use hark_engine::{CrossKv, KvCache, PrecisionPolicy, Scratch, Tensor, Weights};
 use rayon::prelude::*;
 
 use super::config::{Precision, WhisperConfig};
@@ -312,150 +316,226 @@ impl WhisperModel {
         })
     }
 
-    /// A decoder state with room for `max_beams` rows.
+    /// A decoder state with room for `max_beams` rows (all buffers allocated here).
     pub fn new_state(&self, max_beams: usize) -> DecoderState {
         let dm = self.config.dims;
         let d = dm.n_text_state;
         let l = dm.n_text_layer;
-        let per = max_beams * dm.n_text_ctx * d;
+        let max_beams = max_beams.max(1);
         DecoderState {
             max_beams,
             ctx: dm.n_text_ctx,
-            d,
-            layers: l,
-            len: 0,
-            self_k: vec![0f32; l * per],
-            self_v: vec![0f32; l * per],
-            cross_kv: vec![0f32; l * dm.n_audio_ctx * 2 * d],
-            audio_ctx: dm.n_audio_ctx,
-            tmp: Vec::new(),
+            cache: KvCache::new(l, max_beams, dm.n_text_ctx, d),
+            cross: CrossKv::new(l, dm.n_audio_ctx, d),
+            kv_tmp: vec![0f32; dm.n_audio_ctx * 2 * d],
+            scratch: Scratch::new(),
+            hidden: Vec::new(),
+            logits: Vec::new(),
+            parents: (0..max_beams).collect(),
         }
     }
 
-    /// Computes the cross-attention K/V of every decoder layer for one window and resets
-    /// the self-attention cache. Stored as the `kv_proj` output `[n_audio_ctx, 2d]`
-    /// (K columns, then V), which the fused attention op reads in place.
+    /// Computes the cross-attention K/V of every decoder layer for one window (into the
+    /// state's [`CrossKv`], once per window) and clears the self-attention cache.
     pub fn set_audio(&self, st: &mut DecoderState, enc: &EncoderOutput) -> Result<()> {
         let dm = self.config.dims;
         let (d, t) = (dm.n_text_state, enc.frames);
-        for (li, l) in self.dec_layers.iter().enumerate() {
-            linear(
-                &l.xkv,
-                &enc.data,
-                t,
-                &mut st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d],
-            )?;
+        if t > dm.n_audio_ctx {
+            return Err(WhisperError::Invalid(format!(
+                "encoder output has {t} frames, the model has {}",
+                dm.n_audio_ctx
+            )));
         }
-        st.len = 0;
+        for (li, l) in self.dec_layers.iter().enumerate() {
+            // The fused kv_proj output [t, 2d] (K columns, then V), split into the cache.
+            let kv = &mut st.kv_tmp[..t * 2 * d];
+            linear(&l.xkv, &enc.data, t, kv)?;
+            let (k, v) = st
+                .cross
+                .buffers_mut(li, t)
+                .map_err(engine_err("whisper cross-attention cache"))?;
+            for ((row, kr), vr) in kv
+                .chunks_exact(2 * d)
+                .zip(k.chunks_exact_mut(d))
+                .zip(v.chunks_exact_mut(d))
+            {
+                kr.copy_from_slice(&row[..d]);
+                vr.copy_from_slice(&row[d..]);
+            }
+        }
+        st.cache.reset();
         Ok(())
     }
 
-    /// Runs the decoder on `tokens`, where row `r` belongs to cache row `beams[r]` at
-    /// position `positions[r]` (its K/V are written there; it attends to positions
-    /// `0..=positions[r]` of its row). Returns the final hidden states `[rows, d]`
-    /// (after the last LayerNorm).
+    /// Runs the decoder on `tokens` at the next cache positions and returns the final
+    /// hidden states `[rows, d]` (after the last LayerNorm), see [`Self::decode_step`].
+    /// Allocates the returned vector; decoding loops use `decode_step` + `step_logits`.
     pub fn decode_rows(
         &self,
         st: &mut DecoderState,
         tokens: &[u32],
-        beams: &[usize],
-        positions: &[usize],
+        rows: DecodeRows<'_>,
     ) -> Result<Vec<f32>> {
-        let dm = self.config.dims;
-        let (d, m, h) = (dm.n_text_state, tokens.len(), dm.n_text_head);
-        let hd = d / h;
-        for (r, (&b, &p)) in beams.iter().zip(positions).enumerate() {
-            if b >= st.max_beams || p >= st.ctx || tokens[r] as usize >= dm.n_vocab {
-                return Err(WhisperError::Invalid(format!(
-                    "decoder row {r}: beam {b}, position {p} or token {} out of range (max beams {}, context {})",
-                    tokens[r], st.max_beams, st.ctx
-                )));
-            }
-        }
-        let mut x = vec![0f32; m * d];
-        hark_engine::ops::embedding(&self.embed, tokens, &mut x)?;
-        let dec_pos = self.dec_pos.as_f32()?;
-        for r in 0..m {
-            let row = &mut x[r * d..(r + 1) * d];
-            for (v, p) in row
-                .iter_mut()
-                .zip(&dec_pos[positions[r] * d..(positions[r] + 1) * d])
-            {
-                *v += p;
-            }
-        }
-        let mut hbuf = vec![0f32; m * d];
-        let mut qkv = vec![0f32; m * 3 * d];
-        let mut ctx = vec![0f32; m * d];
-        let mut ff = vec![0f32; m * 4 * d];
-        let per_layer = st.max_beams * st.ctx * d;
-        for (li, l) in self.dec_layers.iter().enumerate() {
-            // self-attention with the in-place KV cache
-            hbuf.copy_from_slice(&x);
-            l.ln1.apply(&mut hbuf, d)?;
-            linear(&l.qkv, &hbuf, m, &mut qkv)?;
-            let kc = &mut st.self_k[li * per_layer..(li + 1) * per_layer];
-            let vc = &mut st.self_v[li * per_layer..(li + 1) * per_layer];
-            for r in 0..m {
-                let off = (beams[r] * st.ctx + positions[r]) * d;
-                kc[off..off + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
-                vc[off..off + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
-            }
-            let (kc, vc) = (&*kc, &*vc);
-            for r in 0..m {
-                let base = beams[r] * st.ctx * d;
-                let n = positions[r] + 1;
-                use hark_engine::ops::attention::{attention, AttentionOpts, Rows};
-                attention(
-                    Rows::new(&qkv[r * 3 * d..(r + 1) * 3 * d], 1, 3 * d),
-                    Rows::new(&kc[base..base + n * d], n, d),
-                    Rows::new(&vc[base..base + n * d], n, d),
-                    &AttentionOpts::new(h, hd),
-                    &mut ctx[r * d..(r + 1) * d],
-                )
-                .map_err(|e| WhisperError::Invalid(format!("decoder self-attention: {e}")))?;
-            }
-            linear(&l.out, &ctx, m, &mut hbuf)?;
-            add(&mut x, &hbuf);
-            // cross-attention against the window's cached K/V
-            hbuf.copy_from_slice(&x);
-            l.ln_x.apply(&mut hbuf, d)?;
-            let mut q = vec![0f32; m * d];
-            linear(&l.xq, &hbuf, m, &mut q)?;
-            self.cross_attention(st, li, &q, m, &mut ctx)?;
-            linear(&l.xout, &ctx, m, &mut hbuf)?;
-            add(&mut x, &hbuf);
-            // MLP
-            hbuf.copy_from_slice(&x);
-            l.ln2.apply(&mut hbuf, d)?;
-            linear(&l.fc1, &hbuf, m, &mut ff)?;
-            hark_engine::ops::gelu(&mut ff);
-            linear(&l.fc2, &ff, m, &mut hbuf)?;
-            add(&mut x, &hbuf);
-        }
-        self.dec_ln.apply(&mut x, d)?;
-        Ok(x)
+        self.decode_step(st, tokens, rows)?;
+        Ok(st.hidden.clone())
     }
 
-    fn cross_attention(
+    /// Runs the decoder on `tokens` at the next cache positions, in place: the
+    /// self-attention K/V are appended to the state's [`KvCache`] and the final hidden
+    /// states `[rows, d]` (after the last LayerNorm) are left in the state
+    /// ([`DecoderState::hidden`]). After the first call with a given shape, no heap
+    /// allocation happens (buffers live in the state's [`Scratch`]).
+    pub fn decode_step(
         &self,
-        st: &DecoderState,
-        li: usize,
-        q: &[f32],
-        m: usize,
-        out: &mut [f32],
+        st: &mut DecoderState,
+        tokens: &[u32],
+        rows: DecodeRows<'_>,
     ) -> Result<()> {
+        use hark_engine::ops::attention::{attention, AttentionOpts};
         let dm = self.config.dims;
-        let (d, h, t) = (dm.n_text_state, dm.n_text_head, st.audio_ctx);
-        let kv = &st.cross_kv[li * t * 2 * d..(li + 1) * t * 2 * d];
-        attend(q, m, d, 0, kv, t, 2 * d, 0, d, h, d / h, out)
+        let (d, m, h) = (dm.n_text_state, tokens.len(), dm.n_text_head);
+        let t0 = st.cache.len();
+        let nb = st.max_beams;
+        let shared = matches!(rows, DecodeRows::Shared);
+        if let DecodeRows::Beams(beams) = rows {
+            if beams.len() != m {
+                return Err(WhisperError::Invalid(format!(
+                    "decoder step: {m} tokens for {} beams",
+                    beams.len()
+                )));
+            }
+            for (i, &b) in beams.iter().enumerate() {
+                if b >= nb || beams[..i].contains(&b) {
+                    return Err(WhisperError::Invalid(format!(
+                        "decoder step: beam {b} out of range or repeated (max beams {nb})"
+                    )));
+                }
+            }
+        }
+        let end = if shared { t0 + m } else { t0 + 1 };
+        if m == 0 || end > st.ctx {
+            return Err(WhisperError::Invalid(format!(
+                "decoder step: {m} rows at position {t0} do not fit the text context {}",
+                st.ctx
+            )));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= dm.n_vocab) {
+            return Err(WhisperError::Invalid(format!(
+                "decoder step: token {t} out of range ({} tokens)",
+                dm.n_vocab
+            )));
+        }
+        let kvrows = if shared { m } else { nb };
+        let [x, hbuf, qkv, ctx, ff, q, kb, vb] = st.scratch.split([
+            m * d,
+            m * d,
+            m * 3 * d,
+            m * d,
+            m * 4 * d,
+            m * d,
+            kvrows * d,
+            kvrows * d,
+        ]);
+        hark_engine::ops::embedding(&self.embed, tokens, x)?;
+        let dec_pos = self.dec_pos.as_f32()?;
+        for r in 0..m {
+            let p = if shared { t0 + r } else { t0 };
+            for (v, pe) in x[r * d..(r + 1) * d]
+                .iter_mut()
+                .zip(&dec_pos[p * d..(p + 1) * d])
+            {
+                *v += pe;
+            }
+        }
+        let opts = AttentionOpts::new(h, d / h);
+        let attn_err = |e| WhisperError::Invalid(format!("decoder attention: {e}"));
+        for (li, l) in self.dec_layers.iter().enumerate() {
+            // self-attention over the KV cache (rows written in place, read by index)
+            hbuf.copy_from_slice(x);
+            l.ln1.apply(hbuf, d)?;
+            linear(&l.qkv, hbuf, m, qkv)?;
+            if !shared {
+                // rows of beams not in this step are never read: leave them zero
+                kb.fill(0.0);
+                vb.fill(0.0);
+            }
+            for r in 0..m {
+                let dst = match rows {
+                    DecodeRows::Shared => r,
+                    DecodeRows::Beams(b) => b[r],
+                };
+                kb[dst * d..(dst + 1) * d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
+                vb[dst * d..(dst + 1) * d]
+                    .copy_from_slice(&qkv[r * 3 * d + 2 * d..(r + 1) * 3 * d]);
+            }
+            if shared {
+                st.cache.append_shared(li, kb, vb)
+            } else {
+                st.cache.append(li, kb, vb)
+            }
+            .map_err(engine_err("whisper decoder KV cache"))?;
+            for r in 0..m {
+                let (beam, n) = match rows {
+                    DecodeRows::Shared => (0, t0 + r + 1),
+                    DecodeRows::Beams(b) => (b[r], t0 + 1),
+                };
+                let keys = st
+                    .cache
+                    .keys(li, beam)
+                    .map_err(engine_err("whisper decoder KV cache"))?;
+                let values = st
+                    .cache
+                    .values(li, beam)
+                    .map_err(engine_err("whisper decoder KV cache"))?;
+                attention(
+                    Rows::new(&qkv[r * 3 * d..(r + 1) * 3 * d], 1, 3 * d),
+                    keys.prefix(n),
+                    values.prefix(n),
+                    &opts,
+                    &mut ctx[r * d..(r + 1) * d],
+                )
+                .map_err(attn_err)?;
+            }
+            linear(&l.out, ctx, m, hbuf)?;
+            add(x, hbuf);
+            // cross-attention against the window's cached K/V
+            hbuf.copy_from_slice(x);
+            l.ln_x.apply(hbuf, d)?;
+            linear(&l.xq, hbuf, m, q)?;
+            let ck = st.cross.keys(li).map_err(engine_err("whisper cross KV"))?;
+            let cv = st
+                .cross
+                .values(li)
+                .map_err(engine_err("whisper cross KV"))?;
+            attention(Rows::new(q, m, d), ck, cv, &opts, ctx).map_err(attn_err)?;
+            linear(&l.xout, ctx, m, hbuf)?;
+            add(x, hbuf);
+            // MLP
+            hbuf.copy_from_slice(x);
+            l.ln2.apply(hbuf, d)?;
+            linear(&l.fc1, hbuf, m, ff)?;
+            hark_engine::ops::gelu(ff);
+            linear(&l.fc2, ff, m, hbuf)?;
+            add(x, hbuf);
+        }
+        self.dec_ln.apply(x, d)?;
+        if st.hidden.len() != m * d {
+            st.hidden.resize(m * d, 0.0);
+        }
+        st.hidden.copy_from_slice(x);
+        Ok(())
     }
 
     /// Vocabulary logits `[rows, n_vocab]` of final hidden states `[rows, d]` (the
     /// output projection is tied to the token embedding).
     pub fn logits(&self, hidden: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; rows * self.config.dims.n_vocab];
+        self.logits_into(hidden, rows, &mut out)?;
+        Ok(out)
+    }
+
+    fn logits_into(&self, hidden: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
         let dm = self.config.dims;
-        let mut out = vec![0f32; rows * dm.n_vocab];
         hark_engine::ops::matmul_nt(
             &hidden[..rows * dm.n_text_state],
             rows,
@@ -463,26 +543,60 @@ impl WhisperModel {
             self.embed.weight_view()?,
             dm.n_vocab,
             None,
-            &mut out,
+            &mut out[..rows * dm.n_vocab],
         )?;
-        Ok(out)
+        Ok(())
+    }
+
+    /// Logits `[rows, n_vocab]` of the last [`Self::decode_step`]'s hidden rows
+    /// `first..first + rows`, in a buffer of the state (no allocation once grown).
+    pub fn step_logits<'s>(
+        &self,
+        st: &'s mut DecoderState,
+        first: usize,
+        rows: usize,
+    ) -> Result<&'s mut [f32]> {
+        let (d, v) = (self.config.dims.n_text_state, self.config.dims.n_vocab);
+        if (first + rows) * d > st.hidden.len() {
+            return Err(WhisperError::Invalid(format!(
+                "logits of rows {first}..{} but the last step had {}",
+                first + rows,
+                st.hidden.len() / d
+            )));
+        }
+        if st.logits.len() < rows * v {
+            st.logits.resize(rows * v, 0.0);
+        }
+        let (hidden, logits) = (&st.hidden, &mut st.logits);
+        self.logits_into(&hidden[first * d..], rows, logits)?;
+        Ok(&mut st.logits[..rows * v])
     }
 }
 
-/// Per-transcription decoder state: self-attention KV cache of every beam row and the
-/// current window's cross-attention K/V.
+/// How the rows of one decoder step map onto the cached sequences.
+#[derive(Debug, Clone, Copy)]
+pub enum DecodeRows<'a> {
+    /// The tokens are consecutive positions of one sequence shared by every beam (a
+    /// prompt, or the first step before beams diverge): stored once in the cache.
+    Shared,
+    /// One token per listed beam, all at the next position; beams not listed get
+    /// placeholder rows that are never read.
+    Beams(&'a [usize]),
+}
+
+/// Per-transcription decoder state: hark-engine's preallocated self-attention
+/// [`KvCache`] (written in place, beams reordered through its index table), the
+/// window's cross-attention [`CrossKv`] and the step's scratch buffers.
 pub struct DecoderState {
     max_beams: usize,
     ctx: usize,
-    d: usize,
-    layers: usize,
-    audio_ctx: usize,
-    /// Number of positions filled (shared by all beam rows).
-    pub len: usize,
-    self_k: Vec<f32>,
-    self_v: Vec<f32>,
-    cross_kv: Vec<f32>,
-    tmp: Vec<f32>,
+    cache: KvCache,
+    cross: CrossKv,
+    kv_tmp: Vec<f32>,
+    scratch: Scratch,
+    hidden: Vec<f32>,
+    logits: Vec<f32>,
+    parents: Vec<usize>,
 }
 
 impl DecoderState {
@@ -491,27 +605,42 @@ impl DecoderState {
         self.max_beams
     }
 
-    /// Reorders the cached rows: new row `i` = old row `src[i]` (positions `0..len`).
-    pub fn reorder(&mut self, src: &[usize]) {
-        if src.iter().enumerate().all(|(i, &s)| i == s) {
-            return;
+    /// Number of positions cached (shared by all beams).
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Forgets the cached positions (the window's cross-attention K/V stay).
+    pub fn reset(&mut self) {
+        self.cache.reset();
+    }
+
+    /// Final hidden states `[rows, d]` of the last decoder step.
+    pub fn hidden(&self) -> &[f32] {
+        &self.hidden
+    }
+
+    /// After a search step, beam `i` continues the history of beam `src[i]` (beams past
+    /// `src.len()` keep their own). Only the cache's index table moves; no K/V copies.
+    pub fn reorder(&mut self, src: &[usize]) -> Result<()> {
+        if src.len() > self.max_beams {
+            return Err(WhisperError::Invalid(format!(
+                "reorder: {} beams for a state of {}",
+                src.len(),
+                self.max_beams
+            )));
         }
-        let (ctx, d, len, nb) = (self.ctx, self.d, self.len, self.max_beams);
-        let row = ctx * d;
-        let used = len * d;
-        for buf in [&mut self.self_k, &mut self.self_v] {
-            for l in 0..self.layers {
-                let layer = &mut buf[l * nb * row..(l + 1) * nb * row];
-                self.tmp.clear();
-                for &s in src {
-                    self.tmp.extend_from_slice(&layer[s * row..s * row + used]);
-                }
-                for i in 0..src.len() {
-                    layer[i * row..i * row + used]
-                        .copy_from_slice(&self.tmp[i * used..(i + 1) * used]);
-                }
-            }
+        for (i, p) in self.parents.iter_mut().enumerate() {
+            *p = src.get(i).copied().unwrap_or(i);
         }
+        self.cache
+            .reorder(&self.parents)
+            .map_err(engine_err("whisper decoder KV cache"))
     }
 }
 

@@ -17,7 +17,7 @@ use hark_tokenizer::{Task, WhisperTokenizer};
 use super::config::Precision;
 use super::decode::{generate, GenerateOptions, Generation, SpecialTokens};
 use super::error::{Result, WhisperError};
-use super::model::{DecoderState, WhisperModel};
+use super::model::{DecodeRows, DecoderState, WhisperModel};
 
 /// Seconds per mel frame (hop 160 at 16 kHz).
 pub const TIME_PER_FRAME: f64 = 0.01;
@@ -258,10 +258,9 @@ impl Whisper {
         let enc = self.model.encode(&seg.data)?;
         let mut st = self.model.new_state(1);
         self.model.set_audio(&mut st, &enc)?;
-        let h = self
-            .model
-            .decode_rows(&mut st, &[self.tokenizer.sot()], &[0], &[0])?;
-        let lg = self.model.logits(&h, 1)?;
+        self.model
+            .decode_step(&mut st, &[self.tokenizer.sot()], DecodeRows::Shared)?;
+        let lg = self.model.step_logits(&mut st, 0, 1)?;
         let vals: Vec<f32> = lang_ids.iter().map(|&i| lg[i as usize]).collect();
         let max = vals.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let sum: f32 = vals.iter().map(|v| (v - max).exp()).sum();
