@@ -331,8 +331,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let format = args.format;
     let work = |file: &Path| -> anyhow::Result<batch::Done> {
+        // The batch runner prefixes failures with the file name.
         transcribe_file(&w, &opts, format, file)
-            .with_context(|| format!("transcribing {}", file.display()))
     };
     let cfg = batch::Config {
         jobs: args.jobs,
