@@ -7,6 +7,48 @@
 //! path, so `auto` skips it); `gpu` insists, and fails with a message suggesting
 //! `--device cpu` when no adapter exists; `cpu` never probes.
 
+use std::path::Path;
+use std::sync::Arc;
+
+use hark_engine::delegate::Delegate;
+
+/// Where the heavy stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Device {
+    /// A hardware GPU if present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU only.
+    Cpu,
+    /// A GPU (hardware or software Vulkan/Metal/DX12 device); an error if there is none.
+    Gpu,
+}
+
+/// The delegates to attach to the model in `model_dir` for `device`.
+pub fn delegates_for(model_dir: &Path, device: Device) -> anyhow::Result<Vec<Arc<dyn Delegate>>> {
+    #[cfg(feature = "gpu")]
+    {
+        use hark_gpu::{Delegates, DevicePreference};
+        match device {
+            Device::Cpu => Ok(Vec::new()),
+            Device::Gpu => Ok(Delegates::for_model(model_dir, DevicePreference::Any)?),
+            Device::Auto => Ok(
+                Delegates::for_model(model_dir, DevicePreference::HardwareOnly).unwrap_or_default(),
+            ),
+        }
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = model_dir;
+        match device {
+            Device::Cpu | Device::Auto => Ok(Vec::new()),
+            Device::Gpu => anyhow::bail!(
+                "this hark was built without GPU support (cargo feature `gpu`); use --device cpu"
+            ),
+        }
+    }
+}
+
 /// One line per compute device hark can use, for `hark devices`.
 pub fn compute_devices() -> Vec<String> {
     let mut out = vec![format!(

@@ -27,6 +27,9 @@
 use std::path::{Path, PathBuf};
 
 use hark_audio::features::{FbankOptions, FrameComputer};
+use std::sync::Arc;
+
+use hark_engine::delegate::{Delegate, Executor};
 use hark_engine::Precision;
 
 use crate::conformer_aed::{BeamSearchOptions, ConformerAed, ConformerError, FireRedTokenizer};
@@ -293,6 +296,24 @@ impl Recognizer {
         match self {
             Recognizer::Whisper(w) => Some(w),
             Recognizer::ConformerAed(_) => None,
+        }
+    }
+
+    /// Hands the model accelerators that may take its encoder stage (see
+    /// [`Whisper::set_delegates`]). Conformer-AED models have no delegated stage yet and
+    /// run on the CPU whatever is passed.
+    pub fn set_delegates(&mut self, delegates: Vec<Arc<dyn Delegate>>) {
+        match self {
+            Recognizer::Whisper(w) => w.set_delegates(delegates),
+            Recognizer::ConformerAed(_) => {}
+        }
+    }
+
+    /// Where the most recent encoder pass ran (`None` before the first).
+    pub fn last_encoder_executor(&self) -> Option<Executor> {
+        match self {
+            Recognizer::Whisper(w) => w.last_encoder_executor(),
+            Recognizer::ConformerAed(_) => Some(Executor::Cpu),
         }
     }
 

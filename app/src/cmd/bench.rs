@@ -17,10 +17,12 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use hark_engine::delegate::Executor;
 use hark_models::recognizer::Recognizer;
 use hark_models::whisper::{Precision, TranscribeOptions};
 
 use super::transcribe::collect_inputs;
+use crate::device::{delegates_for, Device};
 
 /// Arguments of `hark bench`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +59,9 @@ pub struct Args {
     /// Python interpreter for the peer.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Where the heavy stages run (auto: a hardware GPU if present).
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +79,8 @@ struct HarkRun {
     audio_s: f64,
     peak_rss: Option<u64>,
     texts: Vec<String>,
+    /// Where the encoder ran ("cpu" or the delegate's name).
+    encoder_on: String,
 }
 
 /// The peer's side of the run.
@@ -104,8 +111,9 @@ fn run_hark(args: &Args, files: &[PathBuf]) -> anyhow::Result<(HarkRun, String, 
     let progress = crate::cmd::models::BarProgress::default();
     let dir = hark_models::store::ensure_model(&args.model, &progress)
         .with_context(|| format!("resolving model `{}`", args.model))?;
-    let rec = Recognizer::load(&dir, args.precision)
+    let mut rec = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
+    rec.set_delegates(delegates_for(&dir, args.device)?);
     let precision = args.precision.unwrap_or(
         hark_models::recognizer::model_facts(&dir)
             .map(|f| f.stored_precision)
@@ -139,6 +147,10 @@ fn run_hark(args: &Args, files: &[PathBuf]) -> anyhow::Result<(HarkRun, String, 
     }
     r.total_s = t_all.elapsed().as_secs_f64();
     r.peak_rss = peak_rss_bytes();
+    r.encoder_on = match rec.last_encoder_executor() {
+        Some(Executor::Delegate(name)) => name,
+        _ => "cpu".into(),
+    };
     Ok((r, rec.family().to_string(), precision.to_string()))
 }
 
@@ -289,6 +301,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "features_s": hark.features_s, "encoder_s": hark.encoder_s,
                 "decoder_s": hark.decoder_s, "total_s": hark.total_s,
                 "rtf": hark.total_s / hark.audio_s.max(1e-9), "peak_rss_bytes": hark.peak_rss,
+                "encoder_on": hark.encoder_on,
             },
             "peer": peer.as_ref().map(|p| serde_json::json!({
                 "name": p.name, "load_s": p.load_s, "total_s": p.total_s,
@@ -310,7 +323,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.beam,
         load.as_deref().unwrap_or("?")
     );
-    println!("hark stages (s):");
+    println!("hark stages (s), encoder on {}:", hark.encoder_on);
     for (name, v) in [
         ("model load", hark.load_s),
         ("audio decode", hark.decode_audio_s),

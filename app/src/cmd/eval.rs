@@ -23,6 +23,8 @@ use hark_models::eval::{
     Transcription, Utterance,
 };
 use hark_models::recognizer::{model_facts, Recognizer};
+
+use crate::device::Device;
 use hark_models::whisper::{Precision, TranscribeOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -69,6 +71,9 @@ pub struct Args {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the heavy stages run: auto (a hardware GPU if present, else the CPU), cpu, gpu.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
 }
 
 /// How the model is run: the decoding flags of `hark eval`, validated.
@@ -82,6 +87,8 @@ pub struct ModelOptions {
     pub precision: Option<Precision>,
     /// Compute threads (`None`: the engine default, all cores).
     pub threads: Option<usize>,
+    /// Where the heavy stages run.
+    pub device: Device,
 }
 
 impl Default for ModelOptions {
@@ -91,6 +98,7 @@ impl Default for ModelOptions {
             beam: 5,
             precision: None,
             threads: None,
+            device: Device::Auto,
         }
     }
 }
@@ -137,8 +145,9 @@ pub fn load_transcriber(
         .with_context(|| format!("resolving model `{model}`"))?;
     let facts = model_facts(&dir)?;
     let precision = opts.precision.unwrap_or(facts.stored_precision);
-    let recognizer = Recognizer::load(&dir, Some(precision))
+    let mut recognizer = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
+    recognizer.set_delegates(crate::device::delegates_for(&dir, opts.device)?);
     let topts = TranscribeOptions {
         language: opts.language.clone(),
         beam_size: opts.beam,
@@ -224,6 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     beam: args.beam,
                     precision: args.precision,
                     threads: args.threads,
+                    device: args.device,
                 };
                 let (mut model, info) = load_transcriber(&args.model, &mopts)?;
                 let f = move |u: &Utterance| -> Result<Transcription, TranscribeError> {

@@ -59,6 +59,10 @@ pub struct Args {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the model's heavy stages run: auto (a hardware GPU if present, else the
+    /// CPU), cpu, gpu (`--device` names the audio input here).
+    #[arg(long, value_enum, default_value_t = crate::device::Device::Auto)]
+    pub compute: crate::device::Device,
     /// Beam size of the final decode (1 = greedy; partials are always greedy).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
@@ -192,8 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let precision = args.precision.unwrap_or(facts.stored_precision);
-    let model = Recognizer::load(&dir, Some(precision))
+    let mut model = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
+    model.set_delegates(crate::device::delegates_for(&dir, args.compute)?);
 
     let transcript = match &args.output {
         Some(p) => p.clone(),

@@ -27,6 +27,8 @@ use anyhow::{bail, Context};
 
 use crate::batch;
 use hark_models::recognizer::Recognizer;
+
+use crate::device::Device;
 use hark_models::store::progress::{Progress, Unit};
 use hark_models::whisper::{Precision, Segment, TranscribeOptions, TranscriptionInfo};
 
@@ -85,6 +87,9 @@ pub struct Args {
     /// HARK_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the heavy stages run: auto (a hardware GPU if present, else the CPU), cpu, gpu.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
     /// Files transcribed at the same time, sharing one loaded model (each with
     /// threads/jobs compute threads).
     #[arg(long, short = 'j', default_value_t = 1)]
@@ -296,8 +301,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let dir = hark_models::store::ensure_model(&args.model, &progress)
         .with_context(|| format!("resolving model `{}`", args.model))?;
-    let w = Recognizer::load(&dir, args.precision)
+    let mut w = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
+    w.set_delegates(crate::device::delegates_for(&dir, args.device)?);
     let load_s = t_load.elapsed().as_secs_f64();
     let opts = TranscribeOptions {
         language: args.language.clone(),
@@ -376,11 +382,11 @@ fn transcribe_file(
     file: &Path,
 ) -> anyhow::Result<batch::Done> {
     let t = Instant::now();
-    let samples = hark_audio::load_audio(file)?;
-    let audio_decode = t.elapsed().as_secs_f64();
+    // Streamed from disk: memory stays bounded by one decoding window whatever the
+    // file's length (decoding the audio is part of the stages' times).
+    let audio_decode = 0.0;
     let mut segs = Vec::new();
-    let info = w.transcribe(&samples, opts, &mut |s| segs.push(s.clone()))?;
-    drop(samples);
+    let info = w.transcribe_file(file, opts, &mut |s| segs.push(s.clone()))?;
     let seconds = t.elapsed().as_secs_f64();
     let rendered = render(format, file, &segs, &info, seconds, w);
     Ok(batch::Done {

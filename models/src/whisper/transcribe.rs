@@ -12,12 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hark_audio::features::whisper::{LogMel, WhisperMel, FASTER_WHISPER_PADDING, N_FRAMES};
+use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
 use hark_tokenizer::{Task, WhisperTokenizer};
 
 use super::config::Precision;
 use super::decode::{generate, GenerateOptions, Generation, SpecialTokens};
 use super::error::{Result, WhisperError};
-use super::model::{DecodeRows, DecoderState, WhisperModel};
+use super::model::{DecodeRows, DecoderState, EncoderOutput, WhisperModel};
 
 /// Seconds per mel frame (hop 160 at 16 kHz).
 pub const TIME_PER_FRAME: f64 = 0.01;
@@ -155,6 +156,10 @@ pub struct Whisper {
     /// The tokenizer.
     pub tokenizer: Arc<WhisperTokenizer>,
     mel: WhisperMel,
+    /// Accelerators offered the encoder stage (empty: CPU only).
+    delegates: Vec<Arc<dyn Delegate>>,
+    /// Where the last encoder pass ran.
+    last_encoder: std::sync::Mutex<Option<Executor>>,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -197,7 +202,66 @@ impl Whisper {
             model: Arc::new(model),
             tokenizer: Arc::new(tokenizer),
             mel,
+            delegates: Vec::new(),
+            last_encoder: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Offers the encoder stage to `delegates` (e.g. the GPU delegate built for this
+    /// model directory) before the CPU: the first that accepts runs it
+    /// (`StageKind::Encoder`, model `"whisper"`, input `"mel"` `[n_mels, 3000]`, output
+    /// `[1500 × d_model]` after `ln_post`).
+    pub fn set_delegates(&mut self, delegates: Vec<Arc<dyn Delegate>>) {
+        self.delegates = delegates;
+    }
+
+    /// Where the most recent encoder pass ran (`None` before the first).
+    pub fn last_encoder_executor(&self) -> Option<Executor> {
+        self.last_encoder.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    /// The encoder of one window, on the first delegate that accepts it, else the CPU.
+    fn encode(&self, mel: &[f32]) -> Result<EncoderOutput> {
+        if self.delegates.is_empty() {
+            let out = self.model.encode(mel)?;
+            if let Ok(mut e) = self.last_encoder.lock() {
+                *e = Some(Executor::Cpu);
+            }
+            return Ok(out);
+        }
+        let dm = self.model.dims();
+        let frames = dm.n_audio_ctx;
+        let shape = [dm.n_mels, self.model.n_frames()];
+        let stage = Stage {
+            kind: StageKind::Encoder,
+            model: "whisper",
+            inputs: &[("mel", &shape[..], mel)],
+        };
+        let mut data = vec![0f32; frames * dm.n_audio_state];
+        let mut cpu_err = None;
+        let executor = run_stage(
+            &self
+                .delegates
+                .iter()
+                .map(|d| d.as_ref())
+                .collect::<Vec<_>>(),
+            &stage,
+            &mut [&mut data],
+            |_, out| {
+                match self.model.encode(mel) {
+                    Ok(e) => out[0].copy_from_slice(&e.data),
+                    Err(e) => cpu_err = Some(e),
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(e) = cpu_err {
+            return Err(e);
+        }
+        if let Ok(mut e) = self.last_encoder.lock() {
+            *e = Some(executor);
+        }
+        Ok(EncoderOutput { data, frames })
     }
 
     /// The special token ids of this model.
@@ -255,7 +319,7 @@ impl Whisper {
         if lang_ids.is_empty() {
             return Ok(("en".into(), 1.0));
         }
-        let enc = self.model.encode(&seg.data)?;
+        let enc = self.encode(&seg.data)?;
         let mut st = self.model.new_state(1);
         self.model.set_audio(&mut st, &enc)?;
         self.model
@@ -416,7 +480,7 @@ impl Whisper {
             }
             let window = mel.window(seek, segment_size)?;
             let t = std::time::Instant::now();
-            let enc = self.model.encode(&window.data)?;
+            let enc = self.encode(&window.data)?;
             self.model.set_audio(&mut st, &enc)?;
             info.encoder_s += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
