@@ -68,5 +68,8 @@ fn whisper_transcript_with_gpu_encoder_equals_cpu() {
         other => panic!("the encoder did not run on the GPU: {other:?}"),
     }
     assert!(!want.is_empty());
-    assert_eq!(got, want, "GPU-encoder transcript differs from the CPU path");
+    assert_eq!(
+        got, want,
+        "GPU-encoder transcript differs from the CPU path"
+    );
 }
