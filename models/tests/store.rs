@@ -384,3 +384,48 @@ fn import_reports_each_long_step_with_totals() {
         "conversion reaches its total"
     );
 }
+
+/// A directory already in hark's format (here a converted conformer-AED checkpoint, the
+/// output of scripts/convert_fireredasr.py) is installed as is by `import`, listed with
+/// its family, and loads through the family-agnostic recognizer.
+#[test]
+fn import_installs_a_converted_conformer_dir() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/conformer/firered_d32_k15");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::at(tmp.path());
+    let path = store
+        .import(&src, Some("my-conformer"), None, &NoProgress)
+        .unwrap();
+    let info = store.info("my-conformer").unwrap();
+    assert_eq!(info.path, path);
+    assert_eq!(
+        info.config.family(),
+        hark_models::recognizer::Family::ConformerAed
+    );
+    assert_eq!(info.config.precision(), Precision::F16);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "dict.txt",
+        "train_bpe60.model",
+    ] {
+        assert_eq!(
+            std::fs::read(src.join(f)).unwrap(),
+            std::fs::read(path.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let rec = hark_models::recognizer::Recognizer::load(&path, None).unwrap();
+    assert_eq!(rec.family(), hark_models::recognizer::Family::ConformerAed);
+    // Converting a hark directory to another precision at import is refused by name.
+    let e = store
+        .import(&src, Some("other"), Some(Precision::Int8), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--precision") && e.contains("installed as stored"),
+        "{e}"
+    );
+    assert!(!store.is_installed("other"));
+}

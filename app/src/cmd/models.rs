@@ -43,10 +43,13 @@ enum Command {
         /// Installed model name.
         name: String,
     },
-    /// Convert a CTranslate2 or Hugging Face transformers Whisper directory into the store.
+    /// Install a model directory into the store: a CTranslate2 or Hugging Face transformers
+    /// Whisper directory (converted), or a hark model directory of any family (copied).
     Import {
         /// The directory (CT2: model.bin, config.json, tokenizer.json; transformers:
-        /// model.safetensors, config.json, tokenizer.json).
+        /// model.safetensors, config.json, tokenizer.json; or a directory already in
+        /// hark's format, e.g. a conformer written by scripts/convert_fireredasr.py or
+        /// scripts/convert_wenet.py, installed as is).
         dir: PathBuf,
         /// Name in the store (default: the directory's name).
         #[arg(long)]

@@ -286,7 +286,9 @@ impl ModelStore {
     }
 
     /// Imports a CTranslate2 or transformers Whisper directory as `name` (default: the
-    /// directory's name) with matrices stored in `precision` (default: as in the source).
+    /// directory's name) with matrices stored in `precision` (default: as in the source),
+    /// or installs a directory already in hark's format (any family, e.g. a converted
+    /// conformer-AED checkpoint) as it is.
     pub fn import(
         &self,
         src: &Path,
@@ -299,6 +301,23 @@ impl ModelStore {
             None => default_import_name(src)?,
         };
         validate_name(&name)?;
+        if is_hark_model_dir(src) {
+            // Already in hark's format (e.g. written by scripts/convert_fireredasr.py or
+            // scripts/convert_wenet.py): validated by its family's config parser, then
+            // copied as is.
+            let config = ModelConfig::from_dir(src)?;
+            if let Some(p) = precision.filter(|&p| p != config.precision()) {
+                return Err(StoreError::Invalid {
+                    path: src.join(CONFIG_FILE),
+                    what: "--precision".into(),
+                    problem: format!(
+                        "a hark model directory is installed as stored ({}), not converted to {p}; choose the run-time precision with --precision when transcribing",
+                        config.precision()
+                    ),
+                });
+            }
+            return self.install(&name, |dir| copy_model_files(src, dir));
+        }
         let model = read_source_dir(src, &name, progress)?;
         let precision = precision.unwrap_or(model.config.precision);
         self.install(&name, |dir| {
@@ -442,6 +461,19 @@ impl ModelStore {
             store: self.root.clone(),
         })
     }
+}
+
+/// Copies the files (not subdirectories) of a hark model directory into `dst`.
+fn copy_model_files(src: &Path, dst: &Path) -> Result<()> {
+    for e in std::fs::read_dir(src).map_err(io("read directory", src))? {
+        let path = e.map_err(io("read directory", src))?.path();
+        if path.is_file() {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, dst.join(name)).map_err(io("copy", &path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A store name derived from a source directory's name (characters outside
