@@ -4,32 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const HARK: &str = env!("CARGO_BIN_EXE_hark");
-
-fn an4_test() -> Option<PathBuf> {
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/an4/test"
-    ));
-    p.is_dir().then(|| p.to_path_buf())
-}
-
-fn model_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("HARK_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))?;
-    let d = home.join("models/tiny.en");
-    d.join("config.json").is_file().then_some(d)
-}
+mod common;
+use common::HARK;
 
 /// The AN4 test dir and the model dir, or `None` after printing why the test is skipped.
 fn setup() -> Option<(PathBuf, PathBuf)> {
-    let Some(an4) = an4_test() else {
+    let Some(an4) = common::an4_test() else {
         eprintln!("skipping: ../shared not found");
         return None;
     };
-    let Some(model) = model_dir() else {
+    let Some(model) = common::tiny_en_dir() else {
         eprintln!("skipping: tiny.en model not installed (hark models pull tiny.en)");
         return None;
     };

@@ -5,21 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const HARK: &str = env!("CARGO_BIN_EXE_hark");
+mod common;
+use common::{write_wav, HARK};
 
 fn shared() -> Option<PathBuf> {
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/an4/test"
-    ));
-    p.is_dir().then(|| p.to_path_buf())
+    common::an4_test()
 }
 
 fn model_present() -> bool {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")));
-    home.is_some_and(|h| h.join("models/tiny.en").is_dir())
+    common::tiny_en_dir().is_some()
 }
 
 fn skip_reason() -> Option<&'static str> {
@@ -33,27 +27,6 @@ fn skip_reason() -> Option<&'static str> {
 }
 
 /// Writes interleaved samples as 16-bit PCM WAV.
-fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::with_capacity(44 + data_len as usize);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&channels.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * channels as u32 * 2).to_le_bytes());
-    b.extend_from_slice(&(channels * 2).to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for &x in samples {
-        b.extend_from_slice(&((x.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
-}
-
 /// The first `n` AN4 test utterances joined with 1 s pauses (0.5 s lead-in), 16 kHz.
 fn joined_an4(n: usize) -> Vec<f32> {
     let dir = shared().unwrap();

@@ -2,49 +2,11 @@
 //! `capture-pane`): live and final text, level meter, status line, `space` pauses,
 //! `q` exits cleanly and leaves the terminal usable (cooked mode, shell answers).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const HARK: &str = env!("CARGO_BIN_EXE_hark");
-
-fn shared() -> Option<PathBuf> {
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/an4/test"
-    ));
-    p.is_dir().then(|| p.to_path_buf())
-}
-
-fn model_present() -> bool {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")));
-    home.is_some_and(|h| h.join("models/tiny.en").is_dir())
-}
-
-fn write_wav16(path: &Path, samples: &[f32]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    for v in [1u16, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&16000u32.to_le_bytes());
-    b.extend_from_slice(&32000u32.to_le_bytes());
-    for v in [2u16, 16] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for &x in samples {
-        b.extend_from_slice(&((x.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
-}
+mod common;
+use common::HARK;
 
 struct Tmux {
     socket: String,
@@ -95,11 +57,11 @@ impl Drop for Tmux {
 
 #[test]
 fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
-    let Some(dir) = shared() else {
+    let Some(dir) = common::an4_test() else {
         eprintln!("skipping: ../shared not found");
         return;
     };
-    if !model_present() {
+    if common::tiny_en_dir().is_none() {
         eprintln!("skipping: tiny.en model not installed");
         return;
     }
@@ -121,7 +83,7 @@ fn listen_tui_in_tmux_shows_text_meter_status_pauses_and_quits_cleanly() {
         audio.extend(vec![0.0; 16000]);
     }
     let wav = tmp.join("in.wav");
-    write_wav16(&wav, &audio);
+    common::write_wav(&wav, &audio, 16000, 1);
     let transcript = tmp.join("t.txt");
 
     let t = Tmux {
