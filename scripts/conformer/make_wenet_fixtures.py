@@ -9,8 +9,8 @@ relative-position attention WITHOUT rel_shift over positions 0..T-1
 (wenet/transformer/attention.py, wenet/transformer/embedding.py), is obtained here from
 ESPnet's classes by replacing `rel_shift` with the identity and the 2T-1 position table with
 the plain sinusoidal table (config "wenet_*"). WeNet's decoding (CTC prefix beam search and
-attention rescoring, wenet/transformer/search.py) is re-implemented below from its
-description, scoring hypotheses with ESPnet's decoder.
+attention rescoring, wenet/transformer/search.py) is re-implemented in ctc_search.py from its
+description; hypotheses are scored with ESPnet's decoder.
 
 For each config: build a small random-weight model (weights rounded to f16-representable
 values; BatchNorm with random running statistics), save it as a WeNet experiment directory
@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections import defaultdict
 
 import numpy as np
 import soundfile as sf
@@ -44,6 +43,7 @@ for p in ("/tmp/espnet_pkg", "/tmp/fireredasr_pkg"):
         sys.path.append(p)
 
 import convert_wenet  # noqa: E402
+from conformer.ctc_search import attention_rescoring, best, ctc_prefix_beam_search  # noqa: E402
 from convert_fireredasr import write_safetensors  # noqa: E402
 from espnet2.asr.ctc import CTC  # noqa: E402
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder  # noqa: E402
@@ -148,51 +148,19 @@ def make_wenet(enc):
         layer.self_attn.rel_shift = lambda x: x
 
 
-def log_add(*args):
-    m = max(args)
-    if m == -float("inf"):
-        return m
-    return m + math.log(sum(math.exp(a - m) for a in args))
+def espnet_decoder_score(decoder, enc_out, sos, eos):
+    """score_fn for ctc_search.attention_rescoring with ESPnet's decoder."""
 
-
-def ctc_prefix_beam_search(logp, beam):
-    """WeNet's ctc_prefix_beam_search for one utterance: [(prefix, score)], best first."""
-    cur = [((), (0.0, -float("inf")))]
-    for t in range(logp.shape[0]):
-        nxt = defaultdict(lambda: [-float("inf"), -float("inf")])
-        _, top = logp[t].topk(beam)
-        for u in top.tolist():
-            p = logp[t][u].item()
-            for prefix, (s, ns) in cur:
-                last = prefix[-1] if prefix else None
-                tot = log_add(s, ns)
-                if u == 0:
-                    nxt[prefix][0] = log_add(nxt[prefix][0], tot + p)
-                elif u == last:
-                    nxt[prefix][1] = log_add(nxt[prefix][1], ns + p)
-                    q = prefix + (u,)
-                    nxt[q][1] = log_add(nxt[q][1], s + p)
-                else:
-                    q = prefix + (u,)
-                    nxt[q][1] = log_add(nxt[q][1], tot + p)
-        items = sorted(nxt.items(), key=lambda kv: log_add(*kv[1]), reverse=True)[:beam]
-        cur = [(k, tuple(v)) for k, v in items]
-    return [(list(k), log_add(*v)) for k, v in cur]
-
-
-def attention_rescoring(decoder, enc_out, nbest, sos, eos, ctc_weight):
-    """WeNet's attention_rescoring (no right-to-left decoder) with ESPnet's decoder."""
-    out = []
-    for hyp, ctc_score in nbest:
+    def score(hyp):
         ys = torch.tensor([[sos] + hyp])
         logits, _ = decoder(enc_out, torch.tensor([enc_out.size(1)]), ys, torch.tensor([ys.size(1)]))
         lp = torch.log_softmax(logits, dim=-1)[0].numpy()
-        score = 0.0
+        total = 0.0
         for j, w in enumerate(hyp):
-            score += float(lp[j][w])
-        score += float(lp[len(hyp)][eos])
-        out.append((hyp, score + ctc_score * ctc_weight))
-    return out
+            total += float(lp[j][w])
+        return total + float(lp[len(hyp)][eos])
+
+    return score
 
 
 def make(cfg, tmp, spm_model, units, fbank, cmvn):
@@ -288,10 +256,10 @@ def make(cfg, tmp, spm_model, units, fbank, cmvn):
         logp = ctc.log_softmax(enc_out)[0]
         golden["ctc.log_probs"] = logp.numpy()
         nbest = ctc_prefix_beam_search(logp, cfg["beam"])
-        rescored = attention_rescoring(dec, enc_out, nbest, sos, eos, cfg["ctc_weight"])
+        rescored = attention_rescoring(espnet_decoder_score(dec, enc_out, sos, eos), nbest, cfg["ctc_weight"])
     write_safetensors(os.path.join(out, "golden.safetensors"),
                       {k: np.ascontiguousarray(v) for k, v in golden.items()})
-    best = max(range(len(rescored)), key=lambda i: (rescored[i][1], -i))
+    top = best(rescored)
     meta = {
         "generator": "scripts/conformer/make_wenet_fixtures.py",
         "reference": "espnet 202511 (espnet2 ConformerEncoder / TransformerDecoder / CTC); WeNet search.py semantics",
@@ -301,7 +269,7 @@ def make(cfg, tmp, spm_model, units, fbank, cmvn):
         "ctc_weight": cfg["ctc_weight"],
         "ctc_nbest": [{"tokens": h, "score": s} for h, s in nbest],
         "rescored": [{"tokens": h, "score": s} for h, s in rescored],
-        "best": rescored[best][0],
+        "best": rescored[top][0],
     }
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump(meta, f, indent=1)
