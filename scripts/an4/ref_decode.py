@@ -9,6 +9,12 @@ penalty, softmax_smoothing 1, eos_penalty 1). Writes `<id> <text>` lines and pri
 `hark eval ... --report REPORT`) it also prints how many utterances hark decoded to exactly the
 same text, and lists the ones that differ.
 
+With --ctc-checkpoint (a state dict holding the training-time CTC head `ctc.weight`/`ctc.bias`,
+e.g. scripts/train_an4.py's averaged_with_ctc.pt, the same head that
+`convert_fireredasr.py --ctc-checkpoint` ships) it decodes as hark does for a model with a CTC
+head: CTC prefix beam search (beam --beam) and attention rescoring with FireRedASR's decoder,
+decoder score + --ctc-weight x CTC score (scripts/conformer/ctc_search.py, WeNet's search).
+
 Usage (from the repository root):
   python3 scripts/an4/ref_decode.py /tmp/an4_train/export --out /tmp/an4_ref_test.txt \
       [--hark /tmp/an4_hark_report.json]
@@ -28,10 +34,12 @@ import soundfile as sf
 import torch
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 for p in ("/tmp/fireredasr_pkg",):
     if os.path.isdir(p):
         sys.path.append(p)
 
+from conformer.ctc_search import attention_rescoring, best, ctc_prefix_beam_search  # noqa: E402
 from fireredasr.data.asr_feat import CMVN, KaldifeatFbank  # noqa: E402
 from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
 from fireredasr.tokenizer.aed_tokenizer import ChineseCharEnglishSpmTokenizer  # noqa: E402
@@ -51,6 +59,23 @@ def word_errors(r, h):
     return d[len(h)]
 
 
+def decoder_score(model, enc, enc_mask):
+    """score_fn for ctc_search.attention_rescoring: FireRedASR's decoder, teacher-forced on
+    <sos> + hyp, summing the log-probabilities of hyp and <eos>."""
+    dec = model.decoder
+
+    def score(hyp):
+        ys = torch.tensor([[dec.sos_id] + hyp])
+        mask = dec.ignored_target_position_is_0(ys, dec.pad_id)
+        h = dec.tgt_word_emb(ys) * dec.scale + dec.positional_encoding(ys)
+        for layer in dec.layer_stack:
+            h = layer(h, enc, mask, enc_mask)
+        lp = torch.log_softmax(dec.tgt_word_prj(dec.layer_norm_out(h)), dim=-1)[0]
+        return sum(float(lp[j][w]) for j, w in enumerate(hyp)) + float(lp[len(hyp)][dec.eos_id])
+
+    return score
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt_dir")
@@ -60,6 +85,9 @@ def main():
     p.add_argument("--hark", help="hark eval --report JSON to compare with")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances")
+    p.add_argument("--ctc-checkpoint", help="state dict with ctc.weight/ctc.bias: decode by CTC prefix beam "
+                   "search + attention rescoring instead of the attention beam search")
+    p.add_argument("--ctc-weight", type=float, default=0.5, help="CTC weight in attention rescoring")
     o = p.parse_args()
     torch.set_num_threads(o.threads)
 
@@ -67,6 +95,12 @@ def main():
     model = FireRedAsrAed.from_args(pkg["args"])
     model.load_state_dict(pkg["model_state_dict"], strict=True)
     model.eval()
+    ctc = None
+    if o.ctc_checkpoint:
+        sd = torch.load(o.ctc_checkpoint, map_location="cpu", weights_only=False)
+        ctc = torch.nn.Linear(sd["ctc.weight"].shape[1], sd["ctc.weight"].shape[0])
+        ctc.load_state_dict({"weight": sd["ctc.weight"], "bias": sd["ctc.bias"]})
+        blank = 0
     spm_model = [f for f in os.listdir(o.ckpt_dir) if f.endswith(".model")][0]
     tok = ChineseCharEnglishSpmTokenizer(os.path.join(o.ckpt_dir, "dict.txt"), os.path.join(o.ckpt_dir, spm_model))
     cmvn = CMVN(os.path.join(o.ckpt_dir, "cmvn.ark"))
@@ -81,9 +115,18 @@ def main():
         for u in utts:
             wav, sr = sf.read(os.path.join(o.data, u["audio_filepath"]), dtype="int16")
             x = torch.from_numpy(cmvn(fbank((sr, wav.astype(np.float32)))).astype(np.float32)).unsqueeze(0)
-            nbest = model.transcribe(x, torch.tensor([x.shape[1]]), beam_size=o.beam, nbest=1, decode_max_len=0,
-                                     softmax_smoothing=1.0, length_penalty=0.0, eos_penalty=1.0)
-            text = tok.detokenize(nbest[0][0]["yseq"].tolist())
+            if ctc is None:
+                nbest = model.transcribe(x, torch.tensor([x.shape[1]]), beam_size=o.beam, nbest=1,
+                                         decode_max_len=0, softmax_smoothing=1.0, length_penalty=0.0,
+                                         eos_penalty=1.0)
+                ids = nbest[0][0]["yseq"].tolist()
+            else:
+                enc, _, enc_mask = model.encoder(x, torch.tensor([x.shape[1]]))
+                logp = torch.log_softmax(ctc(enc), dim=-1)[0]
+                cands = ctc_prefix_beam_search(logp, o.beam, blank)
+                rescored = attention_rescoring(decoder_score(model, enc, enc_mask), cands, o.ctc_weight)
+                ids = rescored[best(rescored)][0]
+            text = tok.detokenize(ids)
             hyps[u["id"]] = text
             r = norm(u["text"])
             errs += word_errors(r, norm(text))
@@ -91,7 +134,8 @@ def main():
     with open(o.out, "w") as f:
         for k, v in hyps.items():
             f.write(f"{k} {v}\n")
-    print(f"reference decode (beam {o.beam}): {len(utts)} utts, WER {100.0 * errs / words:.2f}% "
+    mode = "attention beam" if ctc is None else f"CTC prefix beam + attention rescoring (ctc weight {o.ctc_weight})"
+    print(f"reference decode ({mode}, beam {o.beam}): {len(utts)} utts, WER {100.0 * errs / words:.2f}% "
           f"({errs}/{words}), {time.time() - t0:.0f}s")
 
     if o.hark:
