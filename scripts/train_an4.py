@@ -5,7 +5,8 @@ The model is FireRedASR's own `FireRedAsrAed` (fireredasr/models/fireredasr_aed.
 ConformerEncoder + TransformerDecoder) so that the result goes through the converter users use
 (`scripts/convert_fireredasr.py`). FireRedASR ships only an inference path; the teacher-forced
 training forward below is written here from its submodules. A CTC head on the encoder gives
-joint CTC + attention training (ESPnet/WeNet style); it is training-only and is not exported.
+joint CTC + attention training (ESPnet/WeNet style); it is saved beside the export
+(averaged_with_ctc.pt) and shipped through `convert_fireredasr.py --ctc-checkpoint`.
 
 Recipe (what is known to work on small data):
   * 80-bin Kaldi fbank (kaldi-native-fbank, 25/10 ms, povey window, dither 0, snip_edges) on
@@ -25,10 +26,11 @@ one would end after the deadline, then averages and exports. --resume continues 
 <workdir>/last.pt.
 
 Usage (from the repository root):
-  python3 scripts/train_an4.py --workdir /tmp/an4_train --deadline 14:15 [--resume]
+  python3 scripts/train_an4.py --workdir /tmp/an4_train --deadline 17:00 [--resume]
   python3 scripts/train_an4.py --workdir /tmp/an4_train --export-only   # average + export again
-Then:
-  python3 scripts/convert_fireredasr.py /tmp/an4_train/export models/builtin/an4-conformer --dtype f16
+Then (the CTC head ships: hark decodes by CTC prefix beam search + attention rescoring):
+  python3 scripts/convert_fireredasr.py /tmp/an4_train/export models/builtin/an4-conformer --dtype f16 \
+      --ctc-checkpoint /tmp/an4_train/averaged_with_ctc.pt
 """
 
 import argparse
@@ -182,7 +184,8 @@ def pad_feats(mats):
 
 
 class AedWithCtc(torch.nn.Module):
-    """FireRedAsrAed + a training-only CTC head (not exported)."""
+    """FireRedAsrAed + a CTC head (FireRedASR's checkpoint layout has none: it is exported
+    separately in averaged_with_ctc.pt)."""
 
     def __init__(self, args):
         super().__init__()
@@ -342,14 +345,14 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--subset", type=int, default=0, help="use only N training utterances (smoke test)")
     p.add_argument("--dev-fraction", type=float, default=0.05)
-    p.add_argument("--vocab", type=int, default=100, help="SentencePiece BPE vocabulary size")
+    p.add_argument("--vocab", type=int, default=30, help="SentencePiece BPE vocabulary size (30: letters, as ESPnet's AN4 recipe)")
     p.add_argument("--d-model", dest="d_model", type=int, default=96)
     p.add_argument("--n-head", dest="n_head", type=int, default=4)
     p.add_argument("--n-layers-enc", dest="n_layers_enc", type=int, default=6)
     p.add_argument("--n-layers-dec", dest="n_layers_dec", type=int, default=3)
     p.add_argument("--kernel-size", dest="kernel_size", type=int, default=15)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--ctc-weight", type=float, default=0.3)
+    p.add_argument("--ctc-weight", type=float, default=0.5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
@@ -358,7 +361,7 @@ def main():
     p.add_argument("--freq-mask", type=int, default=27, help="SpecAugment: max bins per frequency mask (2 masks)")
     p.add_argument("--time-mask-ratio", type=float, default=0.2,
                    help="SpecAugment: max fraction of the frames per time mask (2 masks, each <= 40 frames)")
-    p.add_argument("--average", type=int, default=5, help="checkpoints averaged at the end")
+    p.add_argument("--average", type=int, default=10, help="checkpoints averaged at the end")
     # One thread: on this shared 2-core machine two intra-op threads were 8x slower than one
     # while other jobs compiled (every op waits for the slower thread).
     p.add_argument("--threads", type=int, default=1)
