@@ -20,7 +20,10 @@
 use rand::Rng;
 
 use super::error::{Result, WhisperError};
-use super::model::{DecodeRows, DecoderState, WhisperModel};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::model::{check_cancel, DecodeRows, DecoderState, WhisperModel};
 
 /// Special token ids the decoder needs.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +65,9 @@ pub struct GenerateOptions {
     pub max_initial_timestamp_index: u32,
     /// Seed of the sampler.
     pub seed: u64,
+    /// Cancellation flag, read before every decoder step: once set, decoding stops
+    /// with [`WhisperError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for GenerateOptions {
@@ -77,6 +83,7 @@ impl Default for GenerateOptions {
             begin_suppress_tokens: Vec::new(),
             max_initial_timestamp_index: 50,
             seed: 0,
+            cancel: None,
         }
     }
 }
@@ -279,6 +286,7 @@ fn greedy(
         }
         toks.clear();
         toks.extend(active.iter().map(|&i| next[i]));
+        check_cancel(opts.cancel.as_deref())?;
         model.decode_step(st, &toks, DecodeRows::Beams(&active))?;
         let logits = model.step_logits(st, 0, active.len())?;
         for (r, &i) in active.iter().enumerate() {
@@ -399,6 +407,7 @@ fn beam_search(
         } else {
             DecodeRows::Beams(&all_beams[..rows])
         };
+        check_cancel(opts.cancel.as_deref())?;
         model.decode_step(st, &inputs, layout)?;
         let logits = model.step_logits(st, 0, rows)?;
         cand.clear();

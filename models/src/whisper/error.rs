@@ -31,6 +31,10 @@ pub enum WhisperError {
     /// Invalid decoding/transcription options or inputs.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The caller's cancellation flag was set: the transcription stopped early (at an
+    /// encoder layer, a decoder step or a window boundary) and returns no result.
+    #[error("transcription cancelled")]
+    Cancelled,
     /// Audio decoding failed.
     #[error("audio: {0}")]
     Audio(String),

@@ -18,9 +18,10 @@ pub mod transcribe;
 pub use config::Precision;
 pub use decode::{GenerateOptions, Generation, SpecialTokens};
 pub use error::{Result, WhisperError};
-pub use model::{DecodeRows, DecoderState, EncoderOutput, WhisperModel};
+pub use model::{DecodeRows, DecoderState, EncoderOutput, SilenceCache, WhisperModel};
 pub use transcribe::{
-    FileSource, SampleSource, Segment, SliceSource, TranscribeOptions, TranscriptionInfo, Whisper,
+    AudioCtxMode, FileSource, SampleSource, Segment, SliceSource, TranscribeOptions,
+    TranscriptionInfo, Whisper,
 };
 
 /// Sets the number of compute threads used by the Whisper forward pass (hark-engine's

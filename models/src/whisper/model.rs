@@ -16,6 +16,8 @@
 //! hark-engine's fused online-softmax op (no T×T score matrix).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use hark_engine::ops::attention::Rows;
 use hark_engine::ops::Linear;
@@ -101,6 +103,7 @@ pub struct WhisperModel {
     dec_pos: Tensor,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: Norm,
+    silence: OnceLock<SilenceCache>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -112,12 +115,27 @@ impl std::fmt::Debug for WhisperModel {
     }
 }
 
-/// Encoder output of one 30 s window: `[n_audio_ctx, d]`, row-major.
+/// Encoder states of an all-silence window (every mel frame 0, the value of the
+/// padding past the audio), computed once per model for the silence-padded reduced
+/// audio context ([`WhisperModel::encode_padded`]).
+#[derive(Debug)]
+pub struct SilenceCache {
+    /// Per encoder layer: the self-attention keys and values of every position,
+    /// `[frames, 2d]` (K columns, then V).
+    enc_kv: Vec<Vec<f32>>,
+    /// Per decoder layer: the cross-attention keys and values of the encoder output,
+    /// `[frames, 2d]`.
+    cross_kv: Vec<Vec<f32>>,
+    /// Number of positions (1500).
+    frames: usize,
+}
+
+/// Encoder output of one 30 s window: `[frames, d]`, row-major.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
     /// The values.
     pub data: Vec<f32>,
-    /// Number of positions (1500).
+    /// Number of positions (`n_audio_ctx` = 1500, or the reduced audio context).
     pub frames: usize,
 }
 
@@ -208,6 +226,7 @@ impl WhisperModel {
             dec_pos,
             dec_layers,
             dec_ln,
+            silence: OnceLock::new(),
         })
     }
 
@@ -229,15 +248,141 @@ impl WhisperModel {
     /// Runs the encoder on one window of log-mel features `[n_mels, n_frames]`
     /// (mel-major, as produced by the feature extractor and padded to 3000 frames).
     pub fn encode(&self, mel: &[f32]) -> Result<EncoderOutput> {
+        self.encode_with(mel, None, None)
+    }
+
+    /// Checks a reduced audio context (encoder positions, whisper.cpp's `--audio-ctx`):
+    /// `None` means the model's full `n_audio_ctx` (1500); a value must lie in
+    /// `1..=n_audio_ctx`. Returns the number of positions to encode.
+    pub fn audio_ctx(&self, audio_ctx: Option<usize>) -> Result<usize> {
+        let full = self.config.dims.n_audio_ctx;
+        match audio_ctx {
+            None => Ok(full),
+            Some(n) if (1..=full).contains(&n) => Ok(n),
+            Some(n) => Err(WhisperError::Invalid(format!(
+                "audio context {n}: must be between 1 and {full} encoder positions \
+                 (one position = 20 ms of audio)"
+            ))),
+        }
+    }
+
+    /// [`Self::encode`] on a reduced audio context and with a cancellation flag.
+    ///
+    /// `mel` is still the whole normalised window `[n_mels, 3000]` (so the log-mel
+    /// clamp to the window's global max is exactly the full path's); with
+    /// `audio_ctx = Some(n)` only its first `2n` frames go through the convolution stem
+    /// (whose zero padding then falls at frame `2n`, as in whisper.cpp), the first `n`
+    /// rows of the positional embedding are added and self-attention runs over `n`
+    /// positions: the output is `[n, d]`. `Some(1500)` computes exactly what `None`
+    /// does. `cancel` is read before the stem and between layers; once it is set the
+    /// call returns [`WhisperError::Cancelled`].
+    pub fn encode_with(
+        &self,
+        mel: &[f32],
+        audio_ctx: Option<usize>,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<EncoderOutput> {
+        self.encode_impl(mel, audio_ctx, cancel, None, None)
+    }
+
+    /// [`Self::encode_with`] in the silence-padded mode: the first `audio_ctx`
+    /// positions are computed, and the positions past them are those of an all-silence
+    /// window ([`SilenceCache`], computed once per model on first use). Each computed
+    /// position attends to all 1500: the computed ones and the silence ones (their
+    /// keys and values taken from the silence window's run), so the encoder works in the
+    /// regime it was trained in (speech followed by silence up to 30 s) at the cost of
+    /// `audio_ctx` positions. The only approximation: the silence positions do not see
+    /// the speech. Returns the `[audio_ctx, d]` computed rows; hand them to
+    /// [`Self::set_audio_padded`]. Requires the mel frames from `2·audio_ctx - 2` on to be
+    /// padding (zeros), which [`crate::whisper::Whisper`] ensures.
+    pub fn encode_padded(
+        &self,
+        mel: &[f32],
+        audio_ctx: usize,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<EncoderOutput> {
+        let silence = self.silence()?;
+        self.encode_impl(mel, Some(audio_ctx), cancel, Some(silence), None)
+    }
+
+    /// The all-silence window's encoder states (computed on the first call).
+    pub fn silence(&self) -> Result<&SilenceCache> {
+        if let Some(c) = self.silence.get() {
+            return Ok(c);
+        }
         let dm = self.config.dims;
-        let (nm, t1) = (dm.n_mels, self.n_frames());
-        if mel.len() != nm * t1 {
+        let d = dm.n_audio_state;
+        let zeros = vec![0f32; dm.n_mels * self.n_frames()];
+        let mut enc_kv = Vec::new();
+        let out = self.encode_impl(&zeros, None, None, None, Some(&mut enc_kv))?;
+        let t = out.frames;
+        let mut cross_kv = Vec::with_capacity(self.dec_layers.len());
+        for l in &self.dec_layers {
+            let mut kv = vec![0f32; t * 2 * d];
+            linear(&l.xkv, &out.data, t, &mut kv)?;
+            cross_kv.push(kv);
+        }
+        let cache = SilenceCache {
+            enc_kv,
+            cross_kv,
+            frames: t,
+        };
+        Ok(self.silence.get_or_init(|| cache))
+    }
+
+    /// Sets the window's cross-attention K/V from the computed rows of
+    /// [`Self::encode_padded`] and, past them, the silence window's (no projection is
+    /// computed for those). The decoder then attends to all `n_audio_ctx` positions.
+    pub fn set_audio_padded(&self, st: &mut DecoderState, enc: &EncoderOutput) -> Result<()> {
+        let silence = self.silence()?;
+        let dm = self.config.dims;
+        let (d, n, t) = (dm.n_text_state, enc.frames, silence.frames);
+        if n > t || enc.data.len() != n * d {
             return Err(WhisperError::Invalid(format!(
-                "encoder input has {} values, expected {nm} mels x {t1} frames",
+                "padded encoder output has {} values for {n} frames of {d} (window {t})",
+                enc.data.len()
+            )));
+        }
+        for (li, l) in self.dec_layers.iter().enumerate() {
+            let kv = &mut st.kv_tmp[..n * 2 * d];
+            linear(&l.xkv, &enc.data, n, kv)?;
+            let (k, v) = st
+                .cross
+                .buffers_mut(li, t)
+                .map_err(engine_err("whisper cross-attention cache"))?;
+            let rows = kv
+                .chunks_exact(2 * d)
+                .chain(silence.cross_kv[li].chunks_exact(2 * d).skip(n));
+            for ((row, kr), vr) in rows.zip(k.chunks_exact_mut(d)).zip(v.chunks_exact_mut(d)) {
+                kr.copy_from_slice(&row[..d]);
+                vr.copy_from_slice(&row[d..]);
+            }
+        }
+        st.cache.reset();
+        Ok(())
+    }
+
+    fn encode_impl(
+        &self,
+        mel: &[f32],
+        audio_ctx: Option<usize>,
+        cancel: Option<&AtomicBool>,
+        frozen: Option<&SilenceCache>,
+        mut capture: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<EncoderOutput> {
+        let dm = self.config.dims;
+        let (nm, t_in) = (dm.n_mels, self.n_frames());
+        if mel.len() != nm * t_in {
+            return Err(WhisperError::Invalid(format!(
+                "encoder input has {} values, expected {nm} mels x {t_in} frames",
                 mel.len()
             )));
         }
+        let t2 = self.audio_ctx(audio_ctx)?;
+        check_cancel(cancel)?;
         let d = dm.n_audio_state;
+        // Frames fed to the stem; the row stride of `mel` stays `t_in`.
+        let t1 = 2 * t2;
         // conv1 (k=3, pad 1, stride 1) as im2col + GEMM: col[t][c*3+k] = mel[c][t+k-1]
         let mut col = vec![0f32; t1 * nm * 3];
         col.par_chunks_mut(nm * 3).enumerate().for_each(|(t, row)| {
@@ -245,7 +390,7 @@ impl WhisperModel {
                 for k in 0..3 {
                     let s = t as isize + k as isize - 1;
                     row[c * 3 + k] = if s >= 0 && (s as usize) < t1 {
-                        mel[c * t1 + s as usize]
+                        mel[c * t_in + s as usize]
                     } else {
                         0.0
                     };
@@ -254,9 +399,9 @@ impl WhisperModel {
         });
         let mut h1 = vec![0f32; t1 * d];
         linear(&self.conv1, &col, t1, &mut h1)?;
+        drop(col);
         gelu_par(&mut h1);
         // conv2 (k=3, pad 1, stride 2): col[t][c*3+k] = h1[2t+k-1][c]
-        let t2 = dm.n_audio_ctx;
         let mut col2 = vec![0f32; t2 * d * 3];
         col2.par_chunks_mut(d * 3).enumerate().for_each(|(t, row)| {
             for k in 0..3 {
@@ -274,7 +419,7 @@ impl WhisperModel {
         linear(&self.conv2, &col2, t2, &mut x)?;
         drop(col2);
         gelu_par(&mut x);
-        for (v, p) in x.iter_mut().zip(self.enc_pos.as_f32()?) {
+        for (v, p) in x.iter_mut().zip(&self.enc_pos.as_f32()?[..t2 * d]) {
             *v += p;
         }
         let heads = dm.n_audio_head;
@@ -282,24 +427,63 @@ impl WhisperModel {
         let mut qkv = vec![0f32; t2 * 3 * d];
         let mut ctx = vec![0f32; t2 * d];
         let mut ff = vec![0f32; t2 * 4 * d];
-        for l in &self.enc_layers {
+        // Silence-padded mode: keys/values of all positions, [frames, 2d] (K then V).
+        let mut kv_all = match frozen {
+            Some(f) => vec![0f32; f.frames * 2 * d],
+            None => Vec::new(),
+        };
+        for (li, l) in self.enc_layers.iter().enumerate() {
+            check_cancel(cancel)?;
             hbuf.copy_from_slice(&x);
             l.ln1.apply(&mut hbuf, d)?;
             linear(&l.qkv, &hbuf, t2, &mut qkv)?;
-            attend(
-                &qkv,
-                t2,
-                3 * d,
-                0,
-                &qkv,
-                t2,
-                3 * d,
-                d,
-                2 * d,
-                heads,
-                d / heads,
-                &mut ctx,
-            )?;
+            if let Some(c) = capture.as_deref_mut() {
+                c.push(
+                    qkv.chunks_exact(3 * d)
+                        .flat_map(|r| &r[d..])
+                        .copied()
+                        .collect(),
+                );
+            }
+            match frozen {
+                None => attend(
+                    &qkv,
+                    t2,
+                    3 * d,
+                    0,
+                    &qkv,
+                    t2,
+                    3 * d,
+                    d,
+                    2 * d,
+                    heads,
+                    d / heads,
+                    &mut ctx,
+                )?,
+                Some(f) => {
+                    let frozen_kv = f.enc_kv.get(li).ok_or_else(|| {
+                        WhisperError::Invalid(format!("silence cache has no layer {li}"))
+                    })?;
+                    kv_all[t2 * 2 * d..].copy_from_slice(&frozen_kv[t2 * 2 * d..]);
+                    for (dst, src) in kv_all.chunks_exact_mut(2 * d).zip(qkv.chunks_exact(3 * d)) {
+                        dst.copy_from_slice(&src[d..]);
+                    }
+                    attend(
+                        &qkv,
+                        t2,
+                        3 * d,
+                        0,
+                        &kv_all,
+                        f.frames,
+                        2 * d,
+                        0,
+                        d,
+                        heads,
+                        d / heads,
+                        &mut ctx,
+                    )?
+                }
+            }
             linear(&l.out, &ctx, t2, &mut hbuf)?;
             add(&mut x, &hbuf);
             hbuf.copy_from_slice(&x);
@@ -309,6 +493,7 @@ impl WhisperModel {
             linear(&l.fc2, &ff, t2, &mut hbuf)?;
             add(&mut x, &hbuf);
         }
+        check_cancel(cancel)?;
         self.enc_ln.apply(&mut x, d)?;
         Ok(EncoderOutput {
             data: x,
@@ -641,6 +826,15 @@ impl DecoderState {
         self.cache
             .reorder(&self.parents)
             .map_err(engine_err("whisper decoder KV cache"))
+    }
+}
+
+/// [`WhisperError::Cancelled`] once `cancel` is set.
+pub(crate) fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        Err(WhisperError::Cancelled)
+    } else {
+        Ok(())
     }
 }
 

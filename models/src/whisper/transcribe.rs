@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use hark_audio::features::whisper::{LogMel, WhisperMel, FASTER_WHISPER_PADDING, N_FRAMES};
@@ -18,7 +19,7 @@ use hark_tokenizer::{Task, WhisperTokenizer};
 use super::config::Precision;
 use super::decode::{generate, GenerateOptions, Generation, SpecialTokens};
 use super::error::{Result, WhisperError};
-use super::model::{DecodeRows, DecoderState, EncoderOutput, WhisperModel};
+use super::model::{check_cancel, DecodeRows, DecoderState, EncoderOutput, WhisperModel};
 
 /// Seconds per mel frame (hop 160 at 16 kHz).
 pub const TIME_PER_FRAME: f64 = 0.01;
@@ -73,6 +74,19 @@ pub struct TranscribeOptions {
     /// silence often accepts a confident hallucination (" You": no-speech prob 0.94
     /// but avg log-prob -0.77 > -1); `None` restores its behaviour.
     pub silence_rms_threshold: Option<f32>,
+    /// Reduced audio context, whisper.cpp's `--audio-ctx`: the encoder runs on this
+    /// many positions (20 ms of audio each, at most `n_audio_ctx` = 1500) instead of the
+    /// whole 30 s window, and the decoder attends to them only. The log-mel features are
+    /// still computed and normalised on the whole window; windows then cover at most
+    /// `2 × audio_ctx` frames of audio (seek advances by no more). A speed/accuracy
+    /// trade-off: encoder time falls about linearly, but a context much tighter than the
+    /// audio truncates or hallucinates. `None` (default) = the full window.
+    pub audio_ctx: Option<usize>,
+    /// What a reduced `audio_ctx` does with the positions past it.
+    pub audio_ctx_mode: AudioCtxMode,
+    /// Cancellation flag, read between encoder layers, decoder steps and windows: once
+    /// it is set the transcription returns [`WhisperError::Cancelled`] promptly.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TranscribeOptions {
@@ -97,8 +111,30 @@ impl Default for TranscribeOptions {
             max_initial_timestamp: 1.0,
             seed: 0,
             silence_rms_threshold: Some(1e-3),
+            audio_ctx: None,
+            audio_ctx_mode: AudioCtxMode::Truncate,
+            cancel: None,
         }
     }
+}
+
+/// What a reduced audio context ([`TranscribeOptions::audio_ctx`]) does with the
+/// encoder positions past it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AudioCtxMode {
+    /// Drop them, as whisper.cpp's `--audio-ctx`: encoder and decoder see `audio_ctx`
+    /// positions only. Fastest, but Whisper was trained on 30 s windows and often
+    /// repeats the last words or loses punctuation when the window ends right after
+    /// the speech.
+    #[default]
+    Truncate,
+    /// Keep the 30 s window: the positions past `audio_ctx` hold the encoder states of
+    /// an all-silence window (computed once per model, see
+    /// [`WhisperModel::encode_padded`]), so the decoder still sees 1500 positions
+    /// ending in silence. Costs a little more attention than `Truncate` (each
+    /// computed position attends to 1500) and ~40 MB (tiny) of cached states; windows
+    /// cover at most `2 × audio_ctx - 2` frames of audio.
+    Silence,
 }
 
 /// One transcribed segment (faster-whisper `Segment`).
@@ -220,16 +256,59 @@ impl Whisper {
         self.last_encoder.lock().map(|e| e.clone()).unwrap_or(None)
     }
 
+    /// The encoder of one window, on the first delegate that accepts it, else the CPU,
+    /// and its cross-attention K/V into `st`. A reduced audio context (see
+    /// [`TranscribeOptions::audio_ctx`]) runs on the CPU: the delegates take the full
+    /// window's shape only.
+    fn encode_into(
+        &self,
+        st: &mut DecoderState,
+        mel: &[f32],
+        opts: &TranscribeOptions,
+    ) -> Result<()> {
+        let n = self.model.audio_ctx(opts.audio_ctx)?;
+        let cancel = opts.cancel.as_deref();
+        if n < self.model.dims().n_audio_ctx && opts.audio_ctx_mode == AudioCtxMode::Silence {
+            let enc = self.model.encode_padded(mel, n, cancel)?;
+            if let Ok(mut e) = self.last_encoder.lock() {
+                *e = Some(Executor::Cpu);
+            }
+            return self.model.set_audio_padded(st, &enc);
+        }
+        let enc = self.encode(mel, opts.audio_ctx, cancel)?;
+        self.model.set_audio(st, &enc)
+    }
+
+    /// Audio frames one window covers under `opts`' audio context.
+    fn window_frames(&self, opts: &TranscribeOptions) -> Result<usize> {
+        let n = self.model.audio_ctx(opts.audio_ctx)?;
+        Ok(
+            if n < self.model.dims().n_audio_ctx && opts.audio_ctx_mode == AudioCtxMode::Silence {
+                // the frames the silence positions' convolutions read stay padding
+                (INPUT_STRIDE * n).saturating_sub(2).max(1)
+            } else {
+                N_FRAMES.min(INPUT_STRIDE * n)
+            },
+        )
+    }
+
     /// The encoder of one window, on the first delegate that accepts it, else the CPU.
-    fn encode(&self, mel: &[f32]) -> Result<EncoderOutput> {
-        if self.delegates.is_empty() {
-            let out = self.model.encode(mel)?;
+    fn encode(
+        &self,
+        mel: &[f32],
+        audio_ctx: Option<usize>,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<EncoderOutput> {
+        let dm = self.model.dims();
+        let reduced = self.model.audio_ctx(audio_ctx)? < dm.n_audio_ctx;
+        if self.delegates.is_empty() || reduced {
+            let out = self.model.encode_with(mel, audio_ctx, cancel)?;
             if let Ok(mut e) = self.last_encoder.lock() {
                 *e = Some(Executor::Cpu);
             }
             return Ok(out);
         }
-        let dm = self.model.dims();
+        check_cancel(cancel)?;
         let frames = dm.n_audio_ctx;
         let shape = [dm.n_mels, self.model.n_frames()];
         let stage = Stage {
@@ -248,7 +327,7 @@ impl Whisper {
             &stage,
             &mut [&mut data],
             |_, out| {
-                match self.model.encode(mel) {
+                match self.model.encode_with(mel, None, cancel) {
                     Ok(e) => out[0].copy_from_slice(&e.data),
                     Err(e) => cpu_err = Some(e),
                 }
@@ -311,17 +390,20 @@ impl Whisper {
     /// Detects the language on the window at `seek` (multilingual models): returns the
     /// code and its probability.
     pub fn detect_language(&self, mel: &LogMel, seek: usize) -> Result<(String, f32)> {
-        self.detect_language_window(&mel.segment(seek))
+        self.detect_language_window(&mel.segment(seek), &TranscribeOptions::default())
     }
 
-    fn detect_language_window(&self, seg: &LogMel) -> Result<(String, f32)> {
+    fn detect_language_window(
+        &self,
+        seg: &LogMel,
+        opts: &TranscribeOptions,
+    ) -> Result<(String, f32)> {
         let lang_ids = &self.model.config.lang_ids;
         if lang_ids.is_empty() {
             return Ok(("en".into(), 1.0));
         }
-        let enc = self.encode(&seg.data)?;
         let mut st = self.model.new_state(1);
-        self.model.set_audio(&mut st, &enc)?;
+        self.encode_into(&mut st, &seg.data, opts)?;
         self.model
             .decode_step(&mut st, &[self.tokenizer.sot()], DecodeRows::Shared)?;
         let lg = self.model.step_logits(&mut st, 0, 1)?;
@@ -402,6 +484,10 @@ impl Whisper {
                 "beam size, best-of and the temperature list must be non-empty".into(),
             ));
         }
+        // Frames of audio one window covers: the whole window, or what a reduced audio
+        // context encodes.
+        let window_frames = self.window_frames(opts)?;
+        let cancel = opts.cancel.as_deref();
         let tok = &self.tokenizer;
         let sp = self.special_tokens();
         let multilingual = tok.is_multilingual();
@@ -416,8 +502,10 @@ impl Whisper {
             }
             (None, true) => {
                 let t = std::time::Instant::now();
-                let (l, p) = self
-                    .detect_language_window(&mel.window(0, N_FRAMES.min(mel.content_frames()))?)?;
+                let (l, p) = self.detect_language_window(
+                    &mel.window(0, window_frames.min(mel.content_frames()))?,
+                    opts,
+                )?;
                 info.encoder_s += t.elapsed().as_secs_f64();
                 info.language_probability = p;
                 l
@@ -454,6 +542,7 @@ impl Whisper {
             max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION)
                 .round() as u32,
             seed: opts.seed,
+            cancel: opts.cancel.clone(),
             ..Default::default()
         };
         let content_frames = mel.content_frames();
@@ -466,9 +555,10 @@ impl Whisper {
         let mut seek = 0usize;
         let mut idx = 0usize;
         while seek < content_frames {
+            check_cancel(cancel)?;
             info.windows += 1;
             let time_offset = seek as f64 * TIME_PER_FRAME;
-            let segment_size = N_FRAMES.min(content_frames - seek);
+            let segment_size = window_frames.min(content_frames - seek);
             let segment_duration = segment_size as f64 * TIME_PER_FRAME;
             if let (Some(th), Some(rms)) =
                 (opts.silence_rms_threshold, mel.rms(seek, segment_size)?)
@@ -480,8 +570,7 @@ impl Whisper {
             }
             let window = mel.window(seek, segment_size)?;
             let t = std::time::Instant::now();
-            let enc = self.encode(&window.data)?;
-            self.model.set_audio(&mut st, &enc)?;
+            self.encode_into(&mut st, &window.data, opts)?;
             info.encoder_s += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let previous = &all_tokens[prompt_reset_since..];
