@@ -30,7 +30,9 @@ use hark_models::recognizer::Recognizer;
 
 use crate::device::Device;
 use hark_models::store::progress::{Progress, Unit};
-use hark_models::whisper::{Precision, Segment, TranscribeOptions, TranscriptionInfo};
+use hark_models::whisper::{
+    AudioCtxMode, Precision, Segment, TranscribeOptions, TranscriptionInfo,
+};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +57,24 @@ impl Format {
             Format::Srt => "srt",
             Format::Vtt => "vtt",
             Format::Tsv => "tsv",
+        }
+    }
+}
+
+/// `--audio-ctx-mode` values (see [`AudioCtxMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AudioCtxModeArg {
+    /// Drop the positions past the audio context.
+    Truncate,
+    /// Fill them with a silent window's encoder states.
+    Silence,
+}
+
+impl From<AudioCtxModeArg> for AudioCtxMode {
+    fn from(m: AudioCtxModeArg) -> Self {
+        match m {
+            AudioCtxModeArg::Truncate => AudioCtxMode::Truncate,
+            AudioCtxModeArg::Silence => AudioCtxMode::Silence,
         }
     }
 }
@@ -120,6 +140,20 @@ pub struct Args {
     /// default they are skipped, which avoids Whisper's hallucinations on silence.
     #[arg(long)]
     pub no_silence_skip: bool,
+    /// Whisper only: encode N positions (20 ms of audio each, 1..=1500) instead of the
+    /// whole 30 s window, as whisper.cpp's --audio-ctx. A speed/accuracy trade-off:
+    /// the encoder runs about 1500/N times faster and windows cover at most N x 20 ms,
+    /// but a context much shorter than the speech in a window truncates the text or
+    /// makes it up. Default: the full window (most accurate).
+    #[arg(long)]
+    pub audio_ctx: Option<usize>,
+    /// With --audio-ctx: `truncate` drops the positions past N (whisper.cpp; fastest,
+    /// but Whisper often repeats words when its window ends right after the speech),
+    /// `silence` fills them with the states of a silent window computed once, so the
+    /// decoder still sees a 30 s window that ends in silence (windows then cover at
+    /// most N x 20 ms - 20 ms).
+    #[arg(long, value_enum, default_value_t = AudioCtxModeArg::Truncate, requires = "audio_ctx")]
+    pub audio_ctx_mode: AudioCtxModeArg,
     /// Print per-stage timings to stderr.
     #[arg(long)]
     pub timings: bool,
@@ -304,6 +338,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut w = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
     w.set_delegates(crate::device::delegates_for(&dir, args.device)?);
+    if let Some(n) = args.audio_ctx {
+        match w.as_whisper() {
+            Some(wh) => {
+                wh.model.audio_ctx(Some(n)).context("--audio-ctx")?;
+            }
+            None => eprintln!(
+                "hark: warning: --audio-ctx applies to Whisper models only; ignored for {}",
+                w.family()
+            ),
+        }
+    }
     let load_s = t_load.elapsed().as_secs_f64();
     let opts = TranscribeOptions {
         language: args.language.clone(),
@@ -319,6 +364,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             Some(1e-3)
         },
+        audio_ctx: args.audio_ctx,
+        audio_ctx_mode: args.audio_ctx_mode.into(),
         ..Default::default()
     };
 
