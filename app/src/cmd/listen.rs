@@ -83,6 +83,16 @@ pub struct Args {
     /// is usually ready when the hangover confirms the end.
     #[arg(long, default_value_t = 100)]
     pub endpoint_ms: u32,
+    /// Whisper: encoder positions (20 ms each) encoded beyond the utterance. Each
+    /// decode encodes only the utterance plus this margin (rounded up to 32 positions)
+    /// instead of a 30 s window, which makes it several times faster; the positions
+    /// past it take the states of a silent window, computed once at start.
+    #[arg(long, default_value_t = crate::listen::DEFAULT_AUDIO_CTX_MARGIN)]
+    pub audio_ctx_margin: usize,
+    /// Whisper: encode the full 30 s window for every decode (slow; what `hark
+    /// transcribe` does by default).
+    #[arg(long, conflicts_with = "audio_ctx_margin")]
+    pub full_audio_ctx: bool,
 }
 
 /// Seconds rounded to the millisecond (JSON output).
@@ -227,7 +237,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;
-    let pipeline = Pipeline::start(source_factory(&args), Box::new(model), final_opts, seg_cfg)?;
+    let audio_ctx_margin =
+        (facts.family == Family::Whisper && !args.full_audio_ctx).then_some(args.audio_ctx_margin);
+    if let (Some(w), Some(_)) = (model.as_whisper(), audio_ctx_margin) {
+        // The silent window's encoder states, once, before the first utterance.
+        w.model
+            .silence()
+            .context("encoding the silent window of the reduced audio context")?;
+    }
+    let pipeline = Pipeline::start(
+        source_factory(&args),
+        Box::new(model),
+        final_opts,
+        audio_ctx_margin,
+        seg_cfg,
+    )?;
 
     let mut stats = Stats::default();
     stats.begin();

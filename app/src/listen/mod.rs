@@ -17,9 +17,19 @@
 //!   was shown as a partial);
 //! - a partial never starts while an endpoint or final is queued, queued partials are
 //!   coalesced to the newest, and the segmenter schedules none during a pause;
-//! - running decodes that became useless are flagged ([`Preempt`]); the flag is checked
-//!   before a decode starts. (Whisper's decode loop has no cancellation hook yet, so a
-//!   partial that is already running still finishes: requested from the Whisper side.)
+//! - running decodes that became useless are cancelled ([`Preempt`]): the flag is the
+//!   decode's cancellation hook ([`TranscribeOptions::cancel`]), read by Whisper
+//!   between encoder layers and decoder steps, so a running partial gives way to the
+//!   final within one layer or step (a few ms) when the endpoint arrives;
+//! - Whisper encodes only the utterance, not a 30 s window: every decode gets a
+//!   reduced audio context ([`TranscribeOptions::audio_ctx`], as whisper.cpp's
+//!   `--audio-ctx`) of the utterance's encoder positions plus a small margin
+//!   ([`whisper_audio_ctx`]), in the silence-padded mode ([`AudioCtxMode::Silence`]):
+//!   the positions past it hold a silent window's encoder states, computed once.
+//!   Plain truncation (whisper.cpp) made tiny.en repeat the last words on most short
+//!   utterances (it was trained on 30 s windows that end in silence); padding with
+//!   silence keeps ~80% of AN4 transcripts identical to full-window decoding and the
+//!   rest differ in punctuation or spelling style (see [`DEFAULT_AUDIO_CTX_MARGIN`]).
 //!
 //! The final decode uses the full offline options (beam search, temperature fallback)
 //! and is conditioned on the previous finals. Latency is measured honestly: from the
@@ -40,9 +50,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use hark_audio::AudioSource;
-use hark_models::recognizer::Recognizer;
+use hark_models::recognizer::{Recognizer, RecognizerError};
 use hark_models::streaming::{LocalAgreement, Segment, Segmenter, SegmenterConfig};
-use hark_models::whisper::TranscribeOptions;
+use hark_models::whisper::{AudioCtxMode, TranscribeOptions, WhisperError};
 
 /// Everything the pipeline tells the UI.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,14 +126,39 @@ pub struct Preempt {
 /// What the recogniser thread needs from a model: 16 kHz mono in, text out.
 /// Implemented by [`Recognizer`] (every model family); tests plug in fakes.
 pub trait Transcriber: Send + 'static {
-    /// Decodes `audio` with `opts` and returns the text (segments joined by spaces).
-    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String>;
+    /// Decodes `audio` with `opts` and returns the text (segments joined by spaces), or
+    /// `None` when `opts.cancel` was raised during the decode (it stops early).
+    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>>;
 }
 
 impl Transcriber for Recognizer {
-    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String> {
-        Ok(Recognizer::text(self, audio, opts)?)
+    fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>> {
+        match Recognizer::text(self, audio, opts) {
+            Ok(t) => Ok(Some(t)),
+            Err(RecognizerError::Whisper(WhisperError::Cancelled)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
+}
+
+/// Rounding of the reduced Whisper audio context, in encoder positions (the GEMM
+/// kernels' row blocks divide it).
+pub const AUDIO_CTX_ROUND: usize = 32;
+
+/// Default margin of the reduced audio context beyond the utterance, in encoder
+/// positions of 20 ms (before rounding up to [`AUDIO_CTX_ROUND`]). Measured with
+/// `scripts/listen/audio_ctx_margin.py` on 40 AN4 utterances in the silence-padded mode:
+/// margins 0 / 16 / 64 keep 29 / 31 / 32 of 40 transcripts identical to the full
+/// window's (the rest differ in punctuation or hyphenation of spelled letters); plain
+/// truncation keeps 11 of 40 even with a margin of 96 and often repeats words.
+pub const DEFAULT_AUDIO_CTX_MARGIN: usize = 16;
+
+/// The reduced Whisper audio context for `samples` 16 kHz samples: the encoder
+/// positions they fill (2 mel frames of 10 ms each, the padding frame included) plus
+/// `margin`, rounded up to [`AUDIO_CTX_ROUND`], at most the full 1500.
+pub fn whisper_audio_ctx(samples: usize, margin: usize) -> usize {
+    let positions = (samples / 160 + 1).div_ceil(2);
+    ((positions + margin).div_ceil(AUDIO_CTX_ROUND) * AUDIO_CTX_ROUND).min(1500)
 }
 
 /// Opens the audio source inside the capture thread (a microphone must stay on the
@@ -171,10 +206,14 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the threads. Fails if the source cannot be opened (e.g. no device).
     /// `final_opts` are the options of the final decode (partials are greedy).
+    /// `audio_ctx_margin`: every decode gets a reduced Whisper audio context of the
+    /// utterance plus this margin ([`whisper_audio_ctx`]); `None` = the full 30 s window.
+    /// (Other families ignore it.)
     pub fn start(
         open: SourceFactory,
         model: Box<dyn Transcriber>,
         final_opts: TranscribeOptions,
+        audio_ctx_margin: Option<usize>,
         seg_cfg: SegmenterConfig,
     ) -> anyhow::Result<Self> {
         let (ev_tx, events) = crossbeam_channel::unbounded();
@@ -205,7 +244,9 @@ impl Pipeline {
             .spawn(move || segment_thread(seg_cfg, c, chunk_rx, job_tx, tx, p))?;
         let recognise = std::thread::Builder::new()
             .name("hark-recognise".into())
-            .spawn(move || recognise_thread(model, final_opts, job_rx, ev_tx, preempt))?;
+            .spawn(move || {
+                recognise_thread(model, final_opts, audio_ctx_margin, job_rx, ev_tx, preempt)
+            })?;
         Ok(Self {
             events,
             controls,
@@ -427,17 +468,27 @@ fn segment_thread(
     });
 }
 
-/// One decode; `Ok(None)` when it was preempted before it started.
+/// One decode; `Ok(None)` when it was preempted, before it started or while it ran
+/// (the flag is the decode's cancellation hook: Whisper stops at the next encoder
+/// layer or decoder step). A Whisper decode encodes only the utterance plus
+/// `audio_ctx_margin` positions.
 fn decode(
     model: &dyn Transcriber,
     audio: &[f32],
     opts: &TranscribeOptions,
-    cancel: &AtomicBool,
+    audio_ctx_margin: Option<usize>,
+    cancel: Option<&Arc<AtomicBool>>,
 ) -> anyhow::Result<Option<String>> {
-    if cancel.load(Ordering::Relaxed) {
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Ok(None);
     }
-    Ok(Some(model.text(audio, opts)?))
+    let opts = TranscribeOptions {
+        audio_ctx: audio_ctx_margin.map(|m| whisper_audio_ctx(audio.len(), m)),
+        audio_ctx_mode: AudioCtxMode::Silence,
+        cancel: cancel.cloned(),
+        ..opts.clone()
+    };
+    model.text(audio, &opts)
 }
 
 /// A speculative final decode (made at an endpoint).
@@ -452,6 +503,7 @@ struct Speculative {
 fn recognise_thread(
     model: Box<dyn Transcriber>,
     final_opts: TranscribeOptions,
+    audio_ctx_margin: Option<usize>,
     jobs: Receiver<Job>,
     events: Sender<Event>,
     preempt: Arc<Preempt>,
@@ -520,7 +572,13 @@ fn recognise_thread(
                 if pending.iter().any(|j| !matches!(j, Job::Resumed { .. })) {
                     continue;
                 }
-                match decode(&*model, &audio, &partial_opts, &preempt.partial) {
+                match decode(
+                    &*model,
+                    &audio,
+                    &partial_opts,
+                    audio_ctx_margin,
+                    Some(&preempt.partial),
+                ) {
                     Ok(Some(text)) => show(
                         id,
                         (start, audio.len()),
@@ -555,7 +613,8 @@ fn recognise_thread(
                     &*model,
                     &audio,
                     &final_opts_now(&history),
-                    &preempt.speculative,
+                    audio_ctx_margin,
+                    Some(&preempt.speculative),
                 ) {
                     Ok(Some(text)) => {
                         // Until the hangover confirms it, it is the best partial.
@@ -601,9 +660,17 @@ fn recognise_thread(
                     Some(s) => Ok((s.text, s.decode_s)),
                     None => {
                         let t = Instant::now();
-                        model
-                            .text(&audio, &final_opts_now(&history))
-                            .map(|text| (text, t.elapsed().as_secs_f64()))
+                        decode(
+                            &*model,
+                            &audio,
+                            &final_opts_now(&history),
+                            audio_ctx_margin,
+                            None,
+                        )
+                        .and_then(|text| {
+                            text.ok_or_else(|| anyhow::anyhow!("cancelled without a flag"))
+                        })
+                        .map(|text| (text, t.elapsed().as_secs_f64()))
                     }
                 };
                 match result {
@@ -830,6 +897,7 @@ mod tests {
             open,
             w,
             TranscribeOptions::default(),
+            Some(DEFAULT_AUDIO_CTX_MARGIN),
             SegmenterConfig::default(),
         )
         .unwrap();
@@ -893,13 +961,13 @@ mod tests {
     }
 
     impl Transcriber for Fake {
-        fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<String> {
+        fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>> {
             std::thread::sleep(self.cost);
             let is_final = !opts.without_timestamps;
             if let Ok(mut c) = self.calls.lock() {
                 c.push((is_final, audio.len()));
             }
-            Ok(format!("n{}", audio.len()))
+            Ok(Some(format!("n{}", audio.len())))
         }
     }
 
@@ -929,7 +997,14 @@ mod tests {
             ..Default::default()
         };
         cfg.vad.hangover_ms = 600;
-        let p = Pipeline::start(open, Box::new(fake), TranscribeOptions::default(), cfg).unwrap();
+        let p = Pipeline::start(
+            open,
+            Box::new(fake),
+            TranscribeOptions::default(),
+            None,
+            cfg,
+        )
+        .unwrap();
         let events: Vec<Event> = p
             .events
             .iter()
@@ -962,5 +1037,117 @@ mod tests {
             events.iter().any(|e| matches!(e, Event::Partial { .. })),
             "{events:?}"
         );
+    }
+    #[test]
+    fn whisper_audio_ctx_covers_the_utterance_plus_margin_in_blocks_of_32() {
+        // 2 s = 200 frames + the padding frame = 101 positions; + 64 = 165 -> 192.
+        assert_eq!(whisper_audio_ctx(32000, 64), 192);
+        assert_eq!(whisper_audio_ctx(32000, DEFAULT_AUDIO_CTX_MARGIN), 128);
+        assert_eq!(whisper_audio_ctx(32000, 0), 128);
+        assert_eq!(whisper_audio_ctx(0, 0), 32);
+        for n in [1usize, 1000, 16000, 48123, 160_000] {
+            let ctx = whisper_audio_ctx(n, 32);
+            assert_eq!(ctx % AUDIO_CTX_ROUND, 0);
+            assert!(2 * ctx >= n / 160 + 1 + 64, "{n} samples: {ctx}");
+        }
+        // Never beyond Whisper's 30 s window.
+        assert_eq!(whisper_audio_ctx(29 * 16000, 64), 1500);
+    }
+
+    /// A model whose partial decodes take `partial_cost` and finals `final_cost`; both
+    /// poll the cancellation flag every 5 ms, as Whisper does between layers and steps.
+    struct Cancellable {
+        partial_cost: Duration,
+        final_cost: Duration,
+        cancelled: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Transcriber for Cancellable {
+        fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>> {
+            let cost = if opts.without_timestamps {
+                self.partial_cost
+            } else {
+                self.final_cost
+            };
+            let t = Instant::now();
+            while t.elapsed() < cost {
+                if opts
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.load(Ordering::Relaxed))
+                {
+                    self.cancelled.fetch_add(1, Ordering::Relaxed);
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(Some(format!("n{}", audio.len())))
+        }
+    }
+
+    #[test]
+    fn endpoint_cancels_the_running_partial_and_every_final_is_emitted() {
+        // Three 1.2 s "utterances" separated by 1.5 s of silence, at real time. A partial
+        // decode costs 3 s (longer than an utterance), so one is always running when the
+        // utterance ends; a final costs 100 ms. Hangover 300 ms, endpoint 100 ms.
+        let mut audio = vec![0.0f32; 8000];
+        for _ in 0..3 {
+            audio.extend((0..19200).map(|i| 0.3 * (i as f32 * 0.3).sin()));
+            audio.extend(vec![0.0; 24000]);
+        }
+        let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let model = Cancellable {
+            partial_cost: Duration::from_secs(3),
+            final_cost: Duration::from_millis(100),
+            cancelled: cancelled.clone(),
+        };
+        let open: SourceFactory = Box::new(move || {
+            Ok(Box::new(Paced {
+                audio,
+                pos: 0,
+                next: None,
+            }) as Box<dyn AudioSource>)
+        });
+        let mut cfg = SegmenterConfig {
+            endpoint_ms: 100,
+            ..Default::default()
+        };
+        cfg.vad.hangover_ms = 300;
+        let p = Pipeline::start(
+            open,
+            Box::new(model),
+            TranscribeOptions::default(),
+            Some(DEFAULT_AUDIO_CTX_MARGIN),
+            cfg,
+        )
+        .unwrap();
+        let events: Vec<Event> = p
+            .events
+            .iter()
+            .take_while(|e| *e != Event::Finished)
+            .collect();
+        p.join();
+        let finals: Vec<(String, f64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final {
+                    text, latency_ms, ..
+                } => Some((text.clone(), *latency_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 3, "{events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Error(_))),
+            "{events:?}"
+        );
+        // One running partial cancelled per utterance.
+        assert!(cancelled.load(Ordering::Relaxed) >= 3, "{events:?}");
+        for (text, latency) in &finals {
+            assert!(text.starts_with('n'), "{finals:?}");
+            // Hangover (300) + nothing else: the final started at the endpoint instead of
+            // waiting up to 3 s for the partial. (Generous slack for a busy machine.)
+            assert!(*latency < 1000.0, "{latency} {finals:?}");
+        }
     }
 }
