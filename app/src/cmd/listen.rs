@@ -209,6 +209,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut model = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
     model.set_delegates(crate::device::delegates_for(&dir, args.compute)?);
+    let audio_ctx_margin =
+        (facts.family == Family::Whisper && !args.full_audio_ctx).then_some(args.audio_ctx_margin);
+    if let (Some(w), Some(_)) = (model.as_whisper(), audio_ctx_margin) {
+        // The silent window's encoder states, once, before the first utterance (and
+        // before the transcript file appears: Ctrl-C is handled from then on).
+        w.model
+            .silence()
+            .context("encoding the silent window of the reduced audio context")?;
+    }
 
     let transcript = match &args.output {
         Some(p) => p.clone(),
@@ -237,14 +246,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;
-    let audio_ctx_margin =
-        (facts.family == Family::Whisper && !args.full_audio_ctx).then_some(args.audio_ctx_margin);
-    if let (Some(w), Some(_)) = (model.as_whisper(), audio_ctx_margin) {
-        // The silent window's encoder states, once, before the first utterance.
-        w.model
-            .silence()
-            .context("encoding the silent window of the reduced audio context")?;
-    }
     let pipeline = Pipeline::start(
         source_factory(&args),
         Box::new(model),
