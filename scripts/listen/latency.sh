@@ -11,6 +11,9 @@
 #
 # usage: scripts/listen/latency.sh [N=10] [HARK=target/release/hark] [extra hark listen flags...]
 #   e.g. scripts/listen/latency.sh 20 target/release/hark --model an4-conformer
+#        scripts/listen/latency.sh 10 target/release/hark --full-audio-ctx   # Whisper's 30 s encoder, for comparison
+# Whisper decodes encode the utterance only (silence-padded audio context); the final
+# latency cannot be below --hangover-ms (default 400), which confirms the end of speech.
 set -euo pipefail
 N=${1:-10}
 HARK=${2:-target/release/hark}
