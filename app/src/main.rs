@@ -52,11 +52,24 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    quiet_vulkan_device_select();
     match run() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hark: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan device-select layer (loaded whenever Mesa's drivers are installed)
+/// connects to the Wayland display to rank GPUs, and libwayland prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set" on headless machines and in CI, on every run
+/// that probes for a GPU. hark ranks adapters itself (`device.rs`), so the layer is
+/// disabled (its documented `NODEVICE_SELECT` switch) unless the user set it.
+fn quiet_vulkan_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // Called first thing in main, before any thread exists.
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
