@@ -1,8 +1,8 @@
 //! `--device auto|cpu|gpu`: which compute device runs the model's heavy stages.
 //!
 //! The GPU delegate (crate `hark-gpu`, cargo feature `gpu`, on in default builds) takes
-//! whole stages (today the Whisper encoder); everything else, and every stage it declines,
-//! runs on the CPU. `auto` uses a hardware GPU when there is one and silently stays on the
+//! whole stages (the Whisper encoder and the conformer-AED encoder); everything else, and
+//! every stage it declines, runs on the CPU. `auto` uses a hardware GPU when there is one and silently stays on the
 //! CPU otherwise (a software Vulkan device such as lavapipe is slower than hark's CPU
 //! path, so `auto` skips it); `gpu` insists, and fails with a message suggesting
 //! `--device cpu` when no adapter exists; `cpu` never probes.

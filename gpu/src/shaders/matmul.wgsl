@@ -1,4 +1,5 @@
-// Tiled GEMM with a fused epilogue: y[m, n] (+)= act(x[m, k] · W[n, k]ᵀ · scale[n] + bias[n]).
+// Tiled GEMM with a fused epilogue:
+// y[m, n] (+)= alpha · act(x[m, k] · W[n, k]ᵀ · scale[n] + bias[n]).
 //
 // x: f32 activations, row-major with row stride `lda`. W: PyTorch linear layout [n, k],
 // each row padded to `kp` elements (a multiple of 4) and stored as f32, f16 (two per u32,
@@ -10,8 +11,8 @@
 
 struct P {
     m: u32, n: u32, k: u32, kp: u32,
-    lda: u32, ldc: u32, has_bias: u32, act: u32,   // act: 0 none, 1 GELU
-    accumulate: u32, _p0: u32, _p1: u32, _p2: u32,
+    lda: u32, ldc: u32, has_bias: u32, act: u32,   // act: 0 none, 1 GELU, 2 ReLU, 3 SiLU
+    accumulate: u32, alpha: f32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -81,6 +82,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             var v = acc[i * 4u + j] * w_scale(c);
             if (p.has_bias != 0u) { v += bias[c]; }
             if (p.act == 1u) { v = gelu(v); }
+            if (p.act == 2u) { v = max(v, 0.0); }
+            if (p.act == 3u) { v = v / (1.0 + exp(-v)); }
+            v *= p.alpha;
             let o = r * p.ldc + c;
             if (p.accumulate != 0u) { v += y[o]; }
             y[o] = v;
