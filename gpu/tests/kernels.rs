@@ -461,6 +461,8 @@ fn rel_pos_attention_matches_cpu_with_and_without_rel_shift() {
         (50, 2, 16, 41, true),
         (29, 4, 4, 23, false),
         (1, 2, 8, 1, true),
+        // A 24 s utterance at x4 subsampling: long key loops in one dispatch.
+        (600, 2, 16, 590, true),
     ] {
         let d = heads * hd;
         let np = if shift { 2 * t - 1 } else { t };
