@@ -1,8 +1,8 @@
 //! `--device auto|cpu|gpu`: which compute device runs the model's heavy stages.
 //!
 //! The GPU delegate (crate `hark-gpu`, cargo feature `gpu`, on in default builds) takes
-//! whole stages (today the Whisper encoder); everything else, and every stage it declines,
-//! runs on the CPU. `auto` uses a hardware GPU when there is one and silently stays on the
+//! whole stages (the Whisper encoder and the conformer-AED encoder); everything else, and
+//! every stage it declines, runs on the CPU. `auto` uses a hardware GPU when there is one and silently stays on the
 //! CPU otherwise (a software Vulkan device such as lavapipe is slower than hark's CPU
 //! path, so `auto` skips it); `gpu` insists, and fails with a message suggesting
 //! `--device cpu` when no adapter exists; `cpu` never probes.
@@ -24,24 +24,77 @@ pub enum Device {
     Gpu,
 }
 
+/// Time the GPU delegates spent in each phase, summed over the stages they ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Copying stage inputs to the device, seconds.
+    pub upload_s: f64,
+    /// Recording, submitting and running the kernels, seconds.
+    pub kernels_s: f64,
+    /// Reading stage outputs back, seconds.
+    pub download_s: f64,
+    /// Stages run on the GPU.
+    pub stages: usize,
+}
+
+/// Reads the [`PhaseTimes`] of the delegates built by [`delegates_timed`].
+#[derive(Debug, Default)]
+pub struct PhaseClock {
+    #[cfg(feature = "gpu")]
+    clock: Option<Arc<hark_gpu::StageClock>>,
+}
+
+impl PhaseClock {
+    /// The phase times so far; `None` when no GPU delegate was built.
+    pub fn read(&self) -> Option<PhaseTimes> {
+        #[cfg(feature = "gpu")]
+        if let Some(c) = &self.clock {
+            let (t, stages) = c.total();
+            return Some(PhaseTimes {
+                upload_s: t.upload.as_secs_f64(),
+                kernels_s: t.kernels.as_secs_f64(),
+                download_s: t.download.as_secs_f64(),
+                stages,
+            });
+        }
+        None
+    }
+}
+
 /// The delegates to attach to the model in `model_dir` for `device`.
 pub fn delegates_for(model_dir: &Path, device: Device) -> anyhow::Result<Vec<Arc<dyn Delegate>>> {
+    Ok(delegates_timed(model_dir, device)?.0)
+}
+
+/// [`delegates_for`], plus a clock of the time the delegates spend per phase
+/// (`hark bench`).
+pub fn delegates_timed(
+    model_dir: &Path,
+    device: Device,
+) -> anyhow::Result<(Vec<Arc<dyn Delegate>>, PhaseClock)> {
     #[cfg(feature = "gpu")]
     {
         use hark_gpu::{Delegates, DevicePreference};
-        match device {
-            Device::Cpu => Ok(Vec::new()),
-            Device::Gpu => Ok(Delegates::for_model(model_dir, DevicePreference::Any)?),
-            Device::Auto => Ok(
-                Delegates::for_model(model_dir, DevicePreference::HardwareOnly).unwrap_or_default(),
-            ),
-        }
+        let built = match device {
+            Device::Cpu => None,
+            Device::Gpu => Some(Delegates::for_model_timed(
+                model_dir,
+                DevicePreference::Any,
+            )?),
+            Device::Auto => {
+                Delegates::for_model_timed(model_dir, DevicePreference::HardwareOnly).ok()
+            }
+        };
+        Ok(match built {
+            Some((list, clock)) => (list, PhaseClock { clock: Some(clock) }),
+            None => (Vec::new(), PhaseClock::default()),
+        })
     }
     #[cfg(not(feature = "gpu"))]
     {
         let _ = model_dir;
         match device {
-            Device::Cpu | Device::Auto => Ok(Vec::new()),
+            Device::Cpu | Device::Auto => Ok((Vec::new(), PhaseClock::default())),
             Device::Gpu => anyhow::bail!(
                 "this hark was built without GPU support (cargo feature `gpu`); use --device cpu"
             ),

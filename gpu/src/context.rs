@@ -430,6 +430,36 @@ impl Recorder<'_> {
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     }
 
+    /// Records a copy of `n` values from `src` to `dst` (both from their start).
+    pub fn copy(&mut self, src: &GpuTensor, dst: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        if src.len < n || dst.len < n {
+            return Err(GpuError::Shape {
+                op: "copy",
+                reason: format!("{n} values from {} into {}", src.len, dst.len),
+            });
+        }
+        if n > 0 {
+            self.enc
+                .copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, (n * 4) as u64);
+        }
+        Ok(())
+    }
+
+    /// Records zeroing values `start..start + n` of `t` (e.g. padded frames).
+    pub fn clear(&mut self, t: &GpuTensor, start: usize, n: usize) -> Result<(), GpuError> {
+        if start + n > t.len {
+            return Err(GpuError::Shape {
+                op: "clear",
+                reason: format!("values {start}..{} of a buffer of {}", start + n, t.len),
+            });
+        }
+        if n > 0 {
+            self.enc
+                .clear_buffer(&t.buf, (start * 4) as u64, Some((n * 4) as u64));
+        }
+        Ok(())
+    }
+
     /// Submits everything recorded (does not wait; [`GpuContext::download`] does).
     pub fn submit(self) -> Result<(), GpuError> {
         self.ctx.queue.submit([self.enc.finish()]);

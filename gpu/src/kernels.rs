@@ -23,6 +23,9 @@ const SOFTMAX: &str = include_str!("shaders/softmax.wgsl");
 const IM2COL: &str = include_str!("shaders/im2col.wgsl");
 const DEPTHWISE: &str = include_str!("shaders/depthwise_conv1d.wgsl");
 const ATTENTION: &str = include_str!("shaders/attention.wgsl");
+const IM2COL2D: &str = include_str!("shaders/im2col2d.wgsl");
+const REL_POS_SCORES: &str = include_str!("shaders/rel_pos_scores.wgsl");
+const ATTN_APPLY: &str = include_str!("shaders/attn_apply.wgsl");
 
 /// Storage format of a [`GpuWeight`] on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +131,21 @@ pub enum Act {
     None,
     /// Exact (erf) GELU.
     Gelu,
+    /// ReLU `max(x, 0)`.
+    Relu,
+    /// SiLU / Swish `x·sigmoid(x)`.
+    Silu,
+}
+
+impl Act {
+    fn code(self) -> u32 {
+        match self {
+            Act::None => 0,
+            Act::Gelu => 1,
+            Act::Relu => 2,
+            Act::Silu => 3,
+        }
+    }
 }
 
 fn matmul_source(format: WeightFormat) -> String {
@@ -208,6 +226,24 @@ impl Recorder<'_> {
         act: Act,
         accumulate: bool,
     ) -> Result<(), GpuError> {
+        self.linear_scaled(x, m, w, bias, out, act, 1.0, accumulate)
+    }
+
+    /// `out[m, n] (+)= alpha · act(x[m, k] · Wᵀ + bias)`: [`Recorder::linear`] with a
+    /// scale in the epilogue (the conformer's half-step feed-forward residual
+    /// `x + ½·FFN(x)`, the √d input scale).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_scaled(
+        &mut self,
+        x: &GpuTensor,
+        m: usize,
+        w: &GpuWeight,
+        bias: Option<&GpuTensor>,
+        out: &GpuTensor,
+        act: Act,
+        alpha: f32,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
         const OP: &str = "linear";
         check(OP, "x", x, m * w.k)?;
         check(OP, "out", out, m * w.n)?;
@@ -224,8 +260,9 @@ impl Recorder<'_> {
             u(w.k),
             u(w.n),
             bias.is_some() as u32,
-            (act == Act::Gelu) as u32,
+            act.code(),
             accumulate as u32,
+            alpha.to_bits(),
         ];
         let dummy = &self.ctx.dummy;
         let bias_buf = bias.map_or(dummy, |b| &*b.buf);
@@ -295,6 +332,11 @@ impl Recorder<'_> {
     /// SiLU/Swish `x·sigmoid(x)` of the first `n` values, in place.
     pub fn silu(&mut self, x: &GpuTensor, n: usize) -> Result<(), GpuError> {
         self.unary("silu", "let v = a[i]; a[i] = v * sigmoid(v);", x, n)
+    }
+
+    /// ReLU `max(x, 0)` of the first `n` values, in place.
+    pub fn relu(&mut self, x: &GpuTensor, n: usize) -> Result<(), GpuError> {
+        self.unary("relu", "a[i] = max(a[i], 0.0);", x, n)
     }
 
     /// `a[..n] += b[..n]`.
@@ -516,6 +558,120 @@ impl Recorder<'_> {
             );
             j0 = j1;
         }
+        Ok(())
+    }
+
+    /// im2col for a 2-D convolution without padding on a channel-last map `x`
+    /// `[t, f, c_in]`: `col[(i·fo + o), ch·k·k + a·k + b] = x[(s·i + a)·f + s·o + b, ch]`.
+    /// Followed by [`Recorder::linear`] with the `[c_out, c_in·k·k]` weight it gives the
+    /// channel-last `[(to·fo), c_out]` output. Returns `(to, fo)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn im2col2d(
+        &mut self,
+        x: &GpuTensor,
+        (t, f, c_in): (usize, usize, usize),
+        k: usize,
+        stride: usize,
+        col: &GpuTensor,
+    ) -> Result<(usize, usize), GpuError> {
+        const OP: &str = "im2col2d";
+        if stride == 0 || k == 0 || t < k || f < k {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!("{t}x{f} map, kernel {k}, stride {stride}"),
+            });
+        }
+        let (to, fo) = ((t - k) / stride + 1, (f - k) / stride + 1);
+        check(OP, "x", x, t * f * c_in)?;
+        let n = to * fo * c_in * k * k;
+        check(OP, "col", col, n)?;
+        let pipe = self.ctx.pipeline("im2col2d", || IM2COL2D.to_string())?;
+        let params = [u(to), u(fo), u(c_in), u(k), u(stride), u(f)];
+        self.dispatch(
+            &pipe,
+            &params,
+            &[&x.buf, &col.buf],
+            grid_1d(n.div_ceil(256)),
+        );
+        Ok((to, fo))
+    }
+
+    /// Relative-position multi-head self-attention over `t` frames (ESPnet/FireRedASR
+    /// `RelPositionMultiHeadedAttention`, hark-engine's `attention` with a `RelPosTerm`):
+    /// `out[i, h] = Σ_j softmax_j(scale·((q_i + u_h)·k_j + (q_i + v_h)·p_r))·v_j` with
+    /// `r = (np-1)/2 + j - i` when `shift` (`np = 2t-1` rows of `pos`) and `r = j`
+    /// otherwise (`np >= t`); keys `j >= valid` are masked (`valid >= 1`). `q`, `k`, `v`,
+    /// `out` are `[t, heads·hd]`, `pos` `[np, heads·hd]`, `bias_u`/`bias_v`
+    /// `[heads·hd]`; `scores` is scratch of at least `heads·t·t` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rel_pos_attention(
+        &mut self,
+        (q, k, v): (&GpuTensor, &GpuTensor, &GpuTensor),
+        pos: &GpuTensor,
+        np: usize,
+        (bias_u, bias_v): (&GpuTensor, &GpuTensor),
+        (t, heads, hd): (usize, usize, usize),
+        (valid, shift, scale): (usize, bool, f32),
+        scores: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<(), GpuError> {
+        const OP: &str = "rel_pos_attention";
+        let d = heads * hd;
+        let np_ok = if shift { np == 2 * t - 1 } else { np >= t };
+        if t == 0 || d == 0 || valid == 0 || valid > t || !np_ok {
+            return Err(GpuError::Shape {
+                op: OP,
+                reason: format!(
+                    "{t} frames ({valid} valid), {heads} heads x {hd}, {np} position rows{}",
+                    if shift { " (rel_shift needs 2t-1)" } else { "" }
+                ),
+            });
+        }
+        for (name, b, need) in [
+            ("q", q, t * d),
+            ("k", k, t * d),
+            ("v", v, t * d),
+            ("pos", pos, np * d),
+            ("bias_u", bias_u, d),
+            ("bias_v", bias_v, d),
+            ("scores", scores, heads * t * t),
+            ("out", out, t * d),
+        ] {
+            check(OP, name, b, need)?;
+        }
+        let pipe = self
+            .ctx
+            .pipeline("rel_pos_scores", || REL_POS_SCORES.to_string())?;
+        let params = [
+            u(t),
+            u(heads),
+            u(hd),
+            u(np),
+            u(valid),
+            shift as u32,
+            scale.to_bits(),
+        ];
+        self.dispatch(
+            &pipe,
+            &params,
+            &[
+                &q.buf,
+                &k.buf,
+                &pos.buf,
+                &bias_u.buf,
+                &bias_v.buf,
+                &scores.buf,
+            ],
+            grid_1d((heads * t * t).div_ceil(256)),
+        );
+        self.softmax(scores, heads * t, t)?;
+        let pipe = self.ctx.pipeline("attn_apply", || ATTN_APPLY.to_string())?;
+        self.dispatch(
+            &pipe,
+            &[u(t), u(t), u(heads), u(hd)],
+            &[&scores.buf, &v.buf, &out.buf],
+            grid_1d((t * d).div_ceil(256)),
+        );
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Design:
 //! - **Whole stages, not ops.** A delegate implements
-//!   [`hark_engine::delegate::Delegate`] for a whole encoder pass: the stage input is
+//!   [`hark_engine::delegate::Delegate`] for a whole encoder pass (the Whisper encoder,
+//!   [`whisper`]; the conformer-AED encoder, [`conformer`]): the stage input is
 //!   uploaded once, every layer runs on the device, and only the encoder output comes
 //!   back (the model keeps its CPU decoder). This is what makes a discrete GPU pay off
 //!   and matches hark-engine's delegate design.
@@ -21,12 +22,13 @@
 
 #![deny(missing_docs)]
 
+pub mod conformer;
 pub mod context;
 pub mod kernels;
 pub mod whisper;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use context::{probe, AdapterInfo, DevicePreference, GpuContext, GpuTensor, Recorder};
 pub use hark_engine::delegate::Delegate;
@@ -82,28 +84,82 @@ pub enum GpuError {
     Engine(#[from] hark_engine::Error),
 }
 
+/// Total time a set of delegates spent in each phase (upload / kernels / download) over
+/// all the stages they ran, for `hark bench --device gpu`. Shared by the delegates of one
+/// [`Delegates::for_model_timed`] call.
+#[derive(Debug, Default)]
+pub struct StageClock {
+    inner: Mutex<(whisper::StageTimes, usize)>,
+}
+
+impl StageClock {
+    /// Adds one stage's times.
+    pub fn add(&self, t: &whisper::StageTimes) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.upload += t.upload;
+        g.0.kernels += t.kernels;
+        g.0.download += t.download;
+        g.1 += 1;
+    }
+
+    /// The summed times and the number of stages run so far.
+    pub fn total(&self) -> (whisper::StageTimes, usize) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Delegates to hand a model (`set_delegates`).
+pub type DelegateList = Vec<Arc<dyn Delegate>>;
+
 /// Builds the GPU delegates for the hark model in `model_dir` (its `config.json`
 /// `family` decides which), on a device chosen by `pref`.
 pub struct Delegates;
 
 impl Delegates {
-    /// Opens a device and loads the delegates for the model in `model_dir`: today the
-    /// Whisper encoder (`family` "whisper"). Returns an empty list for families that have
-    /// no GPU implementation yet (they run on the CPU). Fails with
+    /// Opens a device and loads the delegates for the model in `model_dir`: the Whisper
+    /// encoder (`family` "whisper") or the conformer encoder (`family` "conformer_aed",
+    /// `rel_pos` variants; a `legacy_rel_pos` model gets no delegate). Returns an empty
+    /// list for models that have no GPU implementation (they run on the CPU). Fails with
     /// [`GpuError::NoAdapter`] when there is no adapter.
     pub fn for_model(
         model_dir: &Path,
         pref: DevicePreference,
     ) -> Result<Vec<Arc<dyn Delegate>>, GpuError> {
+        Ok(Self::for_model_timed(model_dir, pref)?.0)
+    }
+
+    /// [`Self::for_model`], plus the clock the delegates add their phase times to.
+    pub fn for_model_timed(
+        model_dir: &Path,
+        pref: DevicePreference,
+    ) -> Result<(DelegateList, Arc<StageClock>), GpuError> {
+        let clock = Arc::new(StageClock::default());
         let family = read_family(model_dir)?;
-        match family.as_str() {
+        let list: Vec<Arc<dyn Delegate>> = match family.as_str() {
             "whisper" => {
                 let ctx = GpuContext::new(pref)?;
-                let d = whisper::WhisperEncoderDelegate::load(ctx, model_dir)?;
-                Ok(vec![Arc::new(d) as Arc<dyn Delegate>])
+                let d = whisper::WhisperEncoderDelegate::load(ctx, model_dir)?
+                    .with_clock(clock.clone());
+                vec![Arc::new(d)]
             }
-            _ => Ok(Vec::new()),
-        }
+            conformer::MODEL => {
+                if conformer::ConformerDims::from_model_dir(model_dir).is_err() {
+                    // A variant without a GPU implementation: the CPU runs it.
+                    Vec::new()
+                } else {
+                    let ctx = GpuContext::new(pref)?;
+                    vec![Arc::new(
+                        conformer::ConformerEncoderDelegate::load_with_clock(
+                            ctx,
+                            model_dir,
+                            clock.clone(),
+                        )?,
+                    )]
+                }
+            }
+            _ => Vec::new(),
+        };
+        Ok((list, clock))
     }
 }
 

@@ -94,6 +94,7 @@ pub struct WhisperEncoderDelegate {
     ln_post: Norm,
     bufs: Mutex<Buffers>,
     weight_bytes: u64,
+    clock: Arc<crate::StageClock>,
 }
 
 impl std::fmt::Debug for WhisperEncoderDelegate {
@@ -231,7 +232,14 @@ impl WhisperEncoderDelegate {
             ln_post,
             bufs: Mutex::new(bufs),
             weight_bytes: bytes,
+            clock: Arc::new(crate::StageClock::default()),
         })
+    }
+
+    /// Adds every later pass's phase times to `clock` (see [`crate::StageClock`]).
+    pub fn with_clock(mut self, clock: Arc<crate::StageClock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Encoder dimensions read from config.json.
@@ -332,6 +340,7 @@ impl WhisperEncoderDelegate {
             kernels,
             download: t0.elapsed(),
         };
+        self.clock.add(&times);
         Ok((out, times))
     }
 }

@@ -317,3 +317,217 @@ fn probe_lists_the_adapter_the_context_opens() {
         ctx.adapter()
     );
 }
+
+/// The conformer's epilogues: ReLU and SiLU fused into the GEMM, and a scale `alpha`
+/// applied before the residual add (`x + ½·FFN(x)`), against the engine's linear,
+/// activation and add.
+#[test]
+fn tiled_matmul_relu_silu_and_scaled_residual_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let (m, n, k) = (45, 70, 37);
+    let w = Tensor::from_f32(&[n, k], &rand_vec(30, n * k, 0.4)).unwrap();
+    let x = rand_vec(31, m * k, 1.0);
+    let bias = rand_vec(32, n, 0.5);
+    let prev = rand_vec(33, m * n, 1.0);
+    let gw = GpuWeight::upload(&ctx, &w).unwrap();
+    for (act, alpha, acc) in [
+        (Act::Relu, 1.0f32, false),
+        (Act::Silu, 1.0, false),
+        (Act::None, 0.5, true),
+        (Act::Silu, 2.5, true),
+    ] {
+        let mut cpu = vec![0f32; m * n];
+        ops::linear(&x, m, &w, Some(&bias), &mut cpu).unwrap();
+        match act {
+            Act::Relu => ops::relu(&mut cpu),
+            Act::Silu => ops::silu(&mut cpu),
+            _ => {}
+        }
+        cpu.iter_mut().for_each(|v| *v *= alpha);
+        if acc {
+            ops::add(&mut cpu, &prev).unwrap();
+        }
+        let (gx, gb, gy) = (ctx.upload(&x), ctx.upload(&bias), ctx.upload(&prev));
+        let mut r = ctx.recorder();
+        r.linear_scaled(&gx, m, &gw, Some(&gb), &gy, act, alpha, acc)
+            .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("linear {act:?} alpha {alpha} acc {acc}"),
+            &ctx.download(&gy).unwrap(),
+            &cpu,
+            2e-5,
+        );
+    }
+}
+
+#[test]
+fn relu_clear_and_copy_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let n = 1000;
+    let x = rand_vec(34, n, 2.0);
+    let mut cpu = x.clone();
+    ops::relu(&mut cpu);
+    let g = ctx.upload(&x);
+    let dst = ctx.upload(&rand_vec(35, n, 1.0));
+    let mut r = ctx.recorder();
+    r.relu(&g, n).unwrap();
+    r.clear(&g, 600, 300).unwrap();
+    r.copy(&g, &dst, n).unwrap();
+    r.submit().unwrap();
+    cpu[600..900].fill(0.0);
+    assert_close(
+        "relu + clear + copy",
+        &ctx.download(&dst).unwrap(),
+        &cpu,
+        0.0,
+    );
+}
+
+/// 2-D convolution as im2col2d + the tiled GEMM (channel-last, ReLU-free) against the
+/// engine's channel-major conv2d, for the conformer subsampling's shapes: a 1-channel
+/// 3×3 stride-2 map and a multi-channel 5×5 stride-3 one (×6 subsampling).
+#[test]
+fn conv2d_as_im2col2d_and_gemm_matches_cpu_conv2d() {
+    let Some(ctx) = ctx() else { return };
+    for (t, f, cin, cout, k, s) in [
+        (29usize, 23usize, 1usize, 8usize, 3usize, 2usize),
+        (17, 14, 6, 5, 5, 3),
+    ] {
+        // Channel-last input [t, f, cin] and its channel-major copy [cin, t, f].
+        let x = rand_vec(40 + k as u64, t * f * cin, 1.0);
+        let mut xcm = vec![0f32; x.len()];
+        for ti in 0..t {
+            for fi in 0..f {
+                for c in 0..cin {
+                    xcm[(c * t + ti) * f + fi] = x[(ti * f + fi) * cin + c];
+                }
+            }
+        }
+        let wv = rand_vec(50 + k as u64, cout * cin * k * k, 0.3);
+        let w4 = Tensor::from_f32(&[cout, cin, k, k], &wv).unwrap();
+        let b = rand_vec(60, cout, 0.5);
+        let (to, fo) = ((t - k) / s + 1, (f - k) / s + 1);
+        let mut cpu = vec![0f32; cout * to * fo];
+        ops::conv2d(
+            &xcm,
+            cin,
+            t,
+            f,
+            &w4,
+            Some(&b),
+            ops::Conv2dParams {
+                stride: (s, s),
+                padding: (0, 0),
+            },
+            &mut cpu,
+        )
+        .unwrap();
+        // Channel-last view of the CPU result.
+        let mut want = vec![0f32; cpu.len()];
+        for c in 0..cout {
+            for p in 0..to * fo {
+                want[p * cout + c] = cpu[c * to * fo + p];
+            }
+        }
+        let w2 = Tensor::from_f32(&[cout, cin * k * k], &wv).unwrap();
+        let gw = GpuWeight::upload(&ctx, &w2).unwrap();
+        let (gx, gb) = (ctx.upload(&x), ctx.upload(&b));
+        let col = ctx.zeros(to * fo * cin * k * k);
+        let out = ctx.zeros(to * fo * cout);
+        let mut r = ctx.recorder();
+        let got = r.im2col2d(&gx, (t, f, cin), k, s, &col).unwrap();
+        assert_eq!(got, (to, fo));
+        r.linear(&col, to * fo, &gw, Some(&gb), &out, Act::None, false)
+            .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("conv2d k {k} s {s} cin {cin}"),
+            &ctx.download(&out).unwrap(),
+            &want,
+            1e-5,
+        );
+    }
+}
+
+/// Relative-position attention (pos_bias_u/v, with rel_shift over 2t-1 rows and without
+/// over t rows, padded keys masked) against the engine's attention with a `RelPosTerm`
+/// and an additive mask, as the CPU conformer encoder calls it.
+#[test]
+fn rel_pos_attention_matches_cpu_with_and_without_rel_shift() {
+    let Some(ctx) = ctx() else { return };
+    for (t, heads, hd, valid, shift) in [
+        (37usize, 4usize, 24usize, 37usize, true),
+        (50, 2, 16, 41, true),
+        (29, 4, 4, 23, false),
+        (1, 2, 8, 1, true),
+        // A 24 s utterance at x4 subsampling: long key loops in one dispatch.
+        (600, 2, 16, 590, true),
+    ] {
+        let d = heads * hd;
+        let np = if shift { 2 * t - 1 } else { t };
+        let s = 100 + t as u64;
+        let (q, k, v) = (
+            rand_vec(s, t * d, 1.5),
+            rand_vec(s + 1, t * d, 1.5),
+            rand_vec(s + 2, t * d, 1.0),
+        );
+        let p = rand_vec(s + 3, np * d, 1.0);
+        let (bu, bv) = (rand_vec(s + 4, d, 0.5), rand_vec(s + 5, d, 0.5));
+        let mask: Vec<f32> = (0..t * t)
+            .map(|ij| {
+                if ij % t < valid {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+            .collect();
+        let opts = ops::AttentionOpts::new(heads, hd)
+            .with_rel(ops::RelPosTerm {
+                pos: ops::Rows::new(&p, np, d),
+                bias_u: &bu,
+                bias_v: &bv,
+                shift,
+            })
+            .with_mask(&mask);
+        let mut cpu = vec![0f32; t * d];
+        ops::attention(
+            ops::Rows::new(&q, t, d),
+            ops::Rows::new(&k, t, d),
+            ops::Rows::new(&v, t, d),
+            &opts,
+            &mut cpu,
+        )
+        .unwrap();
+        let (gq, gk, gv, gp, gu, gbv) = (
+            ctx.upload(&q),
+            ctx.upload(&k),
+            ctx.upload(&v),
+            ctx.upload(&p),
+            ctx.upload(&bu),
+            ctx.upload(&bv),
+        );
+        let scores = ctx.zeros(heads * t * t);
+        let out = ctx.zeros(t * d);
+        let mut r = ctx.recorder();
+        r.rel_pos_attention(
+            (&gq, &gk, &gv),
+            &gp,
+            np,
+            (&gu, &gbv),
+            (t, heads, hd),
+            (valid, shift, 1.0 / (hd as f32).sqrt()),
+            &scores,
+            &out,
+        )
+        .unwrap();
+        r.submit().unwrap();
+        assert_close(
+            &format!("rel-pos attention t {t} heads {heads} hd {hd} valid {valid} shift {shift}"),
+            &ctx.download(&out).unwrap(),
+            &cpu,
+            1e-5,
+        );
+    }
+}

@@ -300,12 +300,11 @@ impl Recognizer {
     }
 
     /// Hands the model accelerators that may take its encoder stage (see
-    /// [`Whisper::set_delegates`]). Conformer-AED models have no delegated stage yet and
-    /// run on the CPU whatever is passed.
+    /// [`Whisper::set_delegates`], [`ConformerAed::set_delegates`]).
     pub fn set_delegates(&mut self, delegates: Vec<Arc<dyn Delegate>>) {
         match self {
             Recognizer::Whisper(w) => w.set_delegates(delegates),
-            Recognizer::ConformerAed(_) => {}
+            Recognizer::ConformerAed(c) => c.model.set_delegates(delegates),
         }
     }
 
@@ -313,7 +312,7 @@ impl Recognizer {
     pub fn last_encoder_executor(&self) -> Option<Executor> {
         match self {
             Recognizer::Whisper(w) => w.last_encoder_executor(),
-            Recognizer::ConformerAed(_) => Some(Executor::Cpu),
+            Recognizer::ConformerAed(c) => c.model.last_encoder_executor(),
         }
     }
 

@@ -22,7 +22,7 @@ use hark_models::recognizer::Recognizer;
 use hark_models::whisper::{Precision, TranscribeOptions};
 
 use super::transcribe::collect_inputs;
-use crate::device::{delegates_for, Device};
+use crate::device::{delegates_timed, Device, PhaseTimes};
 
 /// Arguments of `hark bench`.
 #[derive(Debug, clap::Args)]
@@ -81,6 +81,8 @@ struct HarkRun {
     texts: Vec<String>,
     /// Where the encoder ran ("cpu" or the delegate's name).
     encoder_on: String,
+    /// Per-phase times of the GPU delegates (upload / kernels / download), when any ran.
+    gpu: Option<PhaseTimes>,
 }
 
 /// The peer's side of the run.
@@ -113,7 +115,8 @@ fn run_hark(args: &Args, files: &[PathBuf]) -> anyhow::Result<(HarkRun, String, 
         .with_context(|| format!("resolving model `{}`", args.model))?;
     let mut rec = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
-    rec.set_delegates(delegates_for(&dir, args.device)?);
+    let (delegates, clock) = delegates_timed(&dir, args.device)?;
+    rec.set_delegates(delegates);
     let precision = args.precision.unwrap_or(
         hark_models::recognizer::model_facts(&dir)
             .map(|f| f.stored_precision)
@@ -147,6 +150,7 @@ fn run_hark(args: &Args, files: &[PathBuf]) -> anyhow::Result<(HarkRun, String, 
     }
     r.total_s = t_all.elapsed().as_secs_f64();
     r.peak_rss = peak_rss_bytes();
+    r.gpu = clock.read().filter(|p| p.stages > 0);
     r.encoder_on = match rec.last_encoder_executor() {
         Some(Executor::Delegate(name)) => name,
         _ => "cpu".into(),
@@ -302,6 +306,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "decoder_s": hark.decoder_s, "total_s": hark.total_s,
                 "rtf": hark.total_s / hark.audio_s.max(1e-9), "peak_rss_bytes": hark.peak_rss,
                 "encoder_on": hark.encoder_on,
+                "gpu": hark.gpu.map(|g| serde_json::json!({
+                    "stages": g.stages, "upload_s": g.upload_s, "kernels_s": g.kernels_s,
+                    "download_s": g.download_s,
+                })),
             },
             "peer": peer.as_ref().map(|p| serde_json::json!({
                 "name": p.name, "load_s": p.load_s, "total_s": p.total_s,
@@ -333,6 +341,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ("total (no load)", hark.total_s),
     ] {
         println!("  {name:<16} {v:>9.3}");
+    }
+    if let Some(g) = &hark.gpu {
+        println!("  GPU encoder, {} stages (part of \"encoder\"):", g.stages);
+        for (name, v) in [
+            ("upload", g.upload_s),
+            ("kernels", g.kernels_s),
+            ("download", g.download_s),
+        ] {
+            println!("    {name:<14} {v:>9.3}");
+        }
     }
     println!(
         "  {:<16} {:>9.3}\n  {:<16} {:>9}",

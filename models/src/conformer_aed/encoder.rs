@@ -599,8 +599,15 @@ impl ConformerEncoder {
         n
     }
 
-    /// Encodes `[frames × idim]` normalised features. With `trace`, keeps every stage.
-    pub fn forward(&self, feats: &[f32], trace: bool) -> Result<EncoderOutput, ConformerError> {
+    /// Model width (columns of [`EncoderOutput::hidden`]).
+    pub fn d_model(&self) -> usize {
+        self.d_model
+    }
+
+    /// Checks `[frames × idim]` features and returns `(frames, t, valid)`: input frames,
+    /// encoder output frames and the output frames that are not padding (what
+    /// [`ConformerEncoder::forward`] produces for them).
+    pub fn geometry(&self, feats: &[f32]) -> Result<(usize, usize, usize), ConformerError> {
         let idim = self.idim;
         if !feats.len().is_multiple_of(idim) {
             return Err(ConformerError::Input(format!(
@@ -621,13 +628,20 @@ impl ConformerEncoder {
                 self.pe_maxlen
             )));
         }
-        let padded_frames = frames + self.pad_context;
-        let mut x = feats.to_vec();
-        x.resize(padded_frames * idim, 0.0);
         // Mask of the reference (`x_mask[:, :, :-2:2]…`): subsampled frame j is valid iff
         // input frame j·Πstride is.
         let stride: usize = self.sub_layers.iter().map(|l| l.1).product();
         let valid = (0..t).filter(|j| stride * j < frames).count();
+        Ok((frames, t, valid))
+    }
+
+    /// Encodes `[frames × idim]` normalised features. With `trace`, keeps every stage.
+    pub fn forward(&self, feats: &[f32], trace: bool) -> Result<EncoderOutput, ConformerError> {
+        let idim = self.idim;
+        let (frames, t, valid) = self.geometry(feats)?;
+        let padded_frames = frames + self.pad_context;
+        let mut x = feats.to_vec();
+        x.resize(padded_frames * idim, 0.0);
         let (mut h, t2) = self.sub.forward(&x, padded_frames, idim);
         debug_assert_eq!(t2, t);
         let d = self.d_model;

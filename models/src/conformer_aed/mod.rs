@@ -28,6 +28,9 @@
 //!   CTC prefix beam search + attention rescoring ([`ctc`]).
 //! * Input is Kaldi fbank computed on int16-scale samples (80 bins, dither 0); CMVN is part
 //!   of the model because it is part of the checkpoint.
+//! * The encoder is offered as one stage to delegates ([`ConformerAed::set_delegates`],
+//!   e.g. hark-gpu's conformer encoder) through `hark_engine::delegate::run_stage`, as the
+//!   Whisper encoder is; without delegates the CPU path runs exactly as before.
 
 pub mod config;
 pub mod ctc;
@@ -40,7 +43,9 @@ pub mod tokenizer;
 pub mod weights;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
 pub use hark_engine::Precision;
 
 pub use config::ConformerConfig;
@@ -65,6 +70,35 @@ pub struct ConformerAed {
     pub decoder: TransformerDecoder,
     /// CTC head, when the checkpoint has one (`config.ctc`).
     pub ctc: Option<CtcHead>,
+    delegates: EncoderDelegates,
+}
+
+/// The model name an encoder stage carries (`Stage::model`).
+pub const STAGE_MODEL: &str = "conformer_aed";
+
+/// Accelerators offered the encoder stage, and where the last encoder pass ran.
+#[derive(Default)]
+struct EncoderDelegates {
+    list: Vec<Arc<dyn Delegate>>,
+    last: Mutex<Option<Executor>>,
+}
+
+impl Clone for EncoderDelegates {
+    fn clone(&self) -> Self {
+        EncoderDelegates {
+            list: self.list.clone(),
+            last: Mutex::new(self.last.lock().map(|e| e.clone()).unwrap_or(None)),
+        }
+    }
+}
+
+impl std::fmt::Debug for EncoderDelegates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.list.iter().map(|d| d.name()).collect();
+        f.debug_struct("EncoderDelegates")
+            .field("list", &names)
+            .finish()
+    }
 }
 
 impl ConformerAed {
@@ -115,7 +149,25 @@ impl ConformerAed {
             encoder,
             decoder,
             ctc,
+            delegates: EncoderDelegates::default(),
         })
+    }
+
+    /// Offers the encoder stage to `delegates` (e.g. the GPU delegate built for this model
+    /// directory) before the CPU: the first that accepts runs it (`StageKind::Encoder`,
+    /// model [`STAGE_MODEL`], input `"feats"` `[frames, idim]` after CMVN, output
+    /// `[t × d_model]` as [`EncoderOutput::hidden`]).
+    pub fn set_delegates(&mut self, delegates: Vec<Arc<dyn Delegate>>) {
+        self.delegates.list = delegates;
+    }
+
+    /// Where the most recent encoder pass ran (`None` before the first).
+    pub fn last_encoder_executor(&self) -> Option<Executor> {
+        self.delegates
+            .last
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or(None)
     }
 
     /// Applies the global CMVN in place to `[frames × idim]` fbank features
@@ -136,9 +188,46 @@ impl ConformerAed {
         Ok(())
     }
 
-    /// Encodes CMVN-normalised features.
+    /// Encodes CMVN-normalised features, on the first delegate that accepts the stage,
+    /// else on the CPU.
     pub fn encode(&self, feats: &[f32]) -> Result<EncoderOutput, ConformerError> {
-        self.encoder.forward(feats, false)
+        let record = |e: Executor| {
+            if let Ok(mut last) = self.delegates.last.lock() {
+                *last = Some(e);
+            }
+        };
+        if self.delegates.list.is_empty() {
+            let out = self.encoder.forward(feats, false)?;
+            record(Executor::Cpu);
+            return Ok(out);
+        }
+        let (frames, t, valid) = self.encoder.geometry(feats)?;
+        let shape = [frames, self.config.idim];
+        let stage = Stage {
+            kind: StageKind::Encoder,
+            model: STAGE_MODEL,
+            inputs: &[("feats", &shape[..], feats)],
+        };
+        let mut hidden = vec![0f32; t * self.encoder.d_model()];
+        let mut cpu_err = None;
+        let list: Vec<&dyn Delegate> = self.delegates.list.iter().map(|d| d.as_ref()).collect();
+        let executor = run_stage(&list, &stage, &mut [&mut hidden], |_, out| {
+            match self.encoder.forward(feats, false) {
+                Ok(e) => out[0].copy_from_slice(&e.hidden),
+                Err(e) => cpu_err = Some(e),
+            }
+            Ok(())
+        })?;
+        if let Some(e) = cpu_err {
+            return Err(e);
+        }
+        record(executor);
+        Ok(EncoderOutput {
+            hidden,
+            frames: t,
+            valid,
+            stages: Vec::new(),
+        })
     }
 
     /// Teacher-forced decoder logits (`[prefix.len() × vocab]`) for a token prefix
