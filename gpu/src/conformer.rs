@@ -883,28 +883,8 @@ impl Delegate for ConformerEncoderDelegate {
     }
 
     fn run(&self, stage: &Stage<'_>, outputs: &mut [&mut [f32]]) -> hark_engine::Result<()> {
-        let err = |reason: String| hark_engine::Error::Delegate {
-            delegate: self.name.clone(),
-            stage: "conformer encoder".into(),
-            reason,
-        };
-        let [out] = outputs else {
-            return Err(err(format!(
-                "expected 1 output buffer, got {}",
-                outputs.len()
-            )));
-        };
-        let (y, _, _) = self
-            .encode(stage.inputs[0].2)
-            .map_err(|e| err(e.to_string()))?;
-        if out.len() != y.len() {
-            return Err(err(format!(
-                "output buffer has {} values, the encoder produces {}",
-                out.len(),
-                y.len()
-            )));
-        }
-        out.copy_from_slice(&y);
-        Ok(())
+        crate::run_encoder_stage(&self.name, "conformer encoder", outputs, || {
+            self.encode(stage.inputs[0].2).map(|(y, _, _)| y)
+        })
     }
 }

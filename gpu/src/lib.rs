@@ -185,3 +185,35 @@ pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value, GpuError> {
         reason: format!("invalid JSON: {e}"),
     })
 }
+
+/// The body of an encoder delegate's `Delegate::run`: checks that there is exactly one
+/// output buffer, runs `encode`, and copies its result into the buffer if the sizes
+/// agree. Every failure names the delegate and the stage.
+pub(crate) fn run_encoder_stage(
+    delegate: &str,
+    stage: &str,
+    outputs: &mut [&mut [f32]],
+    encode: impl FnOnce() -> Result<Vec<f32>, GpuError>,
+) -> hark_engine::Result<()> {
+    let err = |reason: String| hark_engine::Error::Delegate {
+        delegate: delegate.to_string(),
+        stage: stage.to_string(),
+        reason,
+    };
+    let [out] = outputs else {
+        return Err(err(format!(
+            "expected 1 output buffer, got {}",
+            outputs.len()
+        )));
+    };
+    let y = encode().map_err(|e| err(e.to_string()))?;
+    if out.len() != y.len() {
+        return Err(err(format!(
+            "output buffer has {} values, the encoder produces {}",
+            out.len(),
+            y.len()
+        )));
+    }
+    out.copy_from_slice(&y);
+    Ok(())
+}

@@ -48,6 +48,16 @@ fn an4_test_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The built-in model installed from the binary into a fresh temporary store and loaded
+/// (the store's directory lives as long as the returned guard).
+fn installed_recognizer() -> (tempfile::TempDir, Recognizer) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::at(tmp.path().join("models"));
+    let dir = store.ensure(NAME, &NoProgress).unwrap();
+    let rec = Recognizer::load(&dir, None).unwrap();
+    (tmp, rec)
+}
+
 #[test]
 fn embedded_an4_conformer_installs_on_first_use_and_is_reinstalled_when_changed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -75,10 +85,7 @@ fn an4_conformer_transcribes_an4_test_utterances() {
         eprintln!("skipping: ../shared not found (AN4 test set)");
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ModelStore::at(tmp.path().join("models"));
-    let dir = store.ensure(NAME, &NoProgress).unwrap();
-    let rec = Recognizer::load(&dir, None).unwrap();
+    let (_tmp, rec) = installed_recognizer();
     assert_eq!(rec.family(), Family::ConformerAed);
     let opts = TranscribeOptions::default();
     let refs = references(&test);
@@ -95,10 +102,7 @@ fn an4_conformer_test_set_wer_stays_at_the_measured_figure() {
         eprintln!("skipping: ../shared not found (AN4 test set)");
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let store = ModelStore::at(tmp.path().join("models"));
-    let dir = store.ensure(NAME, &NoProgress).unwrap();
-    let rec = Recognizer::load(&dir, None).unwrap();
+    let (_tmp, rec) = installed_recognizer();
     let opts = TranscribeOptions::default();
     let refs = references(&test);
     assert_eq!(refs.len(), 130, "AN4 test has 130 utterances");

@@ -921,6 +921,40 @@ mod tests {
         assert_eq!(finals.len(), 1, "{events:?}");
         assert!(finals[0].to_lowercase().starts_with("enter"), "{finals:?}");
     }
+    /// Three 1.2 s "utterances" (a tone) separated by 1.5 s of silence, delivered at real
+    /// time through the pipeline with `model`, endpoint 100 ms and the given hangover.
+    fn three_tones_at_real_time(
+        model: Box<dyn Transcriber>,
+        hangover_ms: u32,
+        audio_ctx_margin: Option<usize>,
+    ) -> Pipeline {
+        let mut audio = vec![0.0f32; 8000];
+        for _ in 0..3 {
+            audio.extend((0..19200).map(|i| 0.3 * (i as f32 * 0.3).sin()));
+            audio.extend(vec![0.0; 24000]);
+        }
+        let open: SourceFactory = Box::new(move || {
+            Ok(Box::new(Paced {
+                audio,
+                pos: 0,
+                next: None,
+            }) as Box<dyn AudioSource>)
+        });
+        let mut cfg = SegmenterConfig {
+            endpoint_ms: 100,
+            ..Default::default()
+        };
+        cfg.vad.hangover_ms = hangover_ms;
+        Pipeline::start(
+            open,
+            model,
+            TranscribeOptions::default(),
+            audio_ctx_margin,
+            cfg,
+        )
+        .unwrap()
+    }
+
     /// Delivers `audio` in 20 ms pieces at real time, then ends like a file.
     struct Paced {
         audio: Vec<f32>,
@@ -975,36 +1009,12 @@ mod tests {
     fn final_is_decoded_once_speculatively_and_ready_when_the_hangover_ends() {
         // Three 1.2 s "utterances" (a tone) separated by 1.5 s of silence, at real time;
         // every decode costs 250 ms; hangover 600 ms, endpoint 100 ms.
-        let mut audio = vec![0.0f32; 8000];
-        for _ in 0..3 {
-            audio.extend((0..19200).map(|i| 0.3 * (i as f32 * 0.3).sin()));
-            audio.extend(vec![0.0; 24000]);
-        }
         let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
         let fake = Fake {
             cost: Duration::from_millis(250),
             calls: calls.clone(),
         };
-        let open: SourceFactory = Box::new(move || {
-            Ok(Box::new(Paced {
-                audio,
-                pos: 0,
-                next: None,
-            }) as Box<dyn AudioSource>)
-        });
-        let mut cfg = SegmenterConfig {
-            endpoint_ms: 100,
-            ..Default::default()
-        };
-        cfg.vad.hangover_ms = 600;
-        let p = Pipeline::start(
-            open,
-            Box::new(fake),
-            TranscribeOptions::default(),
-            None,
-            cfg,
-        )
-        .unwrap();
+        let p = three_tones_at_real_time(Box::new(fake), 600, None);
         let events: Vec<Event> = p
             .events
             .iter()
@@ -1090,37 +1100,13 @@ mod tests {
         // Three 1.2 s "utterances" separated by 1.5 s of silence, at real time. A partial
         // decode costs 3 s (longer than an utterance), so one is always running when the
         // utterance ends; a final costs 100 ms. Hangover 300 ms, endpoint 100 ms.
-        let mut audio = vec![0.0f32; 8000];
-        for _ in 0..3 {
-            audio.extend((0..19200).map(|i| 0.3 * (i as f32 * 0.3).sin()));
-            audio.extend(vec![0.0; 24000]);
-        }
         let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let model = Cancellable {
             partial_cost: Duration::from_secs(3),
             final_cost: Duration::from_millis(100),
             cancelled: cancelled.clone(),
         };
-        let open: SourceFactory = Box::new(move || {
-            Ok(Box::new(Paced {
-                audio,
-                pos: 0,
-                next: None,
-            }) as Box<dyn AudioSource>)
-        });
-        let mut cfg = SegmenterConfig {
-            endpoint_ms: 100,
-            ..Default::default()
-        };
-        cfg.vad.hangover_ms = 300;
-        let p = Pipeline::start(
-            open,
-            Box::new(model),
-            TranscribeOptions::default(),
-            Some(DEFAULT_AUDIO_CTX_MARGIN),
-            cfg,
-        )
-        .unwrap();
+        let p = three_tones_at_real_time(Box::new(model), 300, Some(DEFAULT_AUDIO_CTX_MARGIN));
         let events: Vec<Event> = p
             .events
             .iter()
