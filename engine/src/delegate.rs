@@ -3,8 +3,19 @@
 //! A stage ("encoder", "decoder step") is offered to each registered [`Delegate`] in
 //! turn; the first that accepts runs it, otherwise the CPU implementation runs. Stages,
 //! not single ops, are the unit so that data stays on the device for a whole stage
-//! (the design of tract's runtimes and whisper.cpp's backends). Only the trait and the
-//! CPU fallback exist today; which delegates are compiled in is decided by `app/`.
+//! (the design of tract's runtimes and whisper.cpp's backends). Which delegates are
+//! compiled in is decided by `app/`.
+//!
+//! A decoder step is not stateless: its self-attention KV cache and the window's
+//! cross-attention K/V must stay on the device across steps, so a delegate takes the
+//! decoder as a [`DecoderSession`] it opens once per transcription
+//! ([`Delegate::decoder_session`], found with [`open_decoder_session`]). The model keeps
+//! its own CPU state and hands the session only what changes per call: the encoder
+//! output once per window ([`DecoderSession::begin`]), the new token ids per step
+//! ([`DecoderSession::step`]), the beam parents after a search step
+//! ([`DecoderSession::reorder`]), and reads back logits of the rows it asks for
+//! ([`DecoderSession::logits`]). A delegate that does not implement sessions declines
+//! (the default), and the CPU decoder runs.
 
 use crate::error::Result;
 
@@ -49,6 +60,93 @@ pub trait Delegate: Send + Sync {
 
     /// Runs an accepted stage, writing the named outputs (same order as the CPU path).
     fn run(&self, stage: &Stage<'_>, outputs: &mut [&mut [f32]]) -> Result<()>;
+
+    /// Opens a decoder session for `request` (its caches allocated on the device now),
+    /// or declines with `Ok(None)` (the default: the CPU decoder runs). Called once per
+    /// transcription, not per step.
+    fn decoder_session(
+        &self,
+        request: &SessionRequest<'_>,
+    ) -> Result<Option<Box<dyn DecoderSession>>> {
+        let _ = request;
+        Ok(None)
+    }
+}
+
+/// What a decoder session must hold: the model and the cache capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRequest<'a> {
+    /// Model family ("whisper"), as in [`Stage::model`].
+    pub model: &'a str,
+    /// Most rows (beams or sampled hypotheses) one step may carry.
+    pub max_beams: usize,
+    /// Most cached positions (the text context, e.g. Whisper's 448).
+    pub max_len: usize,
+}
+
+/// How the rows of one decoder step map onto cached sequences (the same contract as
+/// the CPU decoders' row layouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRows<'a> {
+    /// The tokens are consecutive positions of one sequence shared by every beam (a
+    /// prompt, or the first step before the beams diverge): cached once for all beams.
+    Shared,
+    /// One token per listed beam slot, all at the next position; slots not listed get
+    /// placeholder rows that are never read.
+    Beams(&'a [usize]),
+}
+
+/// A decoder running on a delegate across steps: it owns the self-attention KV cache
+/// (`[layers][max_len · beams][d]`, rows written in place) and the window's
+/// cross-attention K/V on its device. Calls follow the CPU decoder's:
+/// `begin` once per window, then `step` / `logits` per decoding step, `reorder` after
+/// a beam-search step. Errors name the delegate and the call.
+pub trait DecoderSession: Send {
+    /// Delegate name (for [`Executor::Delegate`]).
+    fn name(&self) -> &str;
+
+    /// Starts a window: computes the cross-attention K/V of every layer from the encoder
+    /// output `memory` `[frames, d]` (a delegate may recognise an output its own encoder
+    /// left on the device and skip the upload) and clears the self-attention cache.
+    fn begin(&mut self, memory: &[f32], frames: usize) -> Result<()>;
+
+    /// Runs all decoder layers on `tokens` at the next cached positions (after applying a
+    /// pending [`DecoderSession::reorder`]); the final hidden states stay on the device.
+    fn step(&mut self, tokens: &[u32], rows: StepRows<'_>) -> Result<()>;
+
+    /// Writes the vocabulary logits `[rows, vocab]` of the last step's rows
+    /// `first..first + rows` into `out`.
+    fn logits(&mut self, first: usize, rows: usize, out: &mut [f32]) -> Result<()>;
+
+    /// After a search step, beam slot `i` continues the history of slot `parents[i]`
+    /// (one entry per slot). Applied on the device by index at the next step; the cache
+    /// rows are never copied or read back.
+    fn reorder(&mut self, parents: &[usize]) -> Result<()>;
+
+    /// Forgets the cached positions (the window's cross-attention K/V stay).
+    fn reset(&mut self);
+
+    /// Number of cached positions.
+    fn len(&self) -> usize;
+
+    /// Whether nothing is cached.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Opens a decoder session on the first delegate that offers one for `request`;
+/// `Ok(None)` when every delegate declines (the CPU decoder runs).
+pub fn open_decoder_session(
+    delegates: &[&dyn Delegate],
+    request: &SessionRequest<'_>,
+) -> Result<Option<Box<dyn DecoderSession>>> {
+    for d in delegates {
+        if let Some(s) = d.decoder_session(request)? {
+            return Ok(Some(s));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs `stage` on the first delegate that accepts it, else with `cpu`.

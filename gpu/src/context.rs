@@ -475,3 +475,64 @@ pub(crate) fn grid_1d(n: usize) -> [u32; 3] {
     let y = n.div_ceil(x);
     [x as u32, y as u32, 1]
 }
+
+// --- Additions for the decoder session (offset copies and small u32 uploads). ---
+
+impl GpuContext {
+    /// Overwrites the u32 values `offset..offset + data.len()` of `t` (queued before the
+    /// next submission): index tables and token ids for kernels that read `array<u32>`.
+    pub(crate) fn write_u32(
+        &self,
+        t: &GpuTensor,
+        offset: usize,
+        data: &[u32],
+    ) -> Result<(), GpuError> {
+        if offset + data.len() > t.len {
+            return Err(GpuError::Shape {
+                op: "write_u32",
+                reason: format!(
+                    "values {offset}..{} into a buffer of {}",
+                    offset + data.len(),
+                    t.len
+                ),
+            });
+        }
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&t.buf, (offset * 4) as u64, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+}
+
+impl Recorder<'_> {
+    /// Records a copy of `n` values from `src[src_off..]` to `dst[dst_off..]`.
+    pub fn copy_range(
+        &mut self,
+        src: &GpuTensor,
+        src_off: usize,
+        dst: &GpuTensor,
+        dst_off: usize,
+        n: usize,
+    ) -> Result<(), GpuError> {
+        if src_off + n > src.len || dst_off + n > dst.len {
+            return Err(GpuError::Shape {
+                op: "copy_range",
+                reason: format!(
+                    "{n} values from {src_off} of {} into {dst_off} of {}",
+                    src.len, dst.len
+                ),
+            });
+        }
+        if n > 0 {
+            self.enc.copy_buffer_to_buffer(
+                &src.buf,
+                (src_off * 4) as u64,
+                &dst.buf,
+                (dst_off * 4) as u64,
+                (n * 4) as u64,
+            );
+        }
+        Ok(())
+    }
+}

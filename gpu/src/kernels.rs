@@ -675,3 +675,14 @@ impl Recorder<'_> {
         Ok(())
     }
 }
+
+// --- Accessors for kernels defined in other modules (the Whisper decoder's embedding
+// lookup reads the token-embedding weight in its stored layout). ---
+
+impl GpuWeight {
+    /// The weight's device buffers (values, per-row scales for int8) and padded row
+    /// length `kp`.
+    pub(crate) fn raw(&self) -> (&wgpu::Buffer, Option<&wgpu::Buffer>, usize) {
+        (&self.buf, self.scales.as_ref(), self.kp)
+    }
+}

@@ -6,8 +6,10 @@
 //!   [`hark_engine::delegate::Delegate`] for a whole encoder pass (the Whisper encoder,
 //!   [`whisper`]; the conformer-AED encoder, [`conformer`]): the stage input is
 //!   uploaded once, every layer runs on the device, and only the encoder output comes
-//!   back (the model keeps its CPU decoder). This is what makes a discrete GPU pay off
-//!   and matches hark-engine's delegate design.
+//!   back. The Whisper decoder runs as a session across steps
+//!   ([`whisper_decoder`]): KV cache, beam table and cross-attention K/V stay on the
+//!   device, per step only token ids go up and logits come down. This is what makes a
+//!   discrete GPU pay off and matches hark-engine's delegate design.
 //! - **Weights uploaded once, in stored precision.** [`kernels::GpuWeight`] keeps f16
 //!   (and int8 + per-row scales) on the device; the tiled matmul dequantises in the
 //!   shader while staging its weight tile in workgroup memory. Accumulation is f32, as
@@ -26,6 +28,7 @@ pub mod conformer;
 pub mod context;
 pub mod kernels;
 pub mod whisper;
+pub mod whisper_decoder;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -90,6 +93,7 @@ pub enum GpuError {
 #[derive(Debug, Default)]
 pub struct StageClock {
     inner: Mutex<(whisper::StageTimes, usize)>,
+    decoder: Mutex<(whisper::StageTimes, usize)>,
 }
 
 impl StageClock {
@@ -102,9 +106,24 @@ impl StageClock {
         g.1 += 1;
     }
 
-    /// The summed times and the number of stages run so far.
+    /// The summed times and the number of stages run so far (encoder passes; decoder
+    /// steps are counted apart, [`Self::decoder_total`]).
     pub fn total(&self) -> (whisper::StageTimes, usize) {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds one decoder step's times (its upload, kernels and logits download).
+    pub fn add_decoder(&self, t: &whisper::StageTimes) {
+        let mut g = self.decoder.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.upload += t.upload;
+        g.0.kernels += t.kernels;
+        g.0.download += t.download;
+        g.1 += 1;
+    }
+
+    /// The summed decoder-step times and the number of steps run on the GPU so far.
+    pub fn decoder_total(&self) -> (whisper::StageTimes, usize) {
+        *self.decoder.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -117,7 +136,7 @@ pub struct Delegates;
 
 impl Delegates {
     /// Opens a device and loads the delegates for the model in `model_dir`: the Whisper
-    /// encoder (`family` "whisper") or the conformer encoder (`family` "conformer_aed",
+    /// encoder and decoder sessions (`family` "whisper", one delegate) or the conformer encoder (`family` "conformer_aed",
     /// `rel_pos` variants; a `legacy_rel_pos` model gets no delegate). Returns an empty
     /// list for models that have no GPU implementation (they run on the CPU). Fails with
     /// [`GpuError::NoAdapter`] when there is no adapter.
@@ -139,7 +158,8 @@ impl Delegates {
             "whisper" => {
                 let ctx = GpuContext::new(pref)?;
                 let d = whisper::WhisperEncoderDelegate::load(ctx, model_dir)?
-                    .with_clock(clock.clone());
+                    .with_clock(clock.clone())
+                    .with_decoder(model_dir)?;
                 vec![Arc::new(d)]
             }
             conformer::MODEL => {

@@ -12,12 +12,20 @@
 //! activations live in buffers allocated once at load (reused across calls, guarded by a
 //! mutex so the delegate is `Sync`); per call only the mel input goes up and the
 //! `[1500, d]` output comes down.
+//!
+//! With [`WhisperEncoderDelegate::with_decoder`] the same delegate (one per model, its
+//! weights uploaded once) also takes the decoder: it opens
+//! [`crate::whisper_decoder::WhisperDecoderSession`]s
+//! ([`Delegate::decoder_session`]). The encoder output stays on the device for them: each
+//! pass records a fingerprint of the output it returned, and a session handed that same
+//! output computes the cross-attention K/V from the resident buffer instead of uploading
+//! it again.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hark_engine::delegate::{Delegate, Stage, StageKind};
+use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, StageKind};
 use hark_engine::{Precision, PrecisionPolicy, Weights};
 
 use crate::context::{GpuContext, GpuTensor};
@@ -50,14 +58,14 @@ pub struct EncoderDims {
     pub n_audio_layer: usize,
 }
 
-struct Linear {
-    w: GpuWeight,
-    b: GpuTensor,
+pub(crate) struct Linear {
+    pub(crate) w: GpuWeight,
+    pub(crate) b: GpuTensor,
 }
 
-struct Norm {
-    g: GpuTensor,
-    b: GpuTensor,
+pub(crate) struct Norm {
+    pub(crate) g: GpuTensor,
+    pub(crate) b: GpuTensor,
 }
 
 struct Layer {
@@ -70,15 +78,30 @@ struct Layer {
 }
 
 /// Device activations, allocated once.
-struct Buffers {
+pub(crate) struct Buffers {
     mel: GpuTensor,
     col: GpuTensor,
     h1: GpuTensor,
     x: GpuTensor,
-    h: GpuTensor,
+    /// The encoder output `[n_audio_ctx, d]` after the last pass (until the next one).
+    pub(crate) h: GpuTensor,
     qkv: GpuTensor,
     ctx: GpuTensor,
     ff: GpuTensor,
+    /// [`fingerprint`] of the output `h` holds (None before the first pass or after a
+    /// failed one).
+    pub(crate) last_fp: Option<u64>,
+}
+
+/// A 64-bit fingerprint of an f32 buffer (FNV-1a over the bit patterns, with the length),
+/// identifying the encoder output a decoder session is handed with the one resident on
+/// the device.
+pub(crate) fn fingerprint(x: &[f32]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ x.len() as u64;
+    for v in x {
+        h = (h ^ u64::from(v.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// The Whisper encoder on the GPU: a [`Delegate`] for `StageKind::Encoder` of model
@@ -92,9 +115,11 @@ pub struct WhisperEncoderDelegate {
     pos: GpuTensor,
     layers: Vec<Layer>,
     ln_post: Norm,
-    bufs: Mutex<Buffers>,
+    bufs: Arc<Mutex<Buffers>>,
     weight_bytes: u64,
     clock: Arc<crate::StageClock>,
+    decoder: Option<Arc<crate::whisper_decoder::DecoderWeights>>,
+    reused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for WhisperEncoderDelegate {
@@ -218,6 +243,7 @@ impl WhisperEncoderDelegate {
             qkv: ctx.zeros(t2 * 3 * d),
             ctx: ctx.zeros(t2 * d),
             ff: ctx.zeros(t2 * 4 * d),
+            last_fp: None,
         };
         let name = format!("gpu:{}", ctx.adapter().name);
         ctx.check_errors("uploading Whisper encoder weights")?;
@@ -230,10 +256,53 @@ impl WhisperEncoderDelegate {
             pos,
             layers,
             ln_post,
-            bufs: Mutex::new(bufs),
+            bufs: Arc::new(Mutex::new(bufs)),
             weight_bytes: bytes,
             clock: Arc::new(crate::StageClock::default()),
+            decoder: None,
+            reused: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         })
+    }
+
+    /// Also uploads the decoder weights of the model in `model_dir` (stored precision),
+    /// so that this delegate opens decoder sessions ([`Delegate::decoder_session`]).
+    pub fn with_decoder(mut self, model_dir: &Path) -> Result<Self, GpuError> {
+        let w = crate::whisper_decoder::DecoderWeights::load(&self.ctx, model_dir)?;
+        self.weight_bytes += w.weight_bytes();
+        self.decoder = Some(Arc::new(w));
+        Ok(self)
+    }
+
+    /// Opens a decoder session directly (what [`Delegate::decoder_session`] returns):
+    /// `max_beams` rows, `max_len` positions (at most the model's text context).
+    /// Fails when the decoder weights were not loaded ([`Self::with_decoder`]).
+    pub fn open_decoder(
+        &self,
+        max_beams: usize,
+        max_len: usize,
+    ) -> Result<crate::whisper_decoder::WhisperDecoderSession, GpuError> {
+        let w = self.decoder.clone().ok_or(GpuError::Shape {
+            op: "whisper decoder session",
+            reason: "the delegate was loaded without the decoder (with_decoder)".into(),
+        })?;
+        crate::whisper_decoder::WhisperDecoderSession::new(
+            self.ctx.clone(),
+            w,
+            Some(self.bufs.clone()),
+            crate::whisper_decoder::SessionShared {
+                name: self.name.clone(),
+                clock: self.clock.clone(),
+                reused: self.reused.clone(),
+            },
+            max_beams,
+            max_len,
+        )
+    }
+
+    /// How many decoder windows used the encoder output resident on the device (instead
+    /// of uploading it), over all sessions of this delegate.
+    pub fn resident_encoder_outputs_reused(&self) -> usize {
+        self.reused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds every later pass's phase times to `clock` (see [`crate::StageClock`]).
@@ -272,7 +341,8 @@ impl WhisperEncoderDelegate {
                 ),
             });
         }
-        let b = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        b.last_fp = None;
         let t0 = Instant::now();
         self.ctx.write(&b.mel, mel)?;
         self.ctx.queue.submit([]);
@@ -335,6 +405,7 @@ impl WhisperEncoderDelegate {
         let t0 = Instant::now();
         let mut out = self.ctx.download(&b.h)?;
         out.truncate(t2 * d);
+        b.last_fp = Some(fingerprint(&out));
         let times = StageTimes {
             upload,
             kernels,
@@ -363,5 +434,25 @@ impl Delegate for WhisperEncoderDelegate {
         crate::run_encoder_stage(&self.name, "whisper encoder", outputs, || {
             self.encode(stage.inputs[0].2)
         })
+    }
+
+    fn decoder_session(
+        &self,
+        request: &SessionRequest<'_>,
+    ) -> hark_engine::Result<Option<Box<dyn DecoderSession>>> {
+        let Some(w) = &self.decoder else {
+            return Ok(None);
+        };
+        if request.model != "whisper" || !w.accepts(request.max_beams, request.max_len) {
+            return Ok(None);
+        }
+        let s = self
+            .open_decoder(request.max_beams, request.max_len)
+            .map_err(|e| hark_engine::Error::Delegate {
+                delegate: self.name.clone(),
+                stage: "whisper decoder session".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(Box::new(s)))
     }
 }

@@ -14,11 +14,20 @@
 //! decoder step ([`WhisperModel::decode_step`] + [`WhisperModel::step_logits`]) allocates
 //! nothing: its buffers live in the state's [`Scratch`]. Attention runs on
 //! hark-engine's fused online-softmax op (no T×T score matrix).
+//!
+//! Delegation: a [`DecoderState`] may carry a delegate's
+//! [`hark_engine::delegate::DecoderSession`] ([`DecoderState::attach_session`]). Then
+//! [`WhisperModel::set_audio`] hands it the encoder output, and
+//! [`WhisperModel::decode_step`], [`WhisperModel::step_logits`],
+//! [`DecoderState::reorder`] and [`DecoderState::reset`] forward to it (the same
+//! contract, the caches on the device); without one, or for a silence-padded window
+//! ([`WhisperModel::set_audio_padded`]), the CPU path below runs unchanged.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+use hark_engine::delegate::{DecoderSession, Executor, StepRows};
 use hark_engine::ops::attention::Rows;
 use hark_engine::ops::Linear;
 use hark_engine::{CrossKv, KvCache, PrecisionPolicy, Scratch, Tensor, Weights};
@@ -358,6 +367,8 @@ impl WhisperModel {
                 vr.copy_from_slice(&row[d..]);
             }
         }
+        // The session has no silence-padded cross K/V: this window decodes on the CPU.
+        st.on_session = false;
         st.cache.reset();
         Ok(())
     }
@@ -517,6 +528,9 @@ impl WhisperModel {
             hidden: Vec::new(),
             logits: Vec::new(),
             parents: (0..max_beams).collect(),
+            session: None,
+            on_session: false,
+            session_rows: 0,
         }
     }
 
@@ -530,6 +544,19 @@ impl WhisperModel {
                 "encoder output has {t} frames, the model has {}",
                 dm.n_audio_ctx
             )));
+        }
+        if let Some(s) = st.session.as_mut() {
+            if enc.data.len() != t * d {
+                return Err(WhisperError::Invalid(format!(
+                    "encoder output has {} values for {t} frames of {d}",
+                    enc.data.len()
+                )));
+            }
+            s.begin(&enc.data, t)
+                .map_err(engine_err("whisper decoder session (begin)"))?;
+            st.on_session = true;
+            st.cache.reset();
+            return Ok(());
         }
         for (li, l) in self.dec_layers.iter().enumerate() {
             // The fused kv_proj output [t, 2d] (K columns, then V), split into the cache.
@@ -562,6 +589,13 @@ impl WhisperModel {
         rows: DecodeRows<'_>,
     ) -> Result<Vec<f32>> {
         self.decode_step(st, tokens, rows)?;
+        if st.on_session {
+            return Err(WhisperError::Invalid(
+                "decode_rows: the hidden states of a delegated decoder stay on its device \
+                 (use step_logits)"
+                    .into(),
+            ));
+        }
         Ok(st.hidden.clone())
     }
 
@@ -579,7 +613,7 @@ impl WhisperModel {
         use hark_engine::ops::attention::{attention, AttentionOpts};
         let dm = self.config.dims;
         let (d, m, h) = (dm.n_text_state, tokens.len(), dm.n_text_head);
-        let t0 = st.cache.len();
+        let t0 = st.len();
         let nb = st.max_beams;
         let shared = matches!(rows, DecodeRows::Shared);
         if let DecodeRows::Beams(beams) = rows {
@@ -609,6 +643,18 @@ impl WhisperModel {
                 "decoder step: token {t} out of range ({} tokens)",
                 dm.n_vocab
             )));
+        }
+        if st.on_session {
+            if let Some(s) = st.session.as_mut() {
+                let layout = match rows {
+                    DecodeRows::Shared => StepRows::Shared,
+                    DecodeRows::Beams(b) => StepRows::Beams(b),
+                };
+                s.step(tokens, layout)
+                    .map_err(engine_err("whisper decoder session (step)"))?;
+                st.session_rows = m;
+                return Ok(());
+            }
         }
         let kvrows = if shared { m } else { nb };
         let [x, hbuf, qkv, ctx, ff, q, kb, vb] = st.scratch.split([
@@ -742,6 +788,23 @@ impl WhisperModel {
         rows: usize,
     ) -> Result<&'s mut [f32]> {
         let (d, v) = (self.config.dims.n_text_state, self.config.dims.n_vocab);
+        if st.on_session {
+            if let Some(s) = st.session.as_mut() {
+                if first + rows > st.session_rows {
+                    return Err(WhisperError::Invalid(format!(
+                        "logits of rows {first}..{} but the last step had {}",
+                        first + rows,
+                        st.session_rows
+                    )));
+                }
+                if st.logits.len() < rows * v {
+                    st.logits.resize(rows * v, 0.0);
+                }
+                s.logits(first, rows, &mut st.logits[..rows * v])
+                    .map_err(engine_err("whisper decoder session (logits)"))?;
+                return Ok(&mut st.logits[..rows * v]);
+            }
+        }
         if (first + rows) * d > st.hidden.len() {
             return Err(WhisperError::Invalid(format!(
                 "logits of rows {first}..{} but the last step had {}",
@@ -782,6 +845,12 @@ pub struct DecoderState {
     hidden: Vec<f32>,
     logits: Vec<f32>,
     parents: Vec<usize>,
+    /// A delegate's decoder (caches on its device), see [`DecoderState::attach_session`].
+    session: Option<Box<dyn DecoderSession>>,
+    /// Whether the current window decodes on `session` (false: on the CPU).
+    on_session: bool,
+    /// Rows of the session's last step.
+    session_rows: usize,
 }
 
 impl DecoderState {
@@ -792,20 +861,44 @@ impl DecoderState {
 
     /// Number of positions cached (shared by all beams).
     pub fn len(&self) -> usize {
-        self.cache.len()
+        match &self.session {
+            Some(s) if self.on_session => s.len(),
+            _ => self.cache.len(),
+        }
+    }
+
+    /// Hands the decoder of every later window to a delegate's session (opened with
+    /// `hark_engine::delegate::open_decoder_session` for at least
+    /// [`Self::max_beams`] rows and the model's text context). It takes effect at the
+    /// next [`WhisperModel::set_audio`].
+    pub fn attach_session(&mut self, session: Box<dyn DecoderSession>) {
+        self.session = Some(session);
+        self.on_session = false;
+    }
+
+    /// Where the decoder steps of the current window run.
+    pub fn executor(&self) -> Executor {
+        match &self.session {
+            Some(s) if self.on_session => Executor::Delegate(s.name().to_string()),
+            _ => Executor::Cpu,
+        }
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
+        self.len() == 0
     }
 
     /// Forgets the cached positions (the window's cross-attention K/V stay).
     pub fn reset(&mut self) {
         self.cache.reset();
+        if let Some(s) = self.session.as_mut() {
+            s.reset();
+        }
     }
 
-    /// Final hidden states `[rows, d]` of the last decoder step.
+    /// Final hidden states `[rows, d]` of the last CPU decoder step (a delegated step
+    /// keeps them on its device).
     pub fn hidden(&self) -> &[f32] {
         &self.hidden
     }
@@ -822,6 +915,13 @@ impl DecoderState {
         }
         for (i, p) in self.parents.iter_mut().enumerate() {
             *p = src.get(i).copied().unwrap_or(i);
+        }
+        if self.on_session {
+            if let Some(s) = self.session.as_mut() {
+                return s
+                    .reorder(&self.parents)
+                    .map_err(engine_err("whisper decoder session (reorder)"));
+            }
         }
         self.cache
             .reorder(&self.parents)

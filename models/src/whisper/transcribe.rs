@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use hark_audio::features::whisper::{LogMel, WhisperMel, FASTER_WHISPER_PADDING, N_FRAMES};
-use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
+use hark_engine::delegate::{
+    open_decoder_session, run_stage, Delegate, Executor, SessionRequest, Stage, StageKind,
+};
 use hark_tokenizer::{Task, WhisperTokenizer};
 
 use super::config::Precision;
@@ -196,6 +198,8 @@ pub struct Whisper {
     delegates: Vec<Arc<dyn Delegate>>,
     /// Where the last encoder pass ran.
     last_encoder: std::sync::Mutex<Option<Executor>>,
+    /// Where the decoder steps of the last window ran.
+    last_decoder: std::sync::Mutex<Option<Executor>>,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -240,10 +244,12 @@ impl Whisper {
             mel,
             delegates: Vec::new(),
             last_encoder: std::sync::Mutex::new(None),
+            last_decoder: std::sync::Mutex::new(None),
         })
     }
 
-    /// Offers the encoder stage to `delegates` (e.g. the GPU delegate built for this
+    /// Offers the encoder stage and the decoder (a session per transcription, see
+    /// [`Self::new_decoder_state`]) to `delegates` (e.g. the GPU delegate built for this
     /// model directory) before the CPU: the first that accepts runs it
     /// (`StageKind::Encoder`, model `"whisper"`, input `"mel"` `[n_mels, 3000]`, output
     /// `[1500 × d_model]` after `ln_post`).
@@ -254,6 +260,33 @@ impl Whisper {
     /// Where the most recent encoder pass ran (`None` before the first).
     pub fn last_encoder_executor(&self) -> Option<Executor> {
         self.last_encoder.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    /// Where the decoder steps of the most recently decoded window ran (`None` before
+    /// the first).
+    pub fn last_decoder_executor(&self) -> Option<Executor> {
+        self.last_decoder.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    /// A decoder state for `max_beams` rows whose decoder runs on the first delegate that
+    /// offers a session for it ([`hark_engine::delegate::Delegate::decoder_session`]),
+    /// else on the CPU.
+    pub fn new_decoder_state(&self, max_beams: usize) -> Result<DecoderState> {
+        let mut st = self.model.new_state(max_beams);
+        if !self.delegates.is_empty() {
+            let list: Vec<&dyn Delegate> = self.delegates.iter().map(|d| d.as_ref()).collect();
+            let request = SessionRequest {
+                model: "whisper",
+                max_beams: st.max_beams(),
+                max_len: self.model.dims().n_text_ctx,
+            };
+            let session = open_decoder_session(&list, &request)
+                .map_err(|e| WhisperError::Invalid(format!("opening a decoder session: {e}")))?;
+            if let Some(s) = session {
+                st.attach_session(s);
+            }
+        }
+        Ok(st)
     }
 
     /// The encoder of one window, on the first delegate that accepts it, else the CPU,
@@ -551,7 +584,7 @@ impl Whisper {
             all_tokens.extend(tok.encode(&format!(" {}", p.trim())));
         }
         let mut prompt_reset_since = 0usize;
-        let mut st = self.model.new_state(opts.beam_size.max(opts.best_of));
+        let mut st = self.new_decoder_state(opts.beam_size.max(opts.best_of))?;
         let mut seek = 0usize;
         let mut idx = 0usize;
         while seek < content_frames {
@@ -587,6 +620,9 @@ impl Whisper {
             let (result, avg_logprob, temperature, cr) =
                 self.generate_with_fallback(&mut st, &prompt, &sp, &gen_base, opts)?;
             info.decoder_s += t.elapsed().as_secs_f64();
+            if let Ok(mut e) = self.last_decoder.lock() {
+                *e = Some(st.executor());
+            }
             if let Some(nst) = opts.no_speech_threshold {
                 let mut skip = result.no_speech_prob > nst;
                 if opts.log_prob_threshold.is_some_and(|lpt| avg_logprob > lpt) {
