@@ -36,7 +36,7 @@ use std::time::Instant;
 use hark_engine::delegate::{DecoderSession, StepRows};
 use hark_engine::{Precision, PrecisionPolicy, Weights};
 
-use crate::context::{grid_1d, GpuContext, GpuTensor};
+use crate::context::{grid_1d, GpuContext, GpuTensor, Recorder};
 use crate::kernels::{Act, GpuWeight, RowView, WeightFormat};
 use crate::whisper::{fingerprint, Buffers, Linear, Norm, StageTimes};
 use crate::GpuError;
@@ -45,6 +45,11 @@ const EMBED: &str = include_str!("shaders/dec_embed.wgsl");
 const KV_TABLE: &str = include_str!("shaders/kv_table.wgsl");
 const KV_WRITE: &str = include_str!("shaders/kv_write.wgsl");
 const SELF_ATTN: &str = include_str!("shaders/dec_self_attention.wgsl");
+const GEMV: &str = include_str!("shaders/dec_gemv.wgsl");
+const GELU: &str = include_str!("shaders/gelu.wgsl");
+
+/// Most rows [`gemv`] takes (two vec4 accumulators per thread).
+const GEMV_ROWS: usize = 8;
 
 /// Largest text context a session takes (scores of one query row live in 16 KiB of
 /// workgroup memory with room to spare).
@@ -303,6 +308,10 @@ fn w_source(template: &str, format: WeightFormat) -> String {
         WeightFormat::F32 => (
             "@group(0) @binding(4) var<storage, read> w: array<f32>;",
             "fn load_w(n: u32, kk: u32) -> f32 { return w[n * p.kp + kk]; }\n\
+             fn load_w2(n: u32, kk: u32) -> vec2<f32> {\n\
+               let i = n * p.kp + kk;\n\
+               return vec2<f32>(w[i], w[i + 1u]);\n\
+             }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
         WeightFormat::F16 => (
@@ -310,6 +319,9 @@ fn w_source(template: &str, format: WeightFormat) -> String {
             "fn load_w(n: u32, kk: u32) -> f32 {\n\
                let i = n * p.kp + kk;\n\
                return unpack2x16float(w[i >> 1u])[i & 1u];\n\
+             }\n\
+             fn load_w2(n: u32, kk: u32) -> vec2<f32> {\n\
+               return unpack2x16float(w[(n * p.kp + kk) >> 1u]);\n\
              }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
@@ -320,12 +332,80 @@ fn w_source(template: &str, format: WeightFormat) -> String {
                let i = n * p.kp + kk;\n\
                return f32(extractBits(bitcast<i32>(w[i >> 2u]), (i & 3u) * 8u, 8u));\n\
              }\n\
+             fn load_w2(n: u32, kk: u32) -> vec2<f32> {\n\
+               let i = n * p.kp + kk;\n\
+               let word = bitcast<i32>(w[i >> 2u]);\n\
+               let sh = (i & 3u) * 8u;\n\
+               return vec2<f32>(f32(extractBits(word, sh, 8u)), f32(extractBits(word, sh + 8u, 8u)));\n\
+             }\n\
              fn w_scale(n: u32) -> f32 { return wscale[n]; }",
         ),
     };
     template
         .replace("{{W_DECL}}", decl)
         .replace("{{W_LOAD}}", load)
+        .replace("{{GELU}}", GELU)
+}
+
+/// `out[m, n] (+)= act(x[m, k] · Wᵀ + bias)` for the decoder's few rows: the skinny
+/// kernel (`dec_gemv.wgsl`) for `m <= 8` rows with no activation or GELU, else the tiled
+/// matmul ([`Recorder::linear`]).
+#[allow(clippy::too_many_arguments)]
+fn lin(
+    r: &mut Recorder<'_>,
+    x: &GpuTensor,
+    m: usize,
+    w: &GpuWeight,
+    bias: Option<&GpuTensor>,
+    out: &GpuTensor,
+    act: Act,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let code = match act {
+        Act::None => 0u32,
+        Act::Gelu => 1,
+        _ => 2,
+    };
+    if m > GEMV_ROWS || code > 1 {
+        return r.linear(x, m, w, bias, out, act, accumulate);
+    }
+    const OP: &str = "decoder gemv";
+    let need = |what: &str, t: &GpuTensor, n: usize| {
+        if t.len < n {
+            Err(GpuError::Shape {
+                op: OP,
+                reason: format!("buffer {what} has {} values, needs {n}", t.len),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    need("x", x, m * w.k)?;
+    need("out", out, m * w.n)?;
+    if let Some(b) = bias {
+        need("bias", b, w.n)?;
+    }
+    let (wbuf, scales, kp) = w.raw();
+    let fmt = w.format;
+    let pipe = r
+        .ctx
+        .pipeline(&format!("dec_gemv_{fmt:?}"), || w_source(GEMV, fmt))?;
+    let bias_buf = bias.map_or(&r.ctx.dummy, |b| &*b.buf);
+    let mut bufs: Vec<&wgpu::Buffer> = vec![&x.buf, bias_buf, &out.buf, wbuf];
+    if let Some(s) = scales {
+        bufs.push(s);
+    }
+    let params = [
+        u(m),
+        u(w.n),
+        u(w.k),
+        u(kp),
+        bias.is_some() as u32,
+        code,
+        accumulate as u32,
+    ];
+    r.dispatch(&pipe, &params, &bufs, grid_1d(w.n.div_ceil(64)));
+    Ok(())
 }
 
 fn u(v: usize) -> u32 {
@@ -575,7 +655,8 @@ impl WhisperDecoderSession {
         for (li, l) in self.w.layers.iter().enumerate() {
             let (kc, vc) = (&self.kc[li], &self.vc[li]);
             r.layer_norm(&self.x, m, d, &l.ln1.g, &l.ln1.b, 1e-5, &self.h)?;
-            r.linear(
+            lin(
+                &mut r,
                 &self.h,
                 m,
                 &l.qkv.w,
@@ -610,7 +691,8 @@ impl WhisperDecoderSession {
                 ],
                 [u(m), u(heads), 1],
             );
-            r.linear(
+            lin(
+                &mut r,
                 &self.att,
                 m,
                 &l.out.w,
@@ -621,7 +703,8 @@ impl WhisperDecoderSession {
             )?;
             // cross-attention to the window's K/V
             r.layer_norm(&self.x, m, d, &l.ln_x.g, &l.ln_x.b, 1e-5, &self.h)?;
-            r.linear(
+            lin(
+                &mut r,
                 &self.h,
                 m,
                 &l.xq.w,
@@ -654,7 +737,8 @@ impl WhisperDecoderSession {
                 scale,
                 &self.att,
             )?;
-            r.linear(
+            lin(
+                &mut r,
                 &self.att,
                 m,
                 &l.xout.w,
@@ -665,7 +749,8 @@ impl WhisperDecoderSession {
             )?;
             // MLP
             r.layer_norm(&self.x, m, d, &l.ln2.g, &l.ln2.b, 1e-5, &self.h)?;
-            r.linear(
+            lin(
+                &mut r,
                 &self.h,
                 m,
                 &l.fc1.w,
@@ -674,7 +759,8 @@ impl WhisperDecoderSession {
                 Act::Gelu,
                 false,
             )?;
-            r.linear(
+            lin(
+                &mut r,
                 &self.ff,
                 m,
                 &l.fc2.w,
@@ -736,7 +822,8 @@ impl WhisperDecoderSession {
             r.copy_range(&self.hidden, first * d, &self.rows_tmp, 0, rows * d)?;
             &self.rows_tmp
         };
-        r.linear(
+        lin(
+            &mut r,
             src,
             rows,
             &self.w.embed,

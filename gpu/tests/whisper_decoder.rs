@@ -181,10 +181,18 @@ fn gpu_decoder_step_logits_match_cpu_over_beam_steps_and_reorders() {
     // The encoder output came from the CPU: the session uploaded it.
     assert_eq!(delegate.resident_encoder_outputs_reused(), 0);
 
-    // <|startoftranscript|> " The" " quick": a 3-token prompt shared by all beams; the
-    // logits of the middle row (first != 0).
+    // <|startofprev|> + previous text + <|startoftranscript|>: an 11-token prompt shared by
+    // all beams (more rows than the skinny GEMV takes: the tiled matmul runs), the logits
+    // of the <|startoftranscript|> row (first != 0), as generate() reads the no-speech
+    // probability; then " The" " quick" (3 rows, the GEMV).
     let (sot, the, quick) = (50257u32, 383u32, 2068u32);
-    pair.step(&[sot, the, quick], DecodeRows::Shared, 1, 1);
+    let prev = [
+        50360u32, 383, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290,
+    ];
+    let mut prompt = prev.to_vec();
+    prompt.push(sot);
+    pair.step(&prompt, DecodeRows::Shared, 10, 1);
+    pair.step(&[the, quick], DecodeRows::Shared, 0, 2);
     // the first decoding step, one row shared by the beams
     pair.step(&[7586], DecodeRows::Shared, 0, 1);
     // the beams diverge
