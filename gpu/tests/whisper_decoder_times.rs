@@ -49,7 +49,7 @@ fn whisper_decoder_step_times_gpu_vs_cpu() {
     let mel = vec![-0.5f32; model.dims().n_mels * model.n_frames()];
     let enc = model.encode(&mel).unwrap();
     let beams = 5;
-    let mut run = |gpu: bool| -> f64 {
+    let run = |gpu: bool| -> f64 {
         let mut st = model.new_state(beams);
         if gpu {
             st.attach_session(Box::new(
