@@ -166,3 +166,113 @@ pub fn run_stage(
     cpu(stage, outputs)?;
     Ok(Executor::Cpu)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delegate that takes no stage and, when `offers`, opens sessions that count
+    /// positions.
+    struct Mock {
+        name: &'static str,
+        offers: bool,
+    }
+
+    struct Counting {
+        name: &'static str,
+        len: usize,
+    }
+
+    impl DecoderSession for Counting {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn begin(&mut self, _memory: &[f32], _frames: usize) -> Result<()> {
+            self.len = 0;
+            Ok(())
+        }
+        fn step(&mut self, tokens: &[u32], rows: StepRows<'_>) -> Result<()> {
+            self.len += match rows {
+                StepRows::Shared => tokens.len(),
+                StepRows::Beams(_) => 1,
+            };
+            Ok(())
+        }
+        fn logits(&mut self, _first: usize, _rows: usize, out: &mut [f32]) -> Result<()> {
+            out.fill(0.0);
+            Ok(())
+        }
+        fn reorder(&mut self, _parents: &[usize]) -> Result<()> {
+            Ok(())
+        }
+        fn reset(&mut self) {
+            self.len = 0;
+        }
+        fn len(&self) -> usize {
+            self.len
+        }
+    }
+
+    impl Delegate for Mock {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn accepts(&self, _stage: &Stage<'_>) -> bool {
+            false
+        }
+        fn run(&self, _stage: &Stage<'_>, _outputs: &mut [&mut [f32]]) -> Result<()> {
+            Ok(())
+        }
+        fn decoder_session(
+            &self,
+            request: &SessionRequest<'_>,
+        ) -> Result<Option<Box<dyn DecoderSession>>> {
+            Ok((self.offers && request.model == "whisper").then(|| {
+                Box::new(Counting {
+                    name: self.name,
+                    len: 0,
+                }) as Box<dyn DecoderSession>
+            }))
+        }
+    }
+
+    #[test]
+    fn decoder_session_comes_from_the_first_delegate_that_offers_one() {
+        let request = SessionRequest {
+            model: "whisper",
+            max_beams: 5,
+            max_len: 448,
+        };
+        let declines = Mock {
+            name: "a",
+            offers: false,
+        };
+        let offers = Mock {
+            name: "b",
+            offers: true,
+        };
+        let also = Mock {
+            name: "c",
+            offers: true,
+        };
+        assert!(open_decoder_session(&[], &request).unwrap().is_none());
+        assert!(open_decoder_session(&[&declines], &request)
+            .unwrap()
+            .is_none());
+        let mut s = open_decoder_session(&[&declines, &offers, &also], &request)
+            .unwrap()
+            .expect("a session");
+        assert_eq!(s.name(), "b");
+        s.begin(&[0.0; 4], 1).unwrap();
+        s.step(&[1, 2, 3], StepRows::Shared).unwrap();
+        s.step(&[4, 5], StepRows::Beams(&[0, 1])).unwrap();
+        assert_eq!(s.len(), 4);
+        s.reset();
+        assert!(s.is_empty());
+        let other = SessionRequest {
+            model: "conformer_aed",
+            ..request
+        };
+        assert!(open_decoder_session(&[&offers], &other).unwrap().is_none());
+    }
+}

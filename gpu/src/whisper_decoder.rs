@@ -347,65 +347,68 @@ fn w_source(template: &str, format: WeightFormat) -> String {
         .replace("{{GELU}}", GELU)
 }
 
-/// `out[m, n] (+)= act(x[m, k] · Wᵀ + bias)` for the decoder's few rows: the skinny
-/// kernel (`dec_gemv.wgsl`) for `m <= 8` rows with no activation or GELU, else the tiled
-/// matmul ([`Recorder::linear`]).
-#[allow(clippy::too_many_arguments)]
-fn lin(
-    r: &mut Recorder<'_>,
-    x: &GpuTensor,
-    m: usize,
-    w: &GpuWeight,
-    bias: Option<&GpuTensor>,
-    out: &GpuTensor,
-    act: Act,
-    accumulate: bool,
-) -> Result<(), GpuError> {
-    let code = match act {
-        Act::None => 0u32,
-        Act::Gelu => 1,
-        _ => 2,
-    };
-    if m > GEMV_ROWS || code > 1 {
-        return r.linear(x, m, w, bias, out, act, accumulate);
-    }
-    const OP: &str = "decoder gemv";
-    let need = |what: &str, t: &GpuTensor, n: usize| {
-        if t.len < n {
-            Err(GpuError::Shape {
-                op: OP,
-                reason: format!("buffer {what} has {} values, needs {n}", t.len),
-            })
-        } else {
-            Ok(())
+impl Recorder<'_> {
+    /// `out[m, n] (+)= act(x[m, k] · Wᵀ + bias)` for a decoder step's few rows: the skinny
+    /// kernel (`dec_gemv.wgsl`) for `m <= 8` rows with no activation or GELU, else the
+    /// tiled matmul ([`Recorder::linear`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_rows(
+        &mut self,
+        x: &GpuTensor,
+        m: usize,
+        w: &GpuWeight,
+        bias: Option<&GpuTensor>,
+        out: &GpuTensor,
+        act: Act,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
+        let code = match act {
+            Act::None => 0u32,
+            Act::Gelu => 1,
+            _ => 2,
+        };
+        let r = self;
+        if m > GEMV_ROWS || code > 1 {
+            return r.linear(x, m, w, bias, out, act, accumulate);
         }
-    };
-    need("x", x, m * w.k)?;
-    need("out", out, m * w.n)?;
-    if let Some(b) = bias {
-        need("bias", b, w.n)?;
+        const OP: &str = "decoder gemv";
+        let need = |what: &str, t: &GpuTensor, n: usize| {
+            if t.len < n {
+                Err(GpuError::Shape {
+                    op: OP,
+                    reason: format!("buffer {what} has {} values, needs {n}", t.len),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        need("x", x, m * w.k)?;
+        need("out", out, m * w.n)?;
+        if let Some(b) = bias {
+            need("bias", b, w.n)?;
+        }
+        let (wbuf, scales, kp) = w.raw();
+        let fmt = w.format;
+        let pipe = r
+            .ctx
+            .pipeline(&format!("dec_gemv_{fmt:?}"), || w_source(GEMV, fmt))?;
+        let bias_buf = bias.map_or(&r.ctx.dummy, |b| &*b.buf);
+        let mut bufs: Vec<&wgpu::Buffer> = vec![&x.buf, bias_buf, &out.buf, wbuf];
+        if let Some(s) = scales {
+            bufs.push(s);
+        }
+        let params = [
+            u(m),
+            u(w.n),
+            u(w.k),
+            u(kp),
+            bias.is_some() as u32,
+            code,
+            accumulate as u32,
+        ];
+        r.dispatch(&pipe, &params, &bufs, grid_1d(w.n.div_ceil(64)));
+        Ok(())
     }
-    let (wbuf, scales, kp) = w.raw();
-    let fmt = w.format;
-    let pipe = r
-        .ctx
-        .pipeline(&format!("dec_gemv_{fmt:?}"), || w_source(GEMV, fmt))?;
-    let bias_buf = bias.map_or(&r.ctx.dummy, |b| &*b.buf);
-    let mut bufs: Vec<&wgpu::Buffer> = vec![&x.buf, bias_buf, &out.buf, wbuf];
-    if let Some(s) = scales {
-        bufs.push(s);
-    }
-    let params = [
-        u(m),
-        u(w.n),
-        u(w.k),
-        u(kp),
-        bias.is_some() as u32,
-        code,
-        accumulate as u32,
-    ];
-    r.dispatch(&pipe, &params, &bufs, grid_1d(w.n.div_ceil(64)));
-    Ok(())
 }
 
 fn u(v: usize) -> u32 {
@@ -655,8 +658,7 @@ impl WhisperDecoderSession {
         for (li, l) in self.w.layers.iter().enumerate() {
             let (kc, vc) = (&self.kc[li], &self.vc[li]);
             r.layer_norm(&self.x, m, d, &l.ln1.g, &l.ln1.b, 1e-5, &self.h)?;
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.h,
                 m,
                 &l.qkv.w,
@@ -691,8 +693,7 @@ impl WhisperDecoderSession {
                 ],
                 [u(m), u(heads), 1],
             );
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.att,
                 m,
                 &l.out.w,
@@ -703,8 +704,7 @@ impl WhisperDecoderSession {
             )?;
             // cross-attention to the window's K/V
             r.layer_norm(&self.x, m, d, &l.ln_x.g, &l.ln_x.b, 1e-5, &self.h)?;
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.h,
                 m,
                 &l.xq.w,
@@ -737,8 +737,7 @@ impl WhisperDecoderSession {
                 scale,
                 &self.att,
             )?;
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.att,
                 m,
                 &l.xout.w,
@@ -749,8 +748,7 @@ impl WhisperDecoderSession {
             )?;
             // MLP
             r.layer_norm(&self.x, m, d, &l.ln2.g, &l.ln2.b, 1e-5, &self.h)?;
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.h,
                 m,
                 &l.fc1.w,
@@ -759,8 +757,7 @@ impl WhisperDecoderSession {
                 Act::Gelu,
                 false,
             )?;
-            lin(
-                &mut r,
+            r.linear_rows(
                 &self.ff,
                 m,
                 &l.fc2.w,
@@ -822,8 +819,7 @@ impl WhisperDecoderSession {
             r.copy_range(&self.hidden, first * d, &self.rows_tmp, 0, rows * d)?;
             &self.rows_tmp
         };
-        lin(
-            &mut r,
+        r.linear_rows(
             src,
             rows,
             &self.w.embed,
