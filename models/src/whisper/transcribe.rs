@@ -584,7 +584,16 @@ impl Whisper {
             all_tokens.extend(tok.encode(&format!(" {}", p.trim())));
         }
         let mut prompt_reset_since = 0usize;
-        let mut st = self.new_decoder_state(opts.beam_size.max(opts.best_of))?;
+        // A silence-padded reduced audio context decodes on the CPU (the session has no
+        // padded cross-attention K/V), so no device session is opened for it.
+        let rows = opts.beam_size.max(opts.best_of);
+        let padded = self.model.audio_ctx(opts.audio_ctx)? < self.model.dims().n_audio_ctx
+            && opts.audio_ctx_mode == AudioCtxMode::Silence;
+        let mut st = if padded {
+            self.model.new_state(rows)
+        } else {
+            self.new_decoder_state(rows)?
+        };
         let mut seek = 0usize;
         let mut idx = 0usize;
         while seek < content_frames {
