@@ -45,19 +45,35 @@ pub struct PhaseClock {
 }
 
 impl PhaseClock {
-    /// The phase times so far; `None` when no GPU delegate was built.
+    /// The encoder stages' phase times so far; `None` when no GPU delegate was built.
     pub fn read(&self) -> Option<PhaseTimes> {
         #[cfg(feature = "gpu")]
         if let Some(c) = &self.clock {
-            let (t, stages) = c.total();
-            return Some(PhaseTimes {
-                upload_s: t.upload.as_secs_f64(),
-                kernels_s: t.kernels.as_secs_f64(),
-                download_s: t.download.as_secs_f64(),
-                stages,
-            });
+            return Some(PhaseTimes::from_stage_times(c.total()));
         }
         None
+    }
+
+    /// The GPU decoder's phase times so far (`stages` = decoder steps); `None` when no
+    /// GPU delegate was built.
+    pub fn read_decoder(&self) -> Option<PhaseTimes> {
+        #[cfg(feature = "gpu")]
+        if let Some(c) = &self.clock {
+            return Some(PhaseTimes::from_stage_times(c.decoder_total()));
+        }
+        None
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl PhaseTimes {
+    fn from_stage_times((t, stages): (hark_gpu::whisper::StageTimes, usize)) -> Self {
+        PhaseTimes {
+            upload_s: t.upload.as_secs_f64(),
+            kernels_s: t.kernels.as_secs_f64(),
+            download_s: t.download.as_secs_f64(),
+            stages,
+        }
     }
 }
 

@@ -316,6 +316,15 @@ impl Recognizer {
         }
     }
 
+    /// Where the decoder steps of the most recent window ran (`None` before the first;
+    /// the conformer-AED decoder always runs on the CPU).
+    pub fn last_decoder_executor(&self) -> Option<Executor> {
+        match self {
+            Recognizer::Whisper(w) => w.last_decoder_executor(),
+            Recognizer::ConformerAed(c) => c.model.last_encoder_executor().map(|_| Executor::Cpu),
+        }
+    }
+
     /// Token ids below this are text (for JSON output); `u32::MAX` when all are.
     pub fn first_special_token(&self) -> u32 {
         match self {

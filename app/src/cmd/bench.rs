@@ -81,8 +81,12 @@ struct HarkRun {
     texts: Vec<String>,
     /// Where the encoder ran ("cpu" or the delegate's name).
     encoder_on: String,
-    /// Per-phase times of the GPU delegates (upload / kernels / download), when any ran.
+    /// Where the decoder steps ran ("cpu" or the delegate's name).
+    decoder_on: String,
+    /// Per-phase times of the GPU encoder stages (upload / kernels / download), when any ran.
     gpu: Option<PhaseTimes>,
+    /// Per-phase times of the decoder steps run on the GPU, when any ran.
+    gpu_decoder: Option<PhaseTimes>,
 }
 
 /// The peer's side of the run.
@@ -151,10 +155,13 @@ fn run_hark(args: &Args, files: &[PathBuf]) -> anyhow::Result<(HarkRun, String, 
     r.total_s = t_all.elapsed().as_secs_f64();
     r.peak_rss = peak_rss_bytes();
     r.gpu = clock.read().filter(|p| p.stages > 0);
-    r.encoder_on = match rec.last_encoder_executor() {
+    r.gpu_decoder = clock.read_decoder().filter(|p| p.stages > 0);
+    let on = |e: Option<Executor>| match e {
         Some(Executor::Delegate(name)) => name,
-        _ => "cpu".into(),
+        _ => "cpu".to_string(),
     };
+    r.encoder_on = on(rec.last_encoder_executor());
+    r.decoder_on = on(rec.last_decoder_executor());
     Ok((r, rec.family().to_string(), precision.to_string()))
 }
 
@@ -305,11 +312,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "features_s": hark.features_s, "encoder_s": hark.encoder_s,
                 "decoder_s": hark.decoder_s, "total_s": hark.total_s,
                 "rtf": hark.total_s / hark.audio_s.max(1e-9), "peak_rss_bytes": hark.peak_rss,
-                "encoder_on": hark.encoder_on,
-                "gpu": hark.gpu.map(|g| serde_json::json!({
-                    "stages": g.stages, "upload_s": g.upload_s, "kernels_s": g.kernels_s,
-                    "download_s": g.download_s,
-                })),
+                "encoder_on": hark.encoder_on, "decoder_on": hark.decoder_on,
+                "gpu": hark.gpu.map(phase_json),
+                "gpu_decoder": hark.gpu_decoder.map(phase_json),
             },
             "peer": peer.as_ref().map(|p| serde_json::json!({
                 "name": p.name, "load_s": p.load_s, "total_s": p.total_s,
@@ -331,7 +336,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.beam,
         load.as_deref().unwrap_or("?")
     );
-    println!("hark stages (s), encoder on {}:", hark.encoder_on);
+    println!(
+        "hark stages (s), encoder on {}, decoder on {}:",
+        hark.encoder_on, hark.decoder_on
+    );
     for (name, v) in [
         ("model load", hark.load_s),
         ("audio decode", hark.decode_audio_s),
@@ -342,8 +350,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ] {
         println!("  {name:<16} {v:>9.3}");
     }
-    if let Some(g) = &hark.gpu {
-        println!("  GPU encoder, {} stages (part of \"encoder\"):", g.stages);
+    for (g, what) in [
+        (&hark.gpu, "GPU encoder, {} stages (part of \"encoder\"):"),
+        (
+            &hark.gpu_decoder,
+            "GPU decoder, {} steps (part of \"decoder\"):",
+        ),
+    ] {
+        let Some(g) = g else { continue };
+        println!("  {}", what.replace("{}", &g.stages.to_string()));
         for (name, v) in [
             ("upload", g.upload_s),
             ("kernels", g.kernels_s),
@@ -402,6 +417,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON form of one [`PhaseTimes`].
+fn phase_json(g: PhaseTimes) -> serde_json::Value {
+    serde_json::json!({
+        "stages": g.stages, "upload_s": g.upload_s, "kernels_s": g.kernels_s,
+        "download_s": g.download_s,
+    })
 }
 
 #[cfg(test)]
