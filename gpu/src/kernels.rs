@@ -148,34 +148,101 @@ impl Act {
     }
 }
 
-fn matmul_source(format: WeightFormat) -> String {
-    let (decl, load) = match format {
+/// The matmul shader for one weight format; `x_vec4` reads x as vec4s (needs `k` and
+/// `lda` multiples of 4), otherwise four scalars per vec4. The register-blocked inner
+/// step and the epilogue are generated here, unrolled, so that the 64 accumulators are
+/// named registers (see the comment in `shaders/matmul.wgsl`).
+fn matmul_source(format: WeightFormat, x_vec4: bool) -> String {
+    let (x_decl, x_load) = if x_vec4 {
+        (
+            "@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;",
+            "fn load_x(gr: u32, gk: u32) -> vec4<f32> {\n\
+               if (gr < p.m && gk < p.k) { return x[(gr * p.lda + gk) >> 2u]; }\n\
+               return vec4<f32>(0.0);\n\
+             }",
+        )
+    } else {
+        (
+            "@group(0) @binding(1) var<storage, read> x: array<f32>;",
+            "fn load_x(gr: u32, gk: u32) -> vec4<f32> {\n\
+               var v = vec4<f32>(0.0);\n\
+               if (gr >= p.m) { return v; }\n\
+               let b = gr * p.lda + gk;\n\
+               for (var j = 0u; j < 4u; j++) { if (gk + j < p.k) { v[j] = x[b + j]; } }\n\
+               return v;\n\
+             }",
+        )
+    };
+    let (w_decl, w_load) = match format {
         WeightFormat::F32 => (
-            "@group(0) @binding(4) var<storage, read> w: array<f32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 { return w[n * p.kp + kk]; }\n\
+            "@group(0) @binding(4) var<storage, read> w: array<vec4<f32>>;",
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) { return w[(gn * p.kp + gk) >> 2u]; }\n\
+               return vec4<f32>(0.0);\n\
+             }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
         WeightFormat::F16 => (
-            "@group(0) @binding(4) var<storage, read> w: array<u32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 {\n\
-               let i = n * p.kp + kk;\n\
-               return unpack2x16float(w[i >> 1u])[i & 1u];\n\
+            // Four halves (8 bytes) per element: rows are padded to a multiple of 4.
+            "@group(0) @binding(4) var<storage, read> w: array<vec2<u32>>;",
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) {\n\
+                 let u = w[(gn * p.kp + gk) >> 2u];\n\
+                 return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y));\n\
+               }\n\
+               return vec4<f32>(0.0);\n\
              }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
         WeightFormat::I8 => (
             "@group(0) @binding(4) var<storage, read> w: array<u32>;\n\
              @group(0) @binding(5) var<storage, read> wscale: array<f32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 {\n\
-               let i = n * p.kp + kk;\n\
-               return f32(extractBits(bitcast<i32>(w[i >> 2u]), (i & 3u) * 8u, 8u));\n\
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) {\n\
+                 let s = bitcast<i32>(w[(gn * p.kp + gk) >> 2u]);\n\
+                 let v = vec4<i32>(s) << vec4<u32>(24u, 16u, 8u, 0u);\n\
+                 return vec4<f32>(v >> vec4<u32>(24u));\n\
+               }\n\
+               return vec4<f32>(0.0);\n\
              }\n\
              fn w_scale(n: u32) -> f32 { return wscale[n]; }",
         ),
     };
+    let mut acc = String::new();
+    let mut inner = String::new();
+    let mut epi = String::new();
+    for r in 0..8 {
+        inner += &format!("            let a{r} = xs[(ty + {}u) * BK4 + q];\n", 8 * r);
+        inner += &format!("            let b{r} = ws[(tx + {}u) * BK4 + q];\n", 8 * r);
+    }
+    for r in 0..8 {
+        for h in 0..2 {
+            acc += &format!("    var acc{r}_{h} = vec4<f32>(0.0);\n");
+            let d = |j: usize| format!("dot(a{r}, b{})", 4 * h + j);
+            inner += &format!(
+                "            acc{r}_{h} += vec4<f32>({}, {}, {}, {});\n",
+                d(0),
+                d(1),
+                d(2),
+                d(3)
+            );
+            for j in 0..4 {
+                epi += &format!(
+                    "    epilogue(row0 + ty + {}u, col0 + tx + {}u, acc{r}_{h}[{j}]);\n",
+                    8 * r,
+                    8 * (4 * h + j)
+                );
+            }
+        }
+    }
     MATMUL
-        .replace("{{W_DECL}}", decl)
-        .replace("{{W_LOAD}}", load)
+        .replace("{{X_DECL}}", x_decl)
+        .replace("{{X_LOAD}}", x_load)
+        .replace("{{W_DECL}}", w_decl)
+        .replace("{{W_LOAD}}", w_load)
+        .replace("{{ACC_DECL}}", &acc)
+        .replace("{{INNER}}", &inner)
+        .replace("{{EPILOGUE}}", &epi)
         .replace("{{GELU}}", GELU)
 }
 
@@ -250,8 +317,12 @@ impl Recorder<'_> {
         if let Some(b) = bias {
             check(OP, "bias", b, w.n)?;
         }
-        let key = format!("matmul_{:?}", w.format);
-        let pipe = self.ctx.pipeline(&key, || matmul_source(w.format))?;
+        // x as vec4s when every row starts 16-byte aligned (k is the row length).
+        let x_vec4 = w.k.is_multiple_of(4);
+        let key = format!("matmul_{:?}_x{}", w.format, if x_vec4 { 4 } else { 1 });
+        let pipe = self
+            .ctx
+            .pipeline(&key, || matmul_source(w.format, x_vec4))?;
         let params = [
             u(m),
             u(w.n),
