@@ -255,14 +255,9 @@ fn matmul_source(format: WeightFormat, x_vec4: bool) -> String {
 /// registers spill cheaply to the stack but every workgroup-memory load is a per-lane
 /// loop, so sharing each key/value load between four rows is what counts (tiny.en
 /// window: 1 row 3.1 s, 2 rows 1.7 s, 3 rows 1.4 s, 4 rows 1.0 s per attention call,
-/// under load); two above head dim 64, whose shaders otherwise take minutes to compile
-/// there. `HARK_GPU_ATT_ROWS=1..4` overrides, for benchmarks.
-fn att_rows(software: bool, hd: usize) -> usize {
-    let default = match (software, hd <= 64) {
-        (false, _) => 1,
-        (true, true) => 4,
-        (true, false) => 2,
-    };
+/// under load). `HARK_GPU_ATT_ROWS=1..4` overrides, for benchmarks.
+fn att_rows(software: bool) -> usize {
+    let default = if software { 4 } else { 1 };
     std::env::var("HARK_GPU_ATT_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -727,7 +722,7 @@ impl Recorder<'_> {
         .all(|x| x.is_multiple_of(4));
         let (pipe, rw, state) = if aligned {
             let rw = if hd <= 64 { 32 } else { 16 };
-            let rows = att_rows(self.ctx.adapter().is_software, hd);
+            let rows = att_rows(self.ctx.adapter().is_software);
             let key = format!("attention_v4_hd{hd}_r{rows}");
             let pipe = self
                 .ctx

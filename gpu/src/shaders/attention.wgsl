@@ -3,11 +3,11 @@
 //
 // Q, K, V are row views into one or more buffers: row r of head h starts at
 // `off + r·stride + h·HD` (a fused QKV projection [t, 3d] is read in place). Offsets,
-// strides and HD are multiples of 4, so every access is a vec4 (kernels.rs falls back to
+// strides and HD (<= 64) are multiples of 4, so every access is a vec4 (kernels.rs uses
 // attention_scalar.wgsl otherwise).
 // A workgroup owns RW·R query rows of one head and DV of its output columns (grid z picks
-// the column slice; DV = HD up to 64, so the split only bounds the per-thread accumulator
-// of larger heads): R rows per thread, their scaled queries (HD/4 vec4s each) and DV
+// the column slice; with HD <= 64, DV = HD): R rows per thread (1 on GPUs, 4 on software
+// devices, see `att_rows` in kernels.rs), their scaled queries (HD/4 vec4s each) and DV
 // running outputs (DV/4 vec4s each) in registers.
 // Keys and values are staged KT at a time in workgroup memory (vec4s) and shared by the
 // RW rows; a tile's KT scores are computed first, then the running max/sum and outputs are

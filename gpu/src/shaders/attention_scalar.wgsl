@@ -1,5 +1,6 @@
 // Scalar fallback of attention.wgsl for views that are not 16-byte aligned (head dim or
-// row offsets/strides not multiples of 4); same algorithm one float at a time.
+// row offsets/strides not multiples of 4) and head dims above 64; the same algorithm one
+// float at a time, one key at a time.
 // Fused multi-head attention, out = softmax(Q·Kᵀ·scale)·V per head, without a T×T
 // score matrix (flash-attention style online softmax, f32 accumulation).
 //
