@@ -23,6 +23,7 @@ const SOFTMAX: &str = include_str!("shaders/softmax.wgsl");
 const IM2COL: &str = include_str!("shaders/im2col.wgsl");
 const DEPTHWISE: &str = include_str!("shaders/depthwise_conv1d.wgsl");
 const ATTENTION: &str = include_str!("shaders/attention.wgsl");
+const ATTENTION_SCALAR: &str = include_str!("shaders/attention_scalar.wgsl");
 const IM2COL2D: &str = include_str!("shaders/im2col2d.wgsl");
 const REL_POS_SCORES: &str = include_str!("shaders/rel_pos_scores.wgsl");
 const ATTN_APPLY: &str = include_str!("shaders/attn_apply.wgsl");
@@ -148,35 +149,228 @@ impl Act {
     }
 }
 
-fn matmul_source(format: WeightFormat) -> String {
-    let (decl, load) = match format {
+/// The matmul shader for one weight format; `x_vec4` reads x as vec4s (needs `k` and
+/// `lda` multiples of 4), otherwise four scalars per vec4. The register-blocked inner
+/// step and the epilogue are generated here, unrolled, so that the 64 accumulators are
+/// named registers (see the comment in `shaders/matmul.wgsl`).
+fn matmul_source(format: WeightFormat, x_vec4: bool) -> String {
+    let (x_decl, x_load) = if x_vec4 {
+        (
+            "@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;",
+            "fn load_x(gr: u32, gk: u32) -> vec4<f32> {\n\
+               if (gr < p.m && gk < p.k) { return x[(gr * p.lda + gk) >> 2u]; }\n\
+               return vec4<f32>(0.0);\n\
+             }",
+        )
+    } else {
+        (
+            "@group(0) @binding(1) var<storage, read> x: array<f32>;",
+            "fn load_x(gr: u32, gk: u32) -> vec4<f32> {\n\
+               var v = vec4<f32>(0.0);\n\
+               if (gr >= p.m) { return v; }\n\
+               let b = gr * p.lda + gk;\n\
+               for (var j = 0u; j < 4u; j++) { if (gk + j < p.k) { v[j] = x[b + j]; } }\n\
+               return v;\n\
+             }",
+        )
+    };
+    let (w_decl, w_load) = match format {
         WeightFormat::F32 => (
-            "@group(0) @binding(4) var<storage, read> w: array<f32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 { return w[n * p.kp + kk]; }\n\
+            "@group(0) @binding(4) var<storage, read> w: array<vec4<f32>>;",
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) { return w[(gn * p.kp + gk) >> 2u]; }\n\
+               return vec4<f32>(0.0);\n\
+             }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
         WeightFormat::F16 => (
-            "@group(0) @binding(4) var<storage, read> w: array<u32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 {\n\
-               let i = n * p.kp + kk;\n\
-               return unpack2x16float(w[i >> 1u])[i & 1u];\n\
+            // Four halves (8 bytes) per element: rows are padded to a multiple of 4.
+            "@group(0) @binding(4) var<storage, read> w: array<vec2<u32>>;",
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) {\n\
+                 let u = w[(gn * p.kp + gk) >> 2u];\n\
+                 return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y));\n\
+               }\n\
+               return vec4<f32>(0.0);\n\
              }\n\
              fn w_scale(n: u32) -> f32 { return 1.0; }",
         ),
         WeightFormat::I8 => (
             "@group(0) @binding(4) var<storage, read> w: array<u32>;\n\
              @group(0) @binding(5) var<storage, read> wscale: array<f32>;",
-            "fn load_w(n: u32, kk: u32) -> f32 {\n\
-               let i = n * p.kp + kk;\n\
-               return f32(extractBits(bitcast<i32>(w[i >> 2u]), (i & 3u) * 8u, 8u));\n\
+            "fn load_w(gn: u32, gk: u32) -> vec4<f32> {\n\
+               if (gn < p.n && gk < p.kp) {\n\
+                 let s = bitcast<i32>(w[(gn * p.kp + gk) >> 2u]);\n\
+                 let v = vec4<i32>(s) << vec4<u32>(24u, 16u, 8u, 0u);\n\
+                 return vec4<f32>(v >> vec4<u32>(24u));\n\
+               }\n\
+               return vec4<f32>(0.0);\n\
              }\n\
              fn w_scale(n: u32) -> f32 { return wscale[n]; }",
         ),
     };
+    let mut acc = String::new();
+    let mut inner = String::new();
+    let mut epi = String::new();
+    for r in 0..8 {
+        inner += &format!("            let a{r} = xs[(ty + {}u) * BK4 + q];\n", 8 * r);
+        inner += &format!("            let b{r} = ws[(tx + {}u) * BK4 + q];\n", 8 * r);
+    }
+    for r in 0..8 {
+        for h in 0..2 {
+            acc += &format!("    var acc{r}_{h} = vec4<f32>(0.0);\n");
+            let d = |j: usize| format!("dot(a{r}, b{})", 4 * h + j);
+            inner += &format!(
+                "            acc{r}_{h} += vec4<f32>({}, {}, {}, {});\n",
+                d(0),
+                d(1),
+                d(2),
+                d(3)
+            );
+            for j in 0..4 {
+                epi += &format!(
+                    "    epilogue(row0 + ty + {}u, col0 + tx + {}u, acc{r}_{h}[{j}]);\n",
+                    8 * r,
+                    8 * (4 * h + j)
+                );
+            }
+        }
+    }
     MATMUL
-        .replace("{{W_DECL}}", decl)
-        .replace("{{W_LOAD}}", load)
+        .replace("{{X_DECL}}", x_decl)
+        .replace("{{X_LOAD}}", x_load)
+        .replace("{{W_DECL}}", w_decl)
+        .replace("{{W_LOAD}}", w_load)
+        .replace("{{ACC_DECL}}", &acc)
+        .replace("{{INNER}}", &inner)
+        .replace("{{EPILOGUE}}", &epi)
         .replace("{{GELU}}", GELU)
+}
+
+/// The vec4 attention shader for head dim `hd` (multiple of 4), `dv` output columns per
+/// workgroup, `rw` threads per workgroup and `rows` query rows per thread; the per-tile step is generated unrolled over the
+/// KT keys of a tile and the vec4s of a row (see `shaders/attention.wgsl`).
+/// Query rows per thread of the vec4 attention kernel. One on a GPU (a row's query and
+/// outputs already take 2·hd registers). Four on a software device (lavapipe), where
+/// registers spill cheaply to the stack but every workgroup-memory load is a per-lane
+/// loop, so sharing each key/value load between four rows is what counts (tiny.en
+/// window: 1 row 3.1 s, 2 rows 1.7 s, 3 rows 1.4 s, 4 rows 1.0 s per attention call,
+/// under load). `HARK_GPU_ATT_ROWS=1..4` overrides, for benchmarks.
+fn att_rows(software: bool) -> usize {
+    let default = if software { 4 } else { 1 };
+    std::env::var("HARK_GPU_ATT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r| (1..=4).contains(r))
+        .unwrap_or(default)
+}
+
+fn attention_source(hd: usize, dv: usize, rw: usize, rows: usize) -> String {
+    const KT: usize = 16;
+    let (hd4, dv4) = (hd / 4, dv / 4);
+    let mut pro = String::new();
+    let mut epi = String::new();
+    for r in 0..rows {
+        pro += &format!(
+            "    let row{r} = rbase + {}u;\n    let live{r} = row{r} < p.tq;\n    \
+             let sb{r} = ((row{r} * p.heads + h) * nz + wid.z) * (DV4 + 1u);\n    \
+             var m{r} = NEG;\n    var l{r} = 0.0;\n",
+            r * rw
+        );
+        for i in 0..hd4 {
+            pro += &format!("    var q{r}_{i} = vec4<f32>(0.0);\n");
+        }
+        for i in 0..dv4 {
+            pro += &format!("    var o{r}_{i} = vec4<f32>(0.0);\n");
+        }
+        pro += &format!(
+            "    if (live{r}) {{\n        \
+             let qb = (p.q_off + row{r} * p.q_stride + h * HD) >> 2u;\n"
+        );
+        for i in 0..hd4 {
+            pro += &format!("        q{r}_{i} = q[qb + {i}u] * p.scale;\n");
+        }
+        pro += &format!(
+            "        if (p.first == 0u) {{\n            let ml = st[sb{r}];\n            \
+             m{r} = ml.x;\n            l{r} = ml.y;\n"
+        );
+        for i in 0..dv4 {
+            pro += &format!("            o{r}_{i} = st[sb{r} + {}u];\n", i + 1);
+        }
+        pro += "        }\n    }\n";
+        epi += &format!(
+            "    if (live{r} && p.last == 0u) {{\n        \
+             st[sb{r}] = vec4<f32>(m{r}, l{r}, 0.0, 0.0);\n"
+        );
+        for i in 0..dv4 {
+            epi += &format!("        st[sb{r} + {}u] = o{r}_{i};\n", i + 1);
+        }
+        epi += &format!(
+            "    }}\n    if (live{r} && p.last != 0u) {{\n        let inv = 1.0 / l{r};\n        \
+             let ob = (row{r} * p.o_stride + h * HD + dv0) >> 2u;\n"
+        );
+        for i in 0..dv4 {
+            epi += &format!("        o[ob + {i}u] = o{r}_{i} * inv;\n");
+        }
+        epi += "    }\n";
+    }
+    // Scores: each key vec4 is loaded once and used by every row.
+    let mut tile = String::new();
+    for j in 0..KT {
+        for i in 0..hd4 {
+            tile += &format!("        let k{j}_{i} = ks[{}u];\n", j * hd4 + i);
+        }
+        for r in 0..rows {
+            let dots: Vec<String> = (0..hd4)
+                .map(|i| format!("dot(q{r}_{i}, k{j}_{i})"))
+                .collect();
+            tile += &format!(
+                "        let s{r}_{j} = select({}, NEG, nj <= {j}u);\n",
+                dots.join(" + ")
+            );
+        }
+    }
+    // Online softmax, once per tile and row.
+    for r in 0..rows {
+        tile += &format!("        var mx{r} = m{r};\n");
+        for j in 0..KT {
+            tile += &format!("        mx{r} = max(mx{r}, s{r}_{j});\n");
+        }
+        tile += &format!("        let corr{r} = exp(m{r} - mx{r});\n");
+        let mut sum = Vec::new();
+        for j in 0..KT {
+            tile += &format!("        let w{r}_{j} = exp(s{r}_{j} - mx{r});\n");
+            sum.push(format!("w{r}_{j}"));
+        }
+        tile += &format!("        l{r} = l{r} * corr{r} + ({});\n", sum.join(" + "));
+        tile += &format!("        m{r} = mx{r};\n");
+        for i in 0..dv4 {
+            tile += &format!("        o{r}_{i} *= corr{r};\n");
+        }
+    }
+    // Weighted values: each value vec4 is loaded once and used by every row.
+    for j in 0..KT {
+        for i in 0..dv4 {
+            tile += &format!("        let v{j}_{i} = vs[{}u];\n", j * dv4 + i);
+            for r in 0..rows {
+                tile +=
+                    &format!("        o{r}_{i} = fma(vec4<f32>(w{r}_{j}), v{j}_{i}, o{r}_{i});\n");
+            }
+        }
+    }
+    ATTENTION
+        .replace("{{HD}}", &hd.to_string())
+        .replace("{{HD4}}", &hd4.to_string())
+        .replace("{{DV}}", &dv.to_string())
+        .replace("{{DV4}}", &dv4.to_string())
+        .replace("{{KT}}", &KT.to_string())
+        .replace("{{RW}}", &rw.to_string())
+        .replace("{{R}}", &rows.to_string())
+        .replace("{{KS_LEN}}", &(KT * hd4).to_string())
+        .replace("{{VS_LEN}}", &(KT * dv4).to_string())
+        .replace("{{PROLOGUE}}", &pro)
+        .replace("{{TILE}}", &tile)
+        .replace("{{EPILOGUE}}", &epi)
 }
 
 fn elementwise_source(extra: &str, body: &str) -> String {
@@ -250,8 +444,12 @@ impl Recorder<'_> {
         if let Some(b) = bias {
             check(OP, "bias", b, w.n)?;
         }
-        let key = format!("matmul_{:?}", w.format);
-        let pipe = self.ctx.pipeline(&key, || matmul_source(w.format))?;
+        // x as vec4s when every row starts 16-byte aligned (k is the row length).
+        let x_vec4 = w.k.is_multiple_of(4);
+        let key = format!("matmul_{:?}_x{}", w.format, if x_vec4 { 4 } else { 1 });
+        let pipe = self
+            .ctx
+            .pipeline(&key, || matmul_source(w.format, x_vec4))?;
         let params = [
             u(m),
             u(w.n),
@@ -510,25 +708,40 @@ impl Recorder<'_> {
         check(OP, "k", k.buf, last(k, tk))?;
         check(OP, "v", v.buf, last(v, tk))?;
         check(OP, "out", out, tq * d)?;
-        // Workgroup memory: RW·HD (queries) + 2·8·HD (key/value tile) floats <= 16 KiB.
-        let rw = if hd <= 64 { 32 } else { 16 };
         // Output columns per workgroup: the largest divisor of hd that is <= 64 (bounds the
         // per-thread accumulator for head dims above 64).
         let dv = (1..=hd.min(64))
             .rev()
             .find(|v| hd.is_multiple_of(*v))
             .unwrap_or(1);
-        let key = format!("attention_hd{hd}");
-        let pipe = self.ctx.pipeline(&key, || {
-            ATTENTION
-                .replace("{{HD}}", &hd.to_string())
-                .replace("{{RW}}", &rw.to_string())
-                .replace("{{DV}}", &dv.to_string())
-                .replace("{{RW_HD}}", &(rw * hd).to_string())
-                .replace("{{KT_HD}}", &(8 * hd).to_string())
-        })?;
         let nz = hd / dv;
-        let state = self.ctx.zeros(tq * heads * nz * (dv + 2));
+        let aligned = [
+            hd, dv, q.offset, q.stride, k.offset, k.stride, v.offset, v.stride,
+        ]
+        .iter()
+        .all(|x| x.is_multiple_of(4));
+        let (pipe, rw, state) = if aligned {
+            let rw = if hd <= 64 { 32 } else { 16 };
+            let rows = att_rows(self.ctx.adapter().is_software);
+            let key = format!("attention_v4_hd{hd}_r{rows}");
+            let pipe = self
+                .ctx
+                .pipeline(&key, || attention_source(hd, dv, rw, rows))?;
+            (pipe, rw * rows, self.ctx.zeros(tq * heads * nz * (dv + 4)))
+        } else {
+            // Workgroup memory: RW·HD (queries) + 2·8·HD (key/value tile) floats <= 16 KiB.
+            let rw = if hd <= 64 { 32 } else { 16 };
+            let key = format!("attention_hd{hd}");
+            let pipe = self.ctx.pipeline(&key, || {
+                ATTENTION_SCALAR
+                    .replace("{{HD}}", &hd.to_string())
+                    .replace("{{RW}}", &rw.to_string())
+                    .replace("{{DV}}", &dv.to_string())
+                    .replace("{{RW_HD}}", &(rw * hd).to_string())
+                    .replace("{{KT_HD}}", &(8 * hd).to_string())
+            })?;
+            (pipe, rw, self.ctx.zeros(tq * heads * nz * (dv + 2)))
+        };
         const CHUNK: usize = 256;
         let mut j0 = 0;
         while j0 < tk {

@@ -11,9 +11,14 @@ On a software Vulkan device (lavapipe) the GPU kernels run on the same CPU cores
 hark's thread pool, whose idle workers spin for a while: `--threads 1` then makes the GPU
 run faster (tiny.en window: 70 s instead of 124 s on 2 cores).
 
+`--jobs N` splits the file list across N concurrent hark processes per device (file i to
+process i mod N; each process loads the model once), e.g. to use both cores on lavapipe
+with `--threads 1`; stderr of each goes to <out>/<device>/job<i>.log.
+
 Usage:
     scripts/gpu/compare_cpu_gpu.py --hark target/release/hark --model an4-conformer \
-        [--data ../shared/data/an4/test] [--limit N] [--beam 5] [--json out.json]
+        [--data ../shared/data/an4/test] [--limit N] [--beam 5] [--jobs 2] [--threads 1] \
+        [--json out.json] [--keep DIR]
 """
 
 import argparse
@@ -28,18 +33,30 @@ from pathlib import Path
 AUDIO = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".mp4"}
 
 
-def run(hark, model, files, device, out_dir, beam, threads):
+def run(hark, model, files, device, out_dir, beam, threads, jobs):
+    """Transcribes `files` with `jobs` concurrent hark processes (file i goes to process
+    i mod jobs), each writing one .txt per input into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(hark), "transcribe", *map(str, files), "--model", model,
-           "--device", device, "--beam", str(beam), "--format", "txt",
-           "--output-dir", str(out_dir), "--overwrite"]
-    if threads:
-        cmd += ["--threads", str(threads)]
+    procs = []
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for j in range(jobs):
+        part = files[j::jobs]
+        if not part:
+            continue
+        cmd = [str(hark), "transcribe", *map(str, part), "--model", model,
+               "--device", device, "--beam", str(beam), "--format", "txt",
+               "--output-dir", str(out_dir), "--overwrite"]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        log = open(out_dir / f"job{j}.log", "w")
+        procs.append((cmd, log, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)))
+    for cmd, log, proc in procs:
+        rc = proc.wait()
+        log.close()
+        if rc != 0:
+            tail = Path(log.name).read_text()[-4000:]
+            sys.exit(f"{' '.join(cmd[:2])} ... --device {device} failed ({rc}):\n{tail}")
     wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     texts = {}
     for f in files:
         p = out_dir / (f.stem + ".txt")
@@ -55,7 +72,10 @@ def main():
     ap.add_argument("--data", type=Path, default=repo.parent / "shared/data/an4/test")
     ap.add_argument("--limit", type=int, default=None, help="use the first N files")
     ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="--threads of each hark process")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="split the files across N concurrent hark processes per device")
     ap.add_argument("--keep", type=Path, default=None, help="write transcripts here")
     ap.add_argument("--json", type=Path, default=None, help="write the report as JSON")
     args = ap.parse_args()
@@ -69,14 +89,15 @@ def main():
         sys.exit(f"no audio files in {args.data}")
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     print(f"{len(files)} files from {args.data}, model {args.model}, beam {args.beam}, "
-          f"load average {' '.join(load)}", flush=True)
+          f"{args.jobs} job(s), load average {' '.join(load)}", flush=True)
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="hark-cpu-gpu-"))
-    report = {"model": args.model, "files": len(files), "load_average": load, "runs": {}}
+    report = {"model": args.model, "files": len(files), "beam": args.beam,
+              "jobs": args.jobs, "threads": args.threads, "load_average": load, "runs": {}}
     texts = {}
     for device in ("cpu", "gpu"):
         wall, texts[device] = run(args.hark, args.model, files, device, base / device,
-                                  args.beam, args.threads)
+                                  args.beam, args.threads, max(1, args.jobs))
         report["runs"][device] = {"wall_s": wall, "per_file_s": wall / len(files)}
         print(f"{device}: {wall:.1f} s wall, {wall / len(files):.2f} s per file "
               f"(model load included)", flush=True)
