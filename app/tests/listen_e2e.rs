@@ -82,11 +82,15 @@ fn word_match(reference: &[String], hyp: &[String]) -> f64 {
     1.0 - prev[hyp.len()] as f64 / reference.len().max(1) as f64
 }
 
-/// The `--no-tui` JSON lines of a run: (text, start, end, latency_ms) of each final,
-/// checking the shape of every line (partials included) and that finals follow each
-/// other in stream time without overlapping.
-fn finals_of(stdout: &str) -> Vec<(String, f64, f64, f64)> {
-    let mut finals: Vec<(String, f64, f64, f64)> = Vec::new();
+/// One final JSON line: utterance id, text, start, end, latency_ms.
+type FinalLine = (u64, String, f64, f64, f64);
+
+/// The `--no-tui` JSON lines of a run: (id, text, start, end, latency_ms) of each final,
+/// checking the shape of every line (partials included), that finals follow each
+/// other in stream time without overlapping, and that the pieces of an utterance (same
+/// `id`) are numbered by `part` from 0.
+fn finals_of(stdout: &str) -> Vec<FinalLine> {
+    let mut finals: Vec<FinalLine> = Vec::new();
     for l in stdout.lines() {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
@@ -100,10 +104,14 @@ fn finals_of(stdout: &str) -> Vec<(String, f64, f64, f64)> {
         match v["type"].as_str() {
             Some("partial") => assert!(v["latency_ms"].is_null(), "{l}"),
             Some("final") => {
+                let id = v["id"].as_u64().unwrap_or_else(|| panic!("no id: {l}"));
+                let part = v["part"].as_u64().unwrap_or_else(|| panic!("no part: {l}"));
+                let want = finals.iter().rev().take_while(|p| p.0 == id).count() as u64;
+                assert_eq!(part, want, "{l}");
                 if let Some(prev) = finals.last() {
-                    assert!(start >= prev.2 - 1e-3, "overlaps the previous final: {l}");
+                    assert!(start >= prev.3 - 1e-3, "overlaps the previous final: {l}");
                 }
-                finals.push((text, start, end, f("latency_ms")));
+                finals.push((id, text, start, end, f("latency_ms")));
             }
             _ => panic!("unknown type: {l}"),
         }
@@ -111,12 +119,28 @@ fn finals_of(stdout: &str) -> Vec<(String, f64, f64, f64)> {
     finals
 }
 
-/// The final texts, one per line (what the transcript file holds).
+/// The final texts, one line per utterance (what the transcript file holds): pieces of
+/// one utterance joined with a space, none before punctuation.
 fn final_text(stdout: &str) -> String {
-    finals_of(stdout)
-        .into_iter()
-        .map(|(t, ..)| t + "\n")
-        .collect()
+    let mut out = String::new();
+    let mut open = None;
+    for (id, t, ..) in finals_of(stdout) {
+        if open == Some(id) {
+            if !t.starts_with(|c: char| ".,;:!?%)]}'".contains(c)) {
+                out.push(' ');
+            }
+        } else {
+            if open.is_some() {
+                out.push('\n');
+            }
+            open = Some(id);
+        }
+        out.push_str(&t);
+    }
+    if open.is_some() {
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs `hark listen --no-tui` and returns (final texts one per line, stderr).
@@ -311,11 +335,16 @@ fn listen_ctrl_c_finishes_the_current_utterance_first() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    // The interrupted utterance still became a final line, saved to the file.
-    let finals = finals_of(&stdout);
-    assert_eq!(finals.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
+    // The interrupted utterance still became final text (one line, maybe in pieces),
+    // saved to the file.
+    let text = final_text(&stdout);
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(
-        words(&finals[0].0).first().is_some_and(|w| w == "enter"),
+        words(&text).first().is_some_and(|w| w == "enter"),
         "{stdout}"
     );
     assert_eq!(

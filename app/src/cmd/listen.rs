@@ -39,8 +39,10 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     pub realtime_speed: f32,
     /// Print JSON lines to stdout instead of running the terminal UI, one per final:
-    /// `{"type":"final","id","text","start","end","latency_ms"}` (times in seconds of
-    /// the input stream, latency from the end of speech to the text).
+    /// `{"type":"final","id","part","text","start","end","latency_ms"}` (times in seconds
+    /// of the input stream, latency from the end of speech to the text). Finals with the
+    /// same `id` are successive pieces (`part` 0, 1, ...) of one utterance: joined with a
+    /// space (none before punctuation) they read as one decode of the utterance.
     #[arg(long)]
     pub no_tui: bool,
     /// With --no-tui, also print partial hypotheses (`"type":"partial"`, with the
@@ -83,6 +85,14 @@ pub struct Args {
     /// is usually ready when the hangover confirms the end.
     #[arg(long, default_value_t = 100)]
     pub endpoint_ms: u32,
+    /// Whisper: silence after which the text so far is final (ms; 0 = only when the
+    /// utterance closes). The utterance stays open until --hangover-ms: if speech
+    /// resumes, the whole utterance is decoded again with the final text as a forced
+    /// decoder prefix and only the words after it become the next final, so the final
+    /// latency is this pause plus the decode, and utterances are not split. Conformer-AED
+    /// models ignore it (their decoders take no prefix yet).
+    #[arg(long, default_value_t = DEFAULT_FINAL_PAUSE_MS)]
+    pub final_pause_ms: u32,
     /// Whisper: encoder positions (20 ms each) encoded beyond the utterance. Each
     /// decode encodes only the utterance plus this margin (rounded up to 32 positions)
     /// instead of a 30 s window, which makes it several times faster; the positions
@@ -94,6 +104,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "audio_ctx_margin")]
     pub full_audio_ctx: bool,
 }
+
+/// Default of `--final-pause-ms`.
+pub const DEFAULT_FINAL_PAUSE_MS: u32 = 200;
 
 /// Seconds rounded to the millisecond (JSON output).
 fn round_ms(s: f64) -> f64 {
@@ -243,6 +256,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         partial_every_ms: args.partial_every_ms.max(50),
         max_utterance_s: args.max_utterance_s,
         endpoint_ms: args.endpoint_ms,
+        // Continuing a decode after final text needs a forced decoder prefix (Whisper).
+        final_pause_ms: (facts.family == Family::Whisper && args.final_pause_ms > 0)
+            .then_some(args.final_pause_ms),
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;
@@ -256,8 +272,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut stats = Stats::default();
     stats.begin();
+    // Appends text as it becomes final (the pieces of an utterance on one line).
     let mut sink = |text: &str| -> std::io::Result<()> {
-        writeln!(file, "{text}")?;
+        write!(file, "{text}")?;
         file.flush()
     };
     if args.no_tui {
@@ -273,8 +290,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             controls.stop.store(true, Ordering::Relaxed);
         });
         let stdout = std::io::stdout();
+        let mut lines = crate::listen::TranscriptLines::default();
+        // (utterance, pieces printed) for the `part` field.
+        let mut parts: (u64, u64) = (u64::MAX, 0);
         for ev in pipeline.events.iter() {
             stats.observe(&ev);
+            if let Some(text) = lines.text_for(&ev) {
+                sink(&text).with_context(|| format!("writing {}", transcript.display()))?;
+            }
             match &ev {
                 Event::Final {
                     id,
@@ -284,10 +307,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     latency_ms,
                     ..
                 } if !text.is_empty() => {
-                    sink(text).with_context(|| format!("writing {}", transcript.display()))?;
+                    parts = if parts.0 == *id {
+                        (*id, parts.1 + 1)
+                    } else {
+                        (*id, 0)
+                    };
                     let line = serde_json::json!({
                         "type": "final",
                         "id": id,
+                        "part": parts.1,
                         "text": text,
                         "start": round_ms(*start_s),
                         "end": round_ms(*end_s),

@@ -31,8 +31,19 @@
 //!   silence keeps ~80% of AN4 transcripts identical to full-window decoding and the
 //!   rest differ in punctuation or spelling style (see [`DEFAULT_AUDIO_CTX_MARGIN`]).
 //!
+//! Text becomes final before the utterance closes: when the segmenter reports a pause of
+//! `final_pause_ms` ([`Segment::SoftFinal`], Whisper only), the speculative decode of
+//! that endpoint is emitted as a final and never revised, while the utterance stays open
+//! until the hangover. Every later decode of the utterance (partials, endpoints, the
+//! closing final) runs on the *whole* utterance audio with the text already final as a
+//! forced decoder prefix ([`TranscribeOptions::prefix`]) and yields only the words after
+//! it, which become the next final piece ([`join_piece`] puts a space before words, none
+//! before punctuation). So the finals of an utterance read as one decode of all of it,
+//! and the final latency is the short pause plus the decode time, not the hangover.
+//! [`Event::UtteranceEnd`] marks the close (the transcript file ends the line there).
+//!
 //! The final decode uses the full offline options (beam search, temperature fallback)
-//! and is conditioned on the previous finals. Latency is measured honestly: from the
+//! and is conditioned on the previous utterances' finals. Latency is measured honestly: from the
 //! arrival of the audio chunk holding the last voiced frame to the emission of the
 //! final text (so it includes the endpoint wait, or the hangover when the decode is
 //! faster than it).
@@ -77,11 +88,13 @@ pub enum Event {
         /// The rest of the hypothesis (may still change).
         tentative: String,
     },
-    /// Final text of an utterance.
+    /// Final text of an utterance, or of its next piece: finals with the same `id`
+    /// continue one utterance ([`join_piece`]) until [`Event::UtteranceEnd`].
     Final {
         /// Utterance number.
         id: u64,
-        /// Stream time (s) where the utterance's audio starts.
+        /// Stream time (s) where the audio of this piece starts (the utterance start, or
+        /// the end of the previous piece of the utterance).
         start_s: f64,
         /// Stream time (s) where it ends.
         end_s: f64,
@@ -91,6 +104,11 @@ pub enum Event {
         latency_ms: f64,
         /// Decode time / audio duration of the final decode.
         rtf: f64,
+    },
+    /// Utterance `id` is closed: no more finals with this id.
+    UtteranceEnd {
+        /// Utterance number.
+        id: u64,
     },
     /// The pipeline was paused or resumed.
     Paused(bool),
@@ -181,6 +199,13 @@ enum Job {
         start: u64,
         audio: Vec<f32>,
         speech_end: u64,
+    },
+    SoftFinal {
+        id: u64,
+        start: u64,
+        audio: Vec<f32>,
+        speech_end: u64,
+        speech_end_at: Instant,
     },
     Resumed {
         id: u64,
@@ -326,6 +351,8 @@ struct Forwarder {
     arrivals: VecDeque<(u64, Instant)>,
     /// `speech_end` of the last endpoint.
     last_endpoint: Option<u64>,
+    /// `speech_end` of the last soft final of the open utterance.
+    soft: Option<u64>,
     /// Start position of the open utterance.
     start: u64,
 }
@@ -338,12 +365,41 @@ impl Forwarder {
         }
     }
 
+    /// Arrival time of the chunk that brought stream position `speech_end`.
+    fn arrival(&self, speech_end: u64) -> Instant {
+        self.arrivals
+            .iter()
+            .find(|(end, _)| *end >= speech_end)
+            .or(self.arrivals.back())
+            .map(|(_, t)| *t)
+            .unwrap_or_else(Instant::now)
+    }
+
     fn forward(&mut self, out: &mut Vec<Segment>) {
         for s in out.drain(..) {
             let (job, flag) = match s {
                 Segment::Start { at, .. } => {
                     self.start = at;
+                    self.soft = None;
                     continue;
+                }
+                Segment::SoftFinal {
+                    id,
+                    audio,
+                    speech_end,
+                } => {
+                    // Commits the speculative decode of this endpoint: nothing cancels it.
+                    self.soft = Some(speech_end);
+                    (
+                        Job::SoftFinal {
+                            id,
+                            start: self.start,
+                            audio,
+                            speech_end,
+                            speech_end_at: self.arrival(speech_end),
+                        },
+                        None,
+                    )
                 }
                 Segment::Partial { id, audio } => (
                     Job::Partial {
@@ -380,14 +436,11 @@ impl Forwarder {
                     ..
                 } => {
                     // The chunk that brought the last voiced frame.
-                    let at = self
-                        .arrivals
-                        .iter()
-                        .find(|(end, _)| *end >= speech_end)
-                        .or(self.arrivals.back())
-                        .map(|(_, t)| *t)
-                        .unwrap_or_else(Instant::now);
-                    let matches = self.last_endpoint.take() == Some(speech_end);
+                    let at = self.arrival(speech_end);
+                    let endpoint = self.last_endpoint.take();
+                    let matches = endpoint == Some(speech_end);
+                    // A committed (soft final) endpoint's decode must finish.
+                    let committed = endpoint.is_some() && endpoint == self.soft;
                     let job = Job::Final {
                         id,
                         start: self.start,
@@ -400,7 +453,9 @@ impl Forwarder {
                     } else {
                         let _ = self.jobs.send(job);
                         self.preempt.partial.store(true, Ordering::Relaxed);
-                        self.preempt.speculative.store(true, Ordering::Relaxed);
+                        if !committed {
+                            self.preempt.speculative.store(true, Ordering::Relaxed);
+                        }
                         continue;
                     }
                 }
@@ -428,6 +483,7 @@ fn segment_thread(
         preempt,
         arrivals: VecDeque::new(),
         last_endpoint: None,
+        soft: None,
         start: 0,
     };
     let mut was_paused = false;
@@ -478,6 +534,7 @@ fn decode(
     opts: &TranscribeOptions,
     audio_ctx_margin: Option<usize>,
     cancel: Option<&Arc<AtomicBool>>,
+    prefix: &str,
 ) -> anyhow::Result<Option<String>> {
     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Ok(None);
@@ -486,6 +543,7 @@ fn decode(
         audio_ctx: audio_ctx_margin.map(|m| whisper_audio_ctx(audio.len(), m)),
         audio_ctx_mode: AudioCtxMode::Silence,
         cancel: cancel.cloned(),
+        prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
         ..opts.clone()
     };
     model.text(audio, &opts)
@@ -496,8 +554,73 @@ struct Speculative {
     id: u64,
     speech_end: u64,
     audio_len: usize,
+    /// Length of the forced prefix it continued.
+    prefix_len: usize,
     text: String,
     decode_s: f64,
+}
+
+/// The open utterance as the recogniser sees it.
+struct Utterance {
+    id: u64,
+    /// Its final pieces joined: the forced prefix of every later decode.
+    text: String,
+    /// Stream position where the next final piece starts.
+    piece_start: u64,
+    /// `speech_end` of its last soft final.
+    soft_end: Option<u64>,
+}
+
+/// The separator between a final piece and the text before it in its utterance: none
+/// before punctuation, a space otherwise.
+pub fn piece_separator(piece: &str) -> &'static str {
+    if piece.starts_with(|c: char| ".,;:!?%)]}'".contains(c)) {
+        ""
+    } else {
+        " "
+    }
+}
+
+/// `line` followed by the next final `piece` of the same utterance.
+pub fn join_piece(line: &str, piece: &str) -> String {
+    if line.is_empty() {
+        piece.to_string()
+    } else {
+        format!("{line}{}{piece}", piece_separator(piece))
+    }
+}
+
+/// Turns the event stream into transcript text: the final pieces of an utterance on
+/// one line, ended when the utterance closes (or the pipeline finishes).
+#[derive(Debug, Default)]
+pub struct TranscriptLines {
+    open: Option<u64>,
+}
+
+impl TranscriptLines {
+    /// The text to append to the transcript for `ev`, if any.
+    pub fn text_for(&mut self, ev: &Event) -> Option<String> {
+        match ev {
+            Event::Final { id, text, .. } if !text.is_empty() => {
+                let s = match self.open {
+                    Some(o) if o == *id => format!("{}{text}", piece_separator(text)),
+                    Some(_) => format!("\n{text}"),
+                    None => text.clone(),
+                };
+                self.open = Some(*id);
+                Some(s)
+            }
+            Event::UtteranceEnd { id } if self.open == Some(*id) => {
+                self.open = None;
+                Some("\n".into())
+            }
+            Event::Finished if self.open.is_some() => {
+                self.open = None;
+                Some("\n".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 fn recognise_thread(
@@ -522,15 +645,27 @@ fn recognise_thread(
     let mut pending: VecDeque<Job> = VecDeque::new();
     let mut history: VecDeque<String> = VecDeque::new();
     let mut spec: Option<Speculative> = None;
-    // Condition on the previous finals, as offline decoding conditions each window on
-    // the text before it (style, spelling, vocabulary).
+    let mut utt: Option<Utterance> = None;
+    // Condition on the previous utterances' finals, as offline decoding conditions each
+    // window on the text before it (style, spelling, vocabulary).
     let final_opts_now = |history: &VecDeque<String>| TranscribeOptions {
         initial_prompt: (!history.is_empty()).then(|| Vec::from(history.clone()).join(" ")),
         ..final_opts.clone()
     };
     let secs = |pos: u64| pos as f64 / 16000.0;
+    // The recogniser's view of utterance `id` (a new one starts empty at `start`).
+    let open = |utt: &mut Option<Utterance>, id: u64, start: u64| {
+        if utt.as_ref().is_none_or(|u| u.id != id) {
+            *utt = Some(Utterance {
+                id,
+                text: String::new(),
+                piece_start: start,
+                soft_end: None,
+            });
+        }
+    };
     let show = |id: u64,
-                (start, len): (u64, usize),
+                (start, end): (u64, u64),
                 text: &str,
                 agreement: &mut LocalAgreement,
                 agreement_id: &mut u64| {
@@ -542,10 +677,32 @@ fn recognise_thread(
         let _ = events.send(Event::Partial {
             id,
             start_s: secs(start),
-            end_s: secs(start + len as u64),
+            end_s: secs(end),
             committed: agreement.committed().join(" "),
             tentative: agreement.tentative().join(" "),
         });
+    };
+    // Emits the next final piece of `u`, ending at stream position `end`.
+    let emit = |u: &mut Utterance,
+                end: u64,
+                text: String,
+                speech_end_at: Instant,
+                decode_s: f64,
+                audio_len: usize| {
+        let latency_ms = speech_end_at.elapsed().as_secs_f64() * 1000.0;
+        let audio_s = audio_len as f64 / 16000.0;
+        if !text.is_empty() {
+            u.text = join_piece(&u.text, &text);
+        }
+        let _ = events.send(Event::Final {
+            id: u.id,
+            start_s: secs(u.piece_start),
+            end_s: secs(end),
+            text,
+            latency_ms,
+            rtf: decode_s / audio_s.max(1e-3),
+        });
+        u.piece_start = end;
     };
     loop {
         let job = match pending.pop_front() {
@@ -572,16 +729,19 @@ fn recognise_thread(
                 if pending.iter().any(|j| !matches!(j, Job::Resumed { .. })) {
                     continue;
                 }
+                open(&mut utt, id, start);
+                let Some(u) = utt.as_ref() else { continue };
                 match decode(
                     &*model,
                     &audio,
                     &partial_opts,
                     audio_ctx_margin,
                     Some(&preempt.partial),
+                    &u.text,
                 ) {
                     Ok(Some(text)) => show(
                         id,
-                        (start, audio.len()),
+                        (u.piece_start, start + audio.len() as u64),
                         &text,
                         &mut agreement,
                         &mut agreement_id,
@@ -602,25 +762,34 @@ fn recognise_thread(
                 while let Ok(next) = jobs.try_recv() {
                     pending.push_back(next);
                 }
+                // Stale once speech resumed or a later pause came, unless a soft final
+                // committed it.
+                let committed = pending.iter().any(|j| {
+                    matches!(j, Job::SoftFinal { id: r, speech_end: e, .. } if *r == id && *e == speech_end)
+                });
                 let stale = pending.iter().any(|j| {
                     matches!(j, Job::Resumed { id: r } | Job::Endpoint { id: r, .. } if *r == id)
                 });
-                if stale {
+                if stale && !committed {
                     continue;
                 }
+                open(&mut utt, id, start);
+                let Some(u) = utt.as_ref() else { continue };
                 let t = Instant::now();
                 match decode(
                     &*model,
                     &audio,
                     &final_opts_now(&history),
                     audio_ctx_margin,
-                    Some(&preempt.speculative),
+                    (!committed).then_some(&preempt.speculative),
+                    &u.text,
                 ) {
                     Ok(Some(text)) => {
-                        // Until the hangover confirms it, it is the best partial.
+                        // Until a soft final or the hangover confirms it, it is the best
+                        // partial.
                         show(
                             id,
-                            (start, audio.len()),
+                            (u.piece_start, start + audio.len() as u64),
                             &text,
                             &mut agreement,
                             &mut agreement_id,
@@ -629,6 +798,7 @@ fn recognise_thread(
                             id,
                             speech_end,
                             audio_len: audio.len(),
+                            prefix_len: u.text.len(),
                             text,
                             decode_s: t.elapsed().as_secs_f64(),
                         });
@@ -646,57 +816,80 @@ fn recognise_thread(
                     spec = None;
                 }
             }
-            Job::Final {
-                id,
-                start,
-                audio,
-                speech_end,
-                speech_end_at,
-            } => {
-                let ready = spec.take().filter(|s| {
-                    s.id == id && s.speech_end == speech_end && s.audio_len == audio.len()
-                });
-                let result = match ready {
-                    Some(s) => Ok((s.text, s.decode_s)),
-                    None => {
-                        let t = Instant::now();
-                        decode(
-                            &*model,
-                            &audio,
-                            &final_opts_now(&history),
-                            audio_ctx_margin,
-                            None,
-                        )
-                        .and_then(|text| {
-                            text.ok_or_else(|| anyhow::anyhow!("cancelled without a flag"))
-                        })
-                        .map(|text| (text, t.elapsed().as_secs_f64()))
-                    }
+            job @ (Job::SoftFinal { .. } | Job::Final { .. }) => {
+                let closes = matches!(job, Job::Final { .. });
+                let (Job::SoftFinal {
+                    id,
+                    start,
+                    audio,
+                    speech_end,
+                    speech_end_at,
+                }
+                | Job::Final {
+                    id,
+                    start,
+                    audio,
+                    speech_end,
+                    speech_end_at,
+                }) = job
+                else {
+                    continue;
                 };
-                match result {
-                    Ok((text, decode_s)) => {
-                        if !text.is_empty() {
-                            history.push_back(text.clone());
-                            if history.len() > 3 {
-                                history.pop_front();
+                open(&mut utt, id, start);
+                if let Some(u) = utt.as_mut() {
+                    // A close at the last soft final's end of speech adds no audio: its
+                    // text is all out already.
+                    if !(closes && u.soft_end == Some(speech_end)) {
+                        let ready = spec.take().filter(|s| {
+                            s.id == id
+                                && s.speech_end == speech_end
+                                && s.audio_len == audio.len()
+                                && s.prefix_len == u.text.len()
+                        });
+                        let result = match ready {
+                            Some(s) => Ok((s.text, s.decode_s)),
+                            None => {
+                                let t = Instant::now();
+                                decode(
+                                    &*model,
+                                    &audio,
+                                    &final_opts_now(&history),
+                                    audio_ctx_margin,
+                                    None,
+                                    &u.text,
+                                )
+                                .and_then(|text| {
+                                    text.ok_or_else(|| anyhow::anyhow!("cancelled without a flag"))
+                                })
+                                .map(|text| (text, t.elapsed().as_secs_f64()))
+                            }
+                        };
+                        match result {
+                            Ok((text, decode_s)) => emit(
+                                u,
+                                start + audio.len() as u64,
+                                text,
+                                speech_end_at,
+                                decode_s,
+                                audio.len(),
+                            ),
+                            Err(e) => {
+                                let _ = events.send(Event::Error(format!(
+                                    "final decode of utterance {id} failed: {e:#}"
+                                )));
                             }
                         }
-                        let latency_ms = speech_end_at.elapsed().as_secs_f64() * 1000.0;
-                        let audio_s = audio.len() as f64 / 16000.0;
-                        let _ = events.send(Event::Final {
-                            id,
-                            start_s: secs(start),
-                            end_s: secs(start + audio.len() as u64),
-                            text,
-                            latency_ms,
-                            rtf: decode_s / audio_s.max(1e-3),
-                        });
                     }
-                    Err(e) => {
-                        let _ = events.send(Event::Error(format!(
-                            "final decode of utterance {id} failed: {e:#}"
-                        )));
+                    u.soft_end = Some(speech_end);
+                }
+                if closes {
+                    if let Some(u) = utt.take().filter(|u| !u.text.is_empty()) {
+                        history.push_back(u.text);
+                        if history.len() > 3 {
+                            history.pop_front();
+                        }
                     }
+                    let _ = events.send(Event::UtteranceEnd { id });
                 }
                 agreement_id = u64::MAX;
             }
@@ -1135,5 +1328,165 @@ mod tests {
             // waiting up to 3 s for the partial. (Generous slack for a busy machine.)
             assert!(*latency < 1000.0, "{latency} {finals:?}");
         }
+    }
+
+    /// A model that "hears" one word per burst of non-zero audio (`w1 w2 ...`) and
+    /// honours the forced prefix: it must be the start of its words, and only the words
+    /// after it are returned. Records (final options?, prefix) of every decode.
+    struct Bursts {
+        calls: Arc<std::sync::Mutex<Vec<(bool, String)>>>,
+    }
+
+    impl Transcriber for Bursts {
+        fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>> {
+            std::thread::sleep(Duration::from_millis(60));
+            let mut words = Vec::new();
+            let mut run = 0usize;
+            for (i, x) in audio.iter().enumerate() {
+                if *x != 0.0 {
+                    run += 1;
+                }
+                if (*x == 0.0 || i + 1 == audio.len()) && run > 0 {
+                    if run >= 1600 {
+                        words.push(format!("w{}", words.len() + 1));
+                    }
+                    run = 0;
+                }
+            }
+            let prefix = opts.prefix.clone().unwrap_or_default();
+            if let Ok(mut c) = self.calls.lock() {
+                c.push((!opts.without_timestamps, prefix.clone()));
+            }
+            let forced: Vec<&str> = prefix.split_whitespace().collect();
+            anyhow::ensure!(
+                words.len() >= forced.len() && words.iter().zip(&forced).all(|(a, b)| a == b),
+                "prefix `{prefix}` is not the start of {words:?}"
+            );
+            Ok(Some(words[forced.len()..].join(" ")))
+        }
+    }
+
+    #[test]
+    fn soft_final_emits_text_before_the_hangover_and_continues_with_the_final_text_as_prefix() {
+        // Utterance 0: two 1 s bursts with a 300 ms pause (soft final after 200 ms, the
+        // 600 ms hangover does not close it); utterance 1: one burst, 1.5 s later.
+        let mut audio = vec![0.0f32; 8000];
+        let burst = |n: usize| {
+            (0..n)
+                .map(|i| 0.3 * (i as f32 * 0.3).sin())
+                .collect::<Vec<f32>>()
+        };
+        audio.extend(burst(16000));
+        audio.extend(vec![0.0; 4800]);
+        audio.extend(burst(16000));
+        audio.extend(vec![0.0; 24000]);
+        audio.extend(burst(16000));
+        audio.extend(vec![0.0; 24000]);
+        let open: SourceFactory = Box::new(move || {
+            Ok(Box::new(Paced {
+                audio,
+                pos: 0,
+                next: None,
+            }) as Box<dyn AudioSource>)
+        });
+        let mut cfg = SegmenterConfig {
+            endpoint_ms: 100,
+            final_pause_ms: Some(200),
+            ..Default::default()
+        };
+        cfg.vad.hangover_ms = 600;
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let model = Bursts {
+            calls: calls.clone(),
+        };
+        let p = Pipeline::start(
+            open,
+            Box::new(model),
+            TranscribeOptions::default(),
+            None,
+            cfg,
+        )
+        .unwrap();
+        let events: Vec<Event> = p
+            .events
+            .iter()
+            .take_while(|e| *e != Event::Finished)
+            .collect();
+        p.join();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Error(_))),
+            "{events:?}"
+        );
+        let finals: Vec<(u64, String, f64, f64, f64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final {
+                    id,
+                    text,
+                    start_s,
+                    end_s,
+                    latency_ms,
+                    ..
+                } => Some((*id, text.clone(), *start_s, *end_s, *latency_ms)),
+                _ => None,
+            })
+            .collect();
+        let texts: Vec<(u64, &str)> = finals.iter().map(|f| (f.0, f.1.as_str())).collect();
+        assert_eq!(texts, [(0, "w1"), (0, "w2"), (1, "w1")], "{events:?}");
+        for f in &finals {
+            // The pause (200 ms) + a 60 ms decode, never the 600 ms hangover.
+            assert!(f.4 >= 190.0 && f.4 < 560.0, "{finals:?}");
+        }
+        // The second piece starts where the first ends (1.0 + 1.0 s + 100 ms post-roll).
+        assert!((finals[1].2 - finals[0].3).abs() < 1e-9, "{finals:?}");
+        assert!((finals[0].3 - 1.6).abs() < 0.05, "{finals:?}");
+        // Each utterance is closed once, after its last piece.
+        let ends: Vec<usize> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Event::UtteranceEnd { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ends.len(), 2, "{events:?}");
+        // Final decodes after the first soft final continued its text.
+        let calls = calls.lock().unwrap().clone();
+        assert!(calls.iter().any(|(f, p)| *f && p == "w1"), "{calls:?}");
+        // The transcript: one line per utterance.
+        let mut lines = TranscriptLines::default();
+        let mut text = String::new();
+        for e in events.iter().chain([&Event::Finished]) {
+            text.extend(lines.text_for(e));
+        }
+        assert_eq!(text, "w1 w2\nw1\n");
+    }
+
+    #[test]
+    fn transcript_lines_join_pieces_of_an_utterance_and_end_the_line_at_its_close() {
+        let fin = |id: u64, text: &str| Event::Final {
+            id,
+            start_s: 0.0,
+            end_s: 1.0,
+            text: text.into(),
+            latency_ms: 1.0,
+            rtf: 0.1,
+        };
+        let mut l = TranscriptLines::default();
+        let out: String = [
+            fin(0, "Enter 29"),
+            fin(0, ""),
+            fin(0, "81."),
+            fin(0, ", please."),
+            Event::UtteranceEnd { id: 0 },
+            fin(1, "Erase."),
+            fin(2, "Stop"),
+            Event::Finished,
+        ]
+        .iter()
+        .filter_map(|e| l.text_for(e))
+        .collect();
+        assert_eq!(out, "Enter 29 81., please.\nErase.\nStop\n");
+        assert_eq!(join_piece("", "a"), "a");
+        assert_eq!(join_piece("a b", "c."), "a b c.");
+        assert_eq!(join_piece("a b", "?"), "a b?");
     }
 }

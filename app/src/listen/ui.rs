@@ -31,8 +31,10 @@ pub struct App {
     pub threads: usize,
     /// Transcript file.
     pub transcript_path: String,
-    /// Final lines shown (cleared by `c`).
+    /// Final lines shown, one per utterance (cleared by `c`).
     pub finals: Vec<String>,
+    /// The utterance whose final pieces the last line collects, while it is open.
+    pub open_final: Option<u64>,
     /// Committed part of the live utterance.
     pub partial_committed: String,
     /// Tentative part of the live utterance.
@@ -70,18 +72,30 @@ impl App {
                 self.partial_tentative = tentative.clone();
             }
             Event::Final {
+                id,
                 text,
                 latency_ms,
                 rtf,
                 ..
             } => {
                 if !text.is_empty() {
-                    self.finals.push(text.clone());
+                    match self.finals.last_mut() {
+                        Some(line) if self.open_final == Some(*id) => {
+                            *line = crate::listen::join_piece(line, text);
+                        }
+                        _ => self.finals.push(text.clone()),
+                    }
+                    self.open_final = Some(*id);
                 }
                 self.partial_committed.clear();
                 self.partial_tentative.clear();
                 self.last_latency_ms = Some(*latency_ms);
                 self.last_rtf = Some(*rtf);
+            }
+            Event::UtteranceEnd { id } => {
+                if self.open_final == Some(*id) {
+                    self.open_final = None;
+                }
             }
             Event::Paused(p) => self.paused = *p,
             Event::Warning(w) => self.message = Some(format!("warning: {w}")),
@@ -221,7 +235,8 @@ impl Widget for &App {
     }
 }
 
-/// Runs the UI until the pipeline finishes; finals go to `sink` as they arrive.
+/// Runs the UI until the pipeline finishes; final text goes to `sink` as it arrives
+/// (the text to append: [`crate::listen::TranscriptLines`]).
 pub fn run(
     mut app: App,
     pipeline: &Pipeline,
@@ -230,18 +245,16 @@ pub fn run(
     transcript: &PathBuf,
 ) -> anyhow::Result<()> {
     // ratatui::init: raw mode + alternate screen + a panic hook that restores both.
+    let mut lines = crate::listen::TranscriptLines::default();
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
         let mut dirty = true;
         loop {
             while let Ok(ev) = pipeline.events.try_recv() {
                 stats.observe(&ev);
-                if let Event::Final { text, .. } = &ev {
-                    if !text.is_empty() {
-                        if let Err(e) = sink(text) {
-                            app.message =
-                                Some(format!("error: writing {}: {e}", transcript.display()));
-                        }
+                if let Some(text) = lines.text_for(&ev) {
+                    if let Err(e) = sink(&text) {
+                        app.message = Some(format!("error: writing {}: {e}", transcript.display()));
                     }
                 }
                 app.apply(&ev);
@@ -426,5 +439,26 @@ mod tests {
         assert!(screen(&a, 80, 16).contains("PAUSED"));
         a.apply(&Event::Warning("audio buffer overrun".into()));
         assert!(screen(&a, 100, 16).contains("warning: audio buffer overrun"));
+    }
+
+    #[test]
+    fn final_pieces_of_an_utterance_share_one_line() {
+        let mut a = sample();
+        let fin = |id: u64, text: &str| Event::Final {
+            id,
+            start_s: 0.0,
+            end_s: 1.0,
+            text: text.into(),
+            latency_ms: 200.0,
+            rtf: 0.1,
+        };
+        a.apply(&fin(1, "Erase U D"));
+        a.apply(&fin(1, "B E five."));
+        a.apply(&Event::UtteranceEnd { id: 1 });
+        a.apply(&fin(2, "Stop."));
+        assert_eq!(
+            a.finals,
+            ["Enter two nine eight one.", "Erase U D B E five.", "Stop."]
+        );
     }
 }

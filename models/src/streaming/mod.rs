@@ -14,6 +14,16 @@
 //! when the hangover confirms the end, [`Segment::Final`] carries the same `id`,
 //! `speech_end` and audio, so the recogniser can commit the text it already has. If
 //! speech resumes first, [`Segment::Resumed`] says the speculative result is stale.
+//!
+//! "The text is final" is decoupled from "the utterance is closed": after a shorter
+//! pause of `final_pause_ms` ([`Segment::SoftFinal`]) the text up to that endpoint is
+//! final and emitted, while the utterance stays open until the hangover. If speech
+//! resumes, the recogniser keeps decoding the *whole* utterance audio with the text
+//! already final forced as the decoder prefix and emits only the words after it, so the
+//! finals of one utterance read as one decode of all of it (a short hangover instead
+//! cuts the audio, and Whisper transcribes the fragments on their own, badly), and the
+//! final latency is the short pause plus the decode, not the hangover.
+//!
 //! An utterance longer than
 //! `max_utterance_s` is cut at its quietest 100 ms in the last seconds (a pause between
 //! words, not the middle of one) and the remainder opens the next utterance, so no
@@ -98,6 +108,11 @@ pub struct SegmenterConfig {
     /// speculatively ([`Segment::Endpoint`]); raised to `post_roll_ms` if below it,
     /// so the speculative audio equals the final audio.
     pub endpoint_ms: u32,
+    /// Silence after the last voiced frame at which the text decoded at the endpoint
+    /// becomes final ([`Segment::SoftFinal`]) while the utterance stays open; `None` =
+    /// text is final only when the utterance closes. Raised to the endpoint wait if
+    /// below it. Only for models that can continue a decode from a forced prefix.
+    pub final_pause_ms: Option<u32>,
     /// Re-decode cadence while an utterance is open (ms of new audio).
     pub partial_every_ms: u32,
     /// Longest utterance (s); longer ones are cut at a pause.
@@ -113,6 +128,7 @@ impl Default for SegmenterConfig {
             pre_roll_ms: 300,
             post_roll_ms: 100,
             endpoint_ms: 100,
+            final_pause_ms: None,
             partial_every_ms: 400,
             max_utterance_s: 25.0,
             cut_search_s: 3.0,
@@ -145,6 +161,19 @@ pub enum Segment {
         /// Utterance number.
         id: u64,
         /// Its 16 kHz mono samples (up to `speech_end` + post-roll).
+        audio: Vec<f32>,
+        /// Stream position (samples) of the end of the last voiced frame.
+        speech_end: u64,
+    },
+    /// Speech has paused for `final_pause_ms`: the text of utterance `id` decoded at
+    /// the last [`Segment::Endpoint`] (same `speech_end` and audio) is final, while the
+    /// utterance stays open. Later decodes of this utterance continue after that text
+    /// (a forced decoder prefix); no [`Segment::Resumed`] follows for this endpoint, and
+    /// a [`Segment::Final`] with the same `speech_end` adds no audio.
+    SoftFinal {
+        /// Utterance number.
+        id: u64,
+        /// Its 16 kHz mono samples (up to `speech_end` + post-roll): the endpoint's.
         audio: Vec<f32>,
         /// Stream position (samples) of the end of the last voiced frame.
         speech_end: u64,
@@ -185,6 +214,8 @@ pub struct Segmenter {
     last_partial_len: u64,
     /// `speech_end` of the last [`Segment::Endpoint`] of the open utterance.
     endpoint_sent: Option<u64>,
+    /// `speech_end` of the last [`Segment::SoftFinal`] of the open utterance.
+    soft_sent: Option<u64>,
     /// End of the last closed utterance: the next one's pre-roll starts no earlier.
     last_close: u64,
 }
@@ -203,6 +234,7 @@ impl Segmenter {
             next_id: 0,
             last_partial_len: 0,
             endpoint_sent: None,
+            soft_sent: None,
             last_close: 0,
         }
     }
@@ -245,6 +277,7 @@ impl Segmenter {
         }
         self.closing = None;
         self.endpoint_sent = None;
+        self.soft_sent = None;
         self.trim();
     }
 
@@ -328,7 +361,12 @@ impl Segmenter {
             let max = (self.cfg.max_utterance_s * self.cfg.vad.sample_rate as f32) as u64;
             if len >= max {
                 let search = (self.cfg.cut_search_s * self.cfg.vad.sample_rate as f32) as u64;
-                let cut = self.quietest(start + max.saturating_sub(search), start + max);
+                // Never before the end of audio whose text is already final.
+                let committed = self
+                    .soft_sent
+                    .map_or(start, |e| e + self.ms(self.cfg.post_roll_ms));
+                let from = (start + max.saturating_sub(search)).max(committed);
+                let cut = self.quietest(from.min(start + max), start + max);
                 self.close(cut, cut, true, out);
                 // The rest continues as a new utterance.
                 let id = self.next_id;
@@ -366,8 +404,11 @@ impl Segmenter {
     fn endpoint(&mut self, id: u64, start: u64, pos: u64, out: &mut Vec<Segment>) {
         let silent = self.vad.unvoiced_ms();
         if silent == 0 {
-            if self.endpoint_sent.take().is_some() {
-                out.push(Segment::Resumed { id });
+            // A committed endpoint is not stale: its text is final.
+            if let Some(e) = self.endpoint_sent.take() {
+                if self.soft_sent != Some(e) {
+                    out.push(Segment::Resumed { id });
+                }
             }
             return;
         }
@@ -380,8 +421,10 @@ impl Segmenter {
             .saturating_sub(self.ms(silent))
             .max(start);
         if silent >= wait && pos >= speech_end + post && self.endpoint_sent != Some(speech_end) {
-            if self.endpoint_sent.is_some() {
-                out.push(Segment::Resumed { id });
+            if let Some(e) = self.endpoint_sent {
+                if self.soft_sent != Some(e) {
+                    out.push(Segment::Resumed { id });
+                }
             }
             self.endpoint_sent = Some(speech_end);
             out.push(Segment::Endpoint {
@@ -389,6 +432,19 @@ impl Segmenter {
                 audio: self.slice(start, speech_end + post),
                 speech_end,
             });
+        }
+        if let Some(pause) = self.cfg.final_pause_ms {
+            if silent >= pause.max(wait)
+                && self.endpoint_sent == Some(speech_end)
+                && self.soft_sent != Some(speech_end)
+            {
+                self.soft_sent = Some(speech_end);
+                out.push(Segment::SoftFinal {
+                    id,
+                    audio: self.slice(start, speech_end + post),
+                    speech_end,
+                });
+            }
         }
     }
 
@@ -521,6 +577,7 @@ mod tests {
                 Segment::Partial { id, audio } => format!("P{id}:{}", audio.len()),
                 Segment::Endpoint { id, audio, .. } => format!("E{id}:{}", audio.len()),
                 Segment::Resumed { id } => format!("R{id}"),
+                Segment::SoftFinal { id, audio, .. } => format!("SF{id}:{}", audio.len()),
                 Segment::Final {
                     id,
                     audio,
@@ -566,7 +623,7 @@ mod tests {
                 Segment::Endpoint { .. } => "E".into(),
                 Segment::Resumed { .. } => "R".into(),
                 Segment::Final { .. } => "F".into(),
-                Segment::Partial { .. } => unreachable!(),
+                Segment::SoftFinal { .. } | Segment::Partial { .. } => unreachable!(),
             })
             .collect();
         assert_eq!(names, ["S", "E", "R", "E", "F"], "{names:?}");
@@ -637,5 +694,219 @@ mod tests {
         // after it (not a full 300 ms pre-roll) + 1 s + 100 ms.
         assert!((lens[0] as i64 - 22400).abs() <= 640, "{lens:?}");
         assert!((lens[1] as i64 - 20000).abs() <= 640, "{lens:?}");
+    }
+
+    /// Non-partial segments of `sig` fed in 20 ms chunks, with the stream position at
+    /// which each was emitted.
+    fn events_at(sig: &[f32], cfg: SegmenterConfig) -> Vec<(u64, Segment)> {
+        let mut s = Segmenter::new(cfg);
+        let mut out = Vec::new();
+        let mut at = Vec::new();
+        for c in sig.chunks(320) {
+            let before = out.len();
+            s.push(c, &mut out);
+            for e in out.drain(before..) {
+                at.push((s.position(), e));
+            }
+        }
+        s.finish(&mut out);
+        at.extend(out.into_iter().map(|e| (u64::MAX, e)));
+        at.retain(|(_, e)| !matches!(e, Segment::Partial { .. }));
+        at
+    }
+
+    fn name(s: &Segment) -> &'static str {
+        match s {
+            Segment::Start { .. } => "S",
+            Segment::Partial { .. } => "P",
+            Segment::Endpoint { .. } => "E",
+            Segment::SoftFinal { .. } => "SF",
+            Segment::Resumed { .. } => "R",
+            Segment::Final { .. } => "F",
+        }
+    }
+
+    fn soft_cfg(pause: u32) -> SegmenterConfig {
+        SegmenterConfig {
+            final_pause_ms: Some(pause),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn soft_final_commits_the_endpoint_after_a_short_pause_and_the_utterance_stays_open() {
+        // 1 s speech, 300 ms pause, 1 s speech, 1 s silence; final pause 200 ms,
+        // hangover 600 ms: the pause makes the text so far final without closing.
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 4800]);
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 16000]);
+        let ev = events_at(&sig, soft_cfg(200));
+        let names: Vec<&str> = ev.iter().map(|(_, e)| name(e)).collect();
+        assert_eq!(names, ["S", "E", "SF", "E", "SF", "F"], "{names:?}");
+        // Each soft final carries its endpoint's audio and end of speech, 200 ms after it.
+        for (e, sf) in [(1, 2), (3, 4)] {
+            let (
+                _,
+                Segment::Endpoint {
+                    id: ei,
+                    audio: ea,
+                    speech_end: es,
+                },
+            ) = &ev[e]
+            else {
+                panic!()
+            };
+            let (
+                at,
+                Segment::SoftFinal {
+                    id: si,
+                    audio: sa,
+                    speech_end: ss,
+                },
+            ) = &ev[sf]
+            else {
+                panic!()
+            };
+            assert_eq!((ei, es, ea), (si, ss, sa));
+            assert!((3200..=3200 + 640).contains(&(at - ss)), "{at} {ss}");
+        }
+        // First pause: speech ended at 2.0 s; the utterance (one id) goes on.
+        let Segment::SoftFinal { speech_end, .. } = ev[2].1 else {
+            panic!()
+        };
+        assert!((speech_end as i64 - 32000).abs() <= 640, "{speech_end}");
+        // The closing final is the last soft final's audio: nothing new to decode.
+        let (
+            Segment::SoftFinal {
+                audio: a,
+                speech_end: e,
+                ..
+            },
+            Segment::Final {
+                audio: fa,
+                speech_end: fe,
+                id,
+                cut,
+            },
+        ) = (&ev[4].1, &ev[5].1)
+        else {
+            panic!()
+        };
+        assert_eq!((a, e, *id, *cut), (fa, fe, 0, false));
+    }
+
+    #[test]
+    fn pause_shorter_than_the_final_pause_only_resumes_and_no_soft_final_without_the_option() {
+        // 150 ms pause < 200 ms final pause: the speculative endpoint is discarded.
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 2400]);
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 16000]);
+        let names: Vec<&str> = events_at(&sig, soft_cfg(200))
+            .iter()
+            .map(|(_, e)| name(e))
+            .collect();
+        assert_eq!(names, ["S", "E", "R", "E", "SF", "F"], "{names:?}");
+        // `final_pause_ms: None`: text is final only at the close, as before.
+        let names: Vec<&str> = events_at(&sig, SegmenterConfig::default())
+            .iter()
+            .map(|(_, e)| name(e))
+            .collect();
+        assert_eq!(names, ["S", "E", "R", "E", "F"], "{names:?}");
+    }
+
+    #[test]
+    fn final_pause_below_the_endpoint_wait_is_raised_to_it() {
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 16000]);
+        let ev = events_at(&sig, soft_cfg(20));
+        let names: Vec<&str> = ev.iter().map(|(_, e)| name(e)).collect();
+        assert_eq!(names, ["S", "E", "SF", "F"], "{names:?}");
+        // Endpoint and soft final in the same chunk, after the 100 ms endpoint wait.
+        assert_eq!(ev[1].0, ev[2].0);
+    }
+
+    #[test]
+    fn max_length_cut_never_falls_inside_text_already_final() {
+        // Speech from 0.5 s with a digital-silence dip of 150 ms at 3.6 s (the quietest
+        // spot) and a quiet 300 ms pause at 4.4 s that makes the text final; the 6 s
+        // maximum cuts in [start + 3 s, start + 6 s]: after the committed audio.
+        let mut sig = vec![0.0; 8000];
+        let mut speech = tone(16000 * 7, 0.3);
+        for x in &mut speech[3 * 16000 + 1600..3 * 16000 + 4000] {
+            *x = 0.0;
+        }
+        for x in &mut speech[62400..67200] {
+            *x *= 0.003;
+        }
+        sig.extend(speech);
+        sig.extend(vec![0.0; 16000]);
+        let cfg = SegmenterConfig {
+            max_utterance_s: 6.0,
+            ..soft_cfg(200)
+        };
+        let ev = events_at(&sig, cfg.clone());
+        let soft: Vec<u64> = ev
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Segment::SoftFinal { speech_end, .. } => Some(*speech_end),
+                _ => None,
+            })
+            .collect();
+        let cuts: Vec<(u64, usize)> = ev
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Segment::Final {
+                    speech_end,
+                    audio,
+                    cut: true,
+                    ..
+                } => Some((*speech_end, audio.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cuts.len(), 1, "{ev:?}");
+        let committed = soft
+            .iter()
+            .filter(|&&e| e < cuts[0].0)
+            .max()
+            .copied()
+            .expect("a soft final before the cut");
+        assert!(
+            (committed as i64 - 8000 - 62400).abs() <= 640,
+            "{committed}"
+        );
+        assert!(
+            cuts[0].0 >= committed + 1600,
+            "cut {} in final text",
+            cuts[0].0
+        );
+        // Without soft finals the dip is where it cuts.
+        let ev = events_at(
+            &sig,
+            SegmenterConfig {
+                final_pause_ms: None,
+                ..cfg
+            },
+        );
+        let cut = ev
+            .iter()
+            .find_map(|(_, e)| match e {
+                Segment::Final {
+                    speech_end,
+                    cut: true,
+                    ..
+                } => Some(*speech_end),
+                _ => None,
+            })
+            .unwrap();
+        assert!(
+            (8000 + 3 * 16000 + 1600..8000 + 3 * 16000 + 4000).contains(&cut),
+            "{cut}"
+        );
     }
 }

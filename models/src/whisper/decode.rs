@@ -93,7 +93,8 @@ impl Default for GenerateOptions {
 pub struct Generation {
     /// Generated token ids (without the prompt and without EOT).
     pub tokens: Vec<u32>,
-    /// Final score: cumulative log-prob / length^length_penalty.
+    /// Final score: cumulative log-prob / length^length_penalty (a forced prefix
+    /// included: its tokens count in both).
     pub score: f32,
     /// Probability of the no-speech token at the start of the transcript.
     pub no_speech_prob: f32,
@@ -185,7 +186,16 @@ fn no_speech_prob(logits: &[f32], id: u32) -> f32 {
 
 /// Decodes one window whose audio was set with [`WhisperModel::set_audio`].
 /// `prompt` = `[<|startofprev|> previous text…] <|startoftranscript|> [lang task]
-/// [<|notimestamps|>]`.
+/// [<|notimestamps|>] [forced prefix…]`.
+///
+/// Tokens after the task tokens are a forced decoder prefix (CTranslate2's
+/// `prefix_ids`, faster-whisper's `prefix`: with timestamps it starts with
+/// `<|0.00|>`): the decoder follows them, then continues on its own. They are
+/// forwarded with the prompt in one pass, the search starts after them, and the logit
+/// rules see them as already generated (so the step-0 rules do not apply after a
+/// prefix, and timestamp pairing counts its timestamps). [`Generation::tokens`] holds
+/// only what follows the prefix; [`Generation::score`] covers the whole sequence, the
+/// prefix's log-probs and length included (as CTranslate2 scores a forced prefix).
 pub fn generate(
     model: &WhisperModel,
     st: &mut DecoderState,
@@ -203,14 +213,14 @@ pub fn generate(
     {
         prompt_length += 1;
     }
-    if prompt_length != prompt.len() {
-        return Err(WhisperError::Invalid(
-            "decoder prefixes after the task tokens are not supported".into(),
-        ));
-    }
-    let start_token = prompt[prompt_length - 1];
-    let timestamps = start_token != sp.no_timestamps;
-    let before = &prompt[..prompt_length - 1];
+    let forced = &prompt[prompt_length..];
+    let timestamps = prompt[prompt_length - 1] != sp.no_timestamps;
+    // Forwarded in one shared pass: the prompt up to the token the search feeds first
+    // (the last task token, or the last token of a forced prefix).
+    let (before, start_token) = match forced.split_last() {
+        None => (&prompt[..prompt_length - 1], prompt[prompt_length - 1]),
+        Some((&last, _)) => (&prompt[..prompt.len() - 1], last),
+    };
     let rows_needed = opts.beam_size.max(opts.num_hypotheses).max(1);
     if rows_needed > st.max_beams() {
         return Err(WhisperError::Invalid(format!(
@@ -225,6 +235,25 @@ pub fn generate(
         if sot_index < before.len() {
             let lg = model.step_logits(st, sot_index, 1)?;
             nsp = Some(no_speech_prob(lg, sp.no_speech));
+        }
+    }
+    // The forced tokens' log-probs (after the logit rules, as the search would have
+    // scored them) start every hypothesis's score, so that length normalisation ranks
+    // whole sequences as a decode without the prefix does. One projection for all rows.
+    let mut forced_score = 0f32;
+    if !forced.is_empty() {
+        let v = model.dims().n_vocab;
+        let logits = model.step_logits(st, prompt_length - 1, forced.len())?;
+        let (mut lp, mut buf) = (vec![0f32; v], Vec::new());
+        for (i, &t) in forced.iter().enumerate() {
+            let row = &mut logits[i * v..(i + 1) * v];
+            log_softmax_into(row, &mut lp);
+            let raw = lp.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY);
+            apply_rules(row, &forced[..i], opts, sp, timestamps, &mut buf);
+            log_softmax_into(row, &mut lp);
+            let ruled = lp.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY);
+            // A prefix token the rules forbid is scored by the raw distribution.
+            forced_score += if ruled.is_finite() { ruled } else { raw };
         }
     }
     let start_step = st.len();
@@ -243,7 +272,7 @@ pub fn generate(
         greedy(
             model,
             st,
-            start_token,
+            (start_token, forced, forced_score),
             sp,
             opts,
             timestamps,
@@ -252,7 +281,16 @@ pub fn generate(
             nsp,
         )
     } else {
-        beam_search(model, st, start_token, sp, opts, timestamps, max_steps, nsp)
+        beam_search(
+            model,
+            st,
+            (start_token, forced, forced_score),
+            sp,
+            opts,
+            timestamps,
+            max_steps,
+            nsp,
+        )
     }
 }
 
@@ -260,7 +298,7 @@ pub fn generate(
 fn greedy(
     model: &WhisperModel,
     st: &mut DecoderState,
-    start: u32,
+    (start, forced, forced_score): (u32, &[u32], f32),
     sp: &SpecialTokens,
     opts: &GenerateOptions,
     timestamps: bool,
@@ -270,8 +308,9 @@ fn greedy(
 ) -> Result<Generation> {
     let v = model.dims().n_vocab;
     let mut rng = rand::rngs::StdRng::seed_from_u64_compat(opts.seed);
-    let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut scores = vec![0f32; n];
+    // Sequences include the forced prefix (the logit rules see it), stripped at the end.
+    let mut seqs: Vec<Vec<u32>> = vec![forced.to_vec(); n];
+    let mut scores = vec![forced_score; n];
     let mut done = vec![false; n];
     let mut next = vec![start; n];
     let mut lp = vec![0f32; v];
@@ -328,8 +367,10 @@ fn greedy(
             best = i;
         }
     }
+    let mut tokens = std::mem::take(&mut seqs[best]);
+    tokens.drain(..forced.len());
     Ok(Generation {
-        tokens: std::mem::take(&mut seqs[best]),
+        tokens,
         score: finals[best],
         no_speech_prob: nsp.unwrap_or(0.0),
     })
@@ -379,7 +420,7 @@ impl SeedCompat for rand::rngs::StdRng {
 fn beam_search(
     model: &WhisperModel,
     st: &mut DecoderState,
-    start: u32,
+    (start, forced, forced_score): (u32, &[u32], f32),
     sp: &SpecialTokens,
     opts: &GenerateOptions,
     timestamps: bool,
@@ -391,8 +432,9 @@ fn beam_search(
     let ncand = 2 * beam;
     let max_candidates = ((beam as f32) * opts.patience).round().max(1.0) as usize;
     // alive beams: sequences and cumulative scores; step 0 has one row.
-    let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
-    let mut scores: Vec<f32> = vec![0.0];
+    // Sequences include the forced prefix (the logit rules see it), stripped at the end.
+    let mut seqs: Vec<Vec<u32>> = vec![forced.to_vec()];
+    let mut scores: Vec<f32> = vec![forced_score];
     let mut inputs: Vec<u32> = vec![start];
     let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
     let mut lp = vec![0f32; v];
@@ -475,9 +517,10 @@ fn beam_search(
         inputs = next.iter().map(|c| c.2).collect();
     }
     let mut best: Option<(Vec<u32>, f32)> = None;
-    for (hyp, s) in finished {
+    for (mut hyp, s) in finished {
         let len = hyp.len() as f32;
         let norm = s / len.max(1.0).powf(opts.length_penalty);
+        hyp.drain(..forced.len().min(hyp.len()));
         if best.as_ref().is_none_or(|b| norm > b.1) {
             best = Some((hyp, norm));
         }

@@ -61,6 +61,12 @@ pub struct TranscribeOptions {
     pub prompt_reset_on_temperature: f32,
     /// Text to condition the first window on.
     pub initial_prompt: Option<String>,
+    /// Text the first window's transcript must begin with (faster-whisper's `prefix`):
+    /// tokenised with a leading space, preceded by `<|0.00|>` with timestamps, and
+    /// forced after the task tokens (see [`super::decode::generate`]). The returned segments hold only
+    /// what the decoder continues with, not the prefix itself. Later windows do not
+    /// get it. At most `MAX_LENGTH / 2 - 1` tokens.
+    pub prefix: Option<String>,
     /// Suppress blank and EOT at the first step.
     pub suppress_blank: bool,
     /// Suppressed tokens (`-1` = non-speech symbols).
@@ -107,6 +113,7 @@ impl Default for TranscribeOptions {
             condition_on_previous_text: true,
             prompt_reset_on_temperature: 0.5,
             initial_prompt: None,
+            prefix: None,
             suppress_blank: true,
             suppress_tokens: vec![-1],
             without_timestamps: false,
@@ -583,6 +590,26 @@ impl Whisper {
         if let Some(p) = &opts.initial_prompt {
             all_tokens.extend(tok.encode(&format!(" {}", p.trim())));
         }
+        // The forced prefix of the first window (faster-whisper `get_prompt`).
+        let mut prefix_tokens: Vec<u32> = Vec::new();
+        if let Some(p) = opts
+            .prefix
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if !opts.without_timestamps {
+                prefix_tokens.push(sp.timestamp_begin);
+            }
+            prefix_tokens.extend(tok.encode(&format!(" {p}")));
+            if prefix_tokens.len() >= MAX_LENGTH / 2 {
+                return Err(WhisperError::Invalid(format!(
+                    "the decoder prefix has {} tokens, more than {}",
+                    prefix_tokens.len(),
+                    MAX_LENGTH / 2 - 1
+                )));
+            }
+        }
         let mut prompt_reset_since = 0usize;
         // A silence-padded reduced audio context decodes on the CPU (the session has no
         // padded cross-attention K/V), so no device session is opened for it.
@@ -626,8 +653,10 @@ impl Whisper {
             if opts.without_timestamps {
                 prompt.push(sp.no_timestamps);
             }
-            let (result, avg_logprob, temperature, cr) =
-                self.generate_with_fallback(&mut st, &prompt, &sp, &gen_base, opts)?;
+            let forced: &[u32] = if seek == 0 { &prefix_tokens } else { &[] };
+            prompt.extend_from_slice(forced);
+            let (mut result, avg_logprob, temperature, cr) =
+                self.generate_with_fallback(&mut st, &prompt, forced.len(), &sp, &gen_base, opts)?;
             info.decoder_s += t.elapsed().as_secs_f64();
             if let Ok(mut e) = self.last_decoder.lock() {
                 *e = Some(st.executor());
@@ -643,6 +672,11 @@ impl Whisper {
                 }
             }
             let previous_seek = seek;
+            // Split the whole sequence (a forced prefix opens the first piece with its
+            // timestamp), then drop the prefix from the pieces' tokens.
+            if !forced.is_empty() {
+                result.tokens.splice(0..0, forced.iter().copied());
+            }
             let (pieces, new_seek) = split_by_timestamps(
                 &result.tokens,
                 sp.timestamp_begin,
@@ -658,7 +692,12 @@ impl Whisper {
             } else {
                 new_seek
             };
-            for (start, end, tokens) in pieces {
+            let mut skip = forced.len();
+            for (start, end, mut tokens) in pieces {
+                let k = skip.min(tokens.len());
+                skip -= k;
+                // The prefix conditions later windows as the text before it does.
+                all_tokens.extend(tokens.drain(..k));
                 let text = tok.decode(&tokens);
                 if start == end || text.trim().is_empty() {
                     continue;
@@ -690,6 +729,7 @@ impl Whisper {
         &self,
         st: &mut DecoderState,
         prompt: &[u32],
+        forced: usize,
         sp: &SpecialTokens,
         base: &GenerateOptions,
         opts: &TranscribeOptions,
@@ -709,7 +749,8 @@ impl Whisper {
                 g.num_hypotheses = 1;
             }
             let result = generate(&self.model, st, prompt, sp, &g)?;
-            let seq_len = result.tokens.len() as f32;
+            // The score covers a forced prefix too.
+            let seq_len = (forced + result.tokens.len()) as f32;
             let cum = result.score * seq_len.powf(opts.length_penalty);
             let avg_logprob = cum / (seq_len + 1.0);
             let text = self.tokenizer.decode(&result.tokens);
