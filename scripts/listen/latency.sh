@@ -12,8 +12,12 @@
 # usage: scripts/listen/latency.sh [N=10] [HARK=target/release/hark] [extra hark listen flags...]
 #   e.g. scripts/listen/latency.sh 20 target/release/hark --model an4-conformer
 #        scripts/listen/latency.sh 10 target/release/hark --full-audio-ctx   # Whisper's 30 s encoder, for comparison
-# Whisper decodes encode the utterance only (silence-padded audio context); the final
-# latency cannot be below --hangover-ms (default 400), which confirms the end of speech.
+# Whisper decodes encode the utterance only (silence-padded audio context). With Whisper
+# the text so far is final after --final-pause-ms (default 250) of silence while the
+# utterance stays open until --hangover-ms (default 400), so the final latency is about
+# the pause plus the decode; --final-pause-ms 0 (and conformer-AED models, whose decoders
+# take no prefix) emit finals only at the hangover, which then bounds the latency.
+# Each final line counts once (an utterance continued after a pause gives several).
 set -euo pipefail
 N=${1:-10}
 HARK=${2:-target/release/hark}
