@@ -78,6 +78,9 @@ def main():
                     help="split the files across N concurrent hark processes per device")
     ap.add_argument("--keep", type=Path, default=None, help="write transcripts here")
     ap.add_argument("--json", type=Path, default=None, help="write the report as JSON")
+    ap.add_argument("--explain", type=Path, default=None,
+                    help="the explain_divergence example binary (Whisper models): run it on "
+                         "every differing file and add its analysis to the report")
     args = ap.parse_args()
 
     if not args.data.is_dir():
@@ -113,6 +116,18 @@ def main():
         print(f"  {d['file']}:\n    cpu: {d['cpu']!r}\n    gpu: {d['gpu']!r}")
     report["identical"] = same
     report["differences"] = diffs
+    if args.explain and diffs:
+        model_dir = Path(args.model)
+        if not model_dir.is_dir():
+            home = Path(os.environ.get("HARK_HOME", Path.home() / ".cache/hark"))
+            model_dir = home / "models" / args.model
+        by_name = {f.name: f for f in files}
+        cmd = [str(args.explain), str(model_dir), *(str(by_name[d["file"]]) for d in diffs)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        print(proc.stdout)
+        if proc.returncode != 0:
+            print(f"explain_divergence failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        report["explanation"] = proc.stdout
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if not diffs else 1
