@@ -93,6 +93,12 @@ pub struct Args {
     /// models ignore it (their decoders take no prefix yet).
     #[arg(long, default_value_t = DEFAULT_FINAL_PAUSE_MS)]
     pub final_pause_ms: u32,
+    /// Whisper: an utterance's text becomes final at a pause only once the utterance
+    /// holds this much audio (ms, including 300 ms of pre-roll): a short opening
+    /// fragment decoded alone is where Whisper errs most, so it waits for more speech
+    /// or the hangover.
+    #[arg(long, default_value_t = DEFAULT_FINAL_MIN_MS)]
+    pub final_min_ms: u32,
     /// Whisper: encoder positions (20 ms each) encoded beyond the utterance. Each
     /// decode encodes only the utterance plus this margin (rounded up to 32 positions)
     /// instead of a 30 s window, which makes it several times faster; the positions
@@ -111,6 +117,9 @@ pub struct Args {
 /// finalises fragments of slowly spelled letters (8: 95.5%, 20: 57% with one
 /// hallucinated repetition).
 pub const DEFAULT_FINAL_PAUSE_MS: u32 = 250;
+
+/// Default of `--final-min-ms` (see [`DEFAULT_FINAL_PAUSE_MS`] for how it was measured).
+pub const DEFAULT_FINAL_MIN_MS: u32 = 1500;
 
 /// Seconds rounded to the millisecond (JSON output).
 fn round_ms(s: f64) -> f64 {
@@ -263,6 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Continuing a decode after final text needs a forced decoder prefix (Whisper).
         final_pause_ms: (facts.family == Family::Whisper && args.final_pause_ms > 0)
             .then_some(args.final_pause_ms),
+        final_min_ms: args.final_min_ms,
         ..Default::default()
     };
     seg_cfg.vad.hangover_ms = args.hangover_ms;

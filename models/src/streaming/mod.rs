@@ -113,6 +113,12 @@ pub struct SegmenterConfig {
     /// text is final only when the utterance closes. Raised to the endpoint wait if
     /// below it. Only for models that can continue a decode from a forced prefix.
     pub final_pause_ms: Option<u32>,
+    /// Soft finals wait until the utterance holds this much audio (ms, pre-roll and
+    /// post-roll included): a short opening fragment decoded on its own is where a
+    /// decode errs most (AN4's spelled "RUBOUT" alone comes out as "Rub out", with the
+    /// letters that follow as "Robot"), so its text stays open until more speech or the
+    /// hangover gives it context.
+    pub final_min_ms: u32,
     /// Re-decode cadence while an utterance is open (ms of new audio).
     pub partial_every_ms: u32,
     /// Longest utterance (s); longer ones are cut at a pause.
@@ -129,6 +135,7 @@ impl Default for SegmenterConfig {
             post_roll_ms: 100,
             endpoint_ms: 100,
             final_pause_ms: None,
+            final_min_ms: 0,
             partial_every_ms: 400,
             max_utterance_s: 25.0,
             cut_search_s: 3.0,
@@ -434,7 +441,9 @@ impl Segmenter {
             });
         }
         if let Some(pause) = self.cfg.final_pause_ms {
+            let long_enough = speech_end + post >= start + self.ms(self.cfg.final_min_ms);
             if silent >= pause.max(wait)
+                && long_enough
                 && self.endpoint_sent == Some(speech_end)
                 && self.soft_sent != Some(speech_end)
             {
@@ -795,6 +804,28 @@ mod tests {
             panic!()
         };
         assert_eq!((a, e, *id, *cut), (fa, fe, 0, false));
+    }
+
+    #[test]
+    fn short_opening_fragment_is_not_made_final_before_the_utterance_reaches_final_min() {
+        // 400 ms speech, 300 ms pause, 1 s speech, 1 s silence. The first pause comes
+        // when the utterance holds 800 ms (300 pre-roll + 400 + 100 post-roll).
+        let mut sig = vec![0.0; 16000];
+        sig.extend(tone(6400, 0.3));
+        sig.extend(vec![0.0; 4800]);
+        sig.extend(tone(16000, 0.3));
+        sig.extend(vec![0.0; 16000]);
+        let names = |min: u32| -> Vec<&str> {
+            let cfg = SegmenterConfig {
+                final_min_ms: min,
+                ..soft_cfg(200)
+            };
+            events_at(&sig, cfg).iter().map(|(_, e)| name(e)).collect()
+        };
+        // Below 1.5 s the first pause only resumes; the second (2.1 s in) is final.
+        assert_eq!(names(1500), ["S", "E", "R", "E", "SF", "F"]);
+        // Without the minimum both pauses make the text so far final.
+        assert_eq!(names(0), ["S", "E", "SF", "E", "SF", "F"]);
     }
 
     #[test]
