@@ -13,9 +13,10 @@
 #   e.g. scripts/listen/latency.sh 20 target/release/hark --model an4-conformer
 #        scripts/listen/latency.sh 10 target/release/hark --full-audio-ctx   # Whisper's 30 s encoder, for comparison
 # Whisper decodes encode the utterance only (silence-padded audio context). With Whisper
-# the text so far is final after --final-pause-ms (default 250) of silence while the
-# utterance stays open until --hangover-ms (default 400), so the final latency is about
-# the pause plus the decode; --final-pause-ms 0 (and conformer-AED models, whose decoders
+# the text so far is final after --final-pause-ms (default 250) of silence (once the
+# utterance holds --final-min-ms, default 1500, of audio) while the utterance stays open
+# until --hangover-ms (default 400), so the final latency is about the pause plus the
+# decode (the hangover for short utterances); --final-pause-ms 0 (and conformer-AED models, whose decoders
 # take no prefix) emit finals only at the hangover, which then bounds the latency.
 # Each final line counts once (an utterance continued after a pause gives several).
 set -euo pipefail
