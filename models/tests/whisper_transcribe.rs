@@ -60,6 +60,37 @@ fn an4_utterances_transcribe_close_to_reference() {
 }
 
 /// ~3 minutes of AN4 speech (utterances joined with 0.5 s of silence).
+/// `max_new_tokens` (faster-whisper's option) stops each window's decode after that many
+/// generated tokens: a greedy decode capped at 3 tokens is the first 3 tokens of the
+/// uncapped one.
+#[test]
+fn max_new_tokens_caps_the_decode_at_its_first_tokens() {
+    let (Some(w), Some(utts)) = (load("tiny.en"), whisper_common::an4_test()) else {
+        return;
+    };
+    let samples = hark_audio::load_audio(&utts[0].1).unwrap();
+    let greedy = TranscribeOptions {
+        beam_size: 1,
+        temperatures: vec![0.0],
+        without_timestamps: true,
+        no_speech_threshold: None,
+        ..Default::default()
+    };
+    let tokens = |opts: &TranscribeOptions| -> Vec<u32> {
+        run(&w, &samples, opts)
+            .iter()
+            .flat_map(|s| s.tokens.clone())
+            .collect()
+    };
+    let full = tokens(&greedy);
+    assert!(full.len() > 3, "uncapped decode: {full:?}");
+    let capped = tokens(&TranscribeOptions {
+        max_new_tokens: Some(3),
+        ..greedy.clone()
+    });
+    assert_eq!(capped, full[..3].to_vec());
+}
+
 fn long_audio() -> Option<(Vec<f32>, Vec<String>)> {
     let utts = whisper_common::an4_test()?;
     let mut samples = Vec::new();

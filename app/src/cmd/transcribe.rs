@@ -100,6 +100,10 @@ pub struct Args {
     /// Fallback temperatures, comma-separated (a single 0 disables the fallback).
     #[arg(long, default_value = "0,0.2,0.4,0.6,0.8,1.0", value_delimiter = ',')]
     pub temperature: Vec<f32>,
+    /// Whisper: at most this many tokens generated per 30 s window (faster-whisper's
+    /// `max_new_tokens`; default: up to 224). Bounds the time a repetition loop costs.
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
     /// Weight precision at run time (default: the precision the model is stored in).
     #[arg(long)]
     pub precision: Option<Precision>,
@@ -310,6 +314,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.beam == 0 || args.best_of == 0 {
         bail!("--beam and --best-of must be at least 1");
     }
+    if args.max_new_tokens == Some(0) {
+        bail!("--max-new-tokens must be at least 1");
+    }
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
@@ -366,6 +373,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         audio_ctx: args.audio_ctx,
         audio_ctx_mode: args.audio_ctx_mode.into(),
+        max_new_tokens: args.max_new_tokens,
         ..Default::default()
     };
 

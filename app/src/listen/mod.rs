@@ -179,6 +179,15 @@ pub fn whisper_audio_ctx(samples: usize, margin: usize) -> usize {
     ((positions + margin).div_ceil(AUDIO_CTX_ROUND) * AUDIO_CTX_ROUND).min(1500)
 }
 
+/// Tokens a live Whisper decode of `samples` 16 kHz samples may generate: 24 plus 10
+/// per second of audio. Speech runs at about 4-6 tokens a second (AN4's spelled letters,
+/// timestamps included: ~5), so this leaves twice the room; what it stops is a
+/// repetition loop running to the 224-token limit, which on a 1.6 s AN4 utterance
+/// held its final text back by ~6 s (beam 5, then a temperature fallback).
+pub fn live_token_cap(samples: usize) -> usize {
+    24 + samples * 10 / 16_000
+}
+
 /// Opens the audio source inside the capture thread (a microphone must stay on the
 /// thread that opened it).
 pub type SourceFactory = Box<dyn FnOnce() -> anyhow::Result<Box<dyn AudioSource>> + Send + 'static>;
@@ -540,6 +549,7 @@ fn decode(
         return Ok(None);
     }
     let opts = TranscribeOptions {
+        max_new_tokens: Some(live_token_cap(audio.len())),
         audio_ctx: audio_ctx_margin.map(|m| whisper_audio_ctx(audio.len(), m)),
         audio_ctx_mode: AudioCtxMode::Silence,
         cancel: cancel.cloned(),
@@ -1190,6 +1200,10 @@ mod tests {
     impl Transcriber for Fake {
         fn text(&self, audio: &[f32], opts: &TranscribeOptions) -> anyhow::Result<Option<String>> {
             std::thread::sleep(self.cost);
+            // Every live decode is capped by the audio's length.
+            if opts.max_new_tokens != Some(live_token_cap(audio.len())) {
+                anyhow::bail!("uncapped live decode: {:?}", opts.max_new_tokens);
+            }
             let is_final = !opts.without_timestamps;
             if let Ok(mut c) = self.calls.lock() {
                 c.push((is_final, audio.len()));

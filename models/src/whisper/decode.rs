@@ -57,6 +57,9 @@ pub struct GenerateOptions {
     pub num_hypotheses: usize,
     /// Maximum total length (prompt + generated), 448.
     pub max_length: usize,
+    /// At most this many tokens generated after the prompt and the forced prefix
+    /// (faster-whisper's `max_new_tokens`); `None` = up to `max_length / 2`.
+    pub max_new_tokens: Option<usize>,
     /// Token ids never generated.
     pub suppress_tokens: Vec<u32>,
     /// Token ids suppressed at the first step (`suppress_blank`).
@@ -79,6 +82,7 @@ impl Default for GenerateOptions {
             sampling_temperature: 0.0,
             num_hypotheses: 1,
             max_length: 448,
+            max_new_tokens: None,
             suppress_tokens: Vec::new(),
             begin_suppress_tokens: Vec::new(),
             max_initial_timestamp_index: 50,
@@ -258,6 +262,9 @@ pub fn generate(
     }
     let start_step = st.len();
     let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
+    let max_steps = opts
+        .max_new_tokens
+        .map_or(max_steps, |n| max_steps.min(n.max(1)));
     if max_steps == 0 {
         return Err(WhisperError::Invalid(
             "the prompt fills the whole decoder context".into(),

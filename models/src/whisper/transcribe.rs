@@ -67,6 +67,11 @@ pub struct TranscribeOptions {
     /// what the decoder continues with, not the prefix itself. Later windows do not
     /// get it. At most `MAX_LENGTH / 2 - 1` tokens.
     pub prefix: Option<String>,
+    /// At most this many tokens generated per window (faster-whisper's
+    /// `max_new_tokens`); `None` = up to half the decoder context (224). A decode that
+    /// reaches it ends there (a repetition loop stops early; the fallback rules still
+    /// judge the text).
+    pub max_new_tokens: Option<usize>,
     /// Suppress blank and EOT at the first step.
     pub suppress_blank: bool,
     /// Suppressed tokens (`-1` = non-speech symbols).
@@ -114,6 +119,7 @@ impl Default for TranscribeOptions {
             prompt_reset_on_temperature: 0.5,
             initial_prompt: None,
             prefix: None,
+            max_new_tokens: None,
             suppress_blank: true,
             suppress_tokens: vec![-1],
             without_timestamps: false,
@@ -573,6 +579,7 @@ impl Whisper {
             patience: opts.patience,
             length_penalty: opts.length_penalty,
             max_length: MAX_LENGTH,
+            max_new_tokens: opts.max_new_tokens,
             suppress_tokens: suppress,
             begin_suppress_tokens: if opts.suppress_blank {
                 self.model.config.begin_suppress_tokens.clone()
