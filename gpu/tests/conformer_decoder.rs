@@ -221,3 +221,48 @@ fn conformer_decoder_session_declines_other_models_and_oversized_requests() {
         );
     }
 }
+
+/// FireRedASR's attention beam search (the fixture has no CTC head) through the GPU
+/// session gives the CPU's n-best: same token sequences, scores within 1e-3 (the logits
+/// differ by nMSE ~1e-13, see the bound above), and the decoder ran on the GPU.
+#[test]
+fn conformer_beam_search_through_the_gpu_session_matches_cpu_nbest() {
+    if ctx().is_none() {
+        return;
+    }
+    let dir = repo().join("models/tests/fixtures/conformer/firered_d32_k15");
+    let cpu = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();
+    let mut gpu = cpu.clone();
+    let delegates = hark_gpu::Delegates::for_model(&dir, DevicePreference::Any).unwrap();
+    let name = delegates[0].name().to_string();
+    gpu.set_delegates(delegates);
+    let enc = encoder_output(&cpu);
+    let opts = hark_models::conformer_aed::BeamSearchOptions {
+        beam_size: 3,
+        nbest: 3,
+        decode_max_len: 12,
+        ..Default::default()
+    };
+    let want = cpu.beam_search(&enc, &opts).unwrap();
+    assert_eq!(
+        cpu.last_decoder_executor(),
+        Some(hark_engine::delegate::Executor::Cpu)
+    );
+    let got = gpu.beam_search(&enc, &opts).unwrap();
+    assert_eq!(
+        gpu.last_decoder_executor(),
+        Some(hark_engine::delegate::Executor::Delegate(name)),
+        "the decoder ran on the GPU session"
+    );
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        eprintln!("{:?} {} / {:?} {}", g.tokens, g.score, w.tokens, w.score);
+        assert_eq!(g.tokens, w.tokens);
+        assert!(
+            (g.score - w.score).abs() < 1e-3,
+            "{} vs {}",
+            g.score,
+            w.score
+        );
+    }
+}
