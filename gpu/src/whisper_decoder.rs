@@ -1,5 +1,8 @@
 //! The Whisper decoder step on the GPU, as a [`DecoderSession`] with its caches resident
-//! on the device.
+//! on the device. The conformer-AED transformer decoder has the same pre-LN structure and
+//! runs on the same [`GpuDecoderSession`]: [`DecoderWeights`] carries the few options in
+//! which the two differ (LayerNorm eps, embedding scale, FFN activation, tied or biased
+//! output, a masked pad token), and `crate::conformer_decoder` maps its checkpoint onto it.
 //!
 //! Follows openai-whisper `whisper/model.py` (`TextDecoder`, `ResidualAttentionBlock` with
 //! cross-attention) the way hark's CPU decoder does (`models/src/whisper/model.rs`,
