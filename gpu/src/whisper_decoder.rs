@@ -470,6 +470,15 @@ impl GpuDecoderSession {
             });
         }
         let dm = w.dims;
+        // Capacity rounded up to a multiple of 64 positions (within the model's limit):
+        // the self-attention kernel is compiled per capacity, and conformer-AED requests
+        // vary per utterance (448, Whisper's, is already one).
+        let cap = dm.n_text_ctx.min(MAX_LEN);
+        let max_len = max_len
+            .div_ceil(64)
+            .saturating_mul(64)
+            .min(cap)
+            .max(max_len);
         let d = dm.n_text_state;
         let l = dm.n_text_layer;
         let rows = beams * max_len;
