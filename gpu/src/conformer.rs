@@ -20,6 +20,9 @@
 //! * Declined (the stage then runs on the CPU): `legacy_rel_pos` (ESPnet's legacy
 //!   Transformer-XL shift) and inputs whose buffers exceed the device's limits.
 //!
+//! With [`ConformerEncoderDelegate::with_decoder`] the same delegate also opens decoder
+//! sessions for the transformer decoder ([`crate::conformer_decoder`]).
+//!
 //! The relative-position table (`RelPositionalEncoding`) is computed on the host with
 //! the CPU path's formula and uploaded per call (`(2T-1)·d` values). Activation buffers
 //! are allocated for the longest input seen so far and reused.
@@ -28,12 +31,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hark_engine::delegate::{Delegate, Stage, StageKind};
+use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, StageKind};
 use hark_engine::{DType, Precision, PrecisionPolicy, Tensor, Weights};
 
 use crate::context::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::{Act, GpuWeight};
 use crate::whisper::StageTimes;
+use crate::whisper_decoder::DecoderWeights;
 use crate::{GpuError, StageClock};
 
 /// The model name a conformer-AED stage carries (`Stage::model`).
@@ -209,7 +213,7 @@ impl ConformerDims {
 /// Sinusoidal encoding of position `pos` for column `col` of width `d`, computed exactly
 /// as the CPU path's table (`models/src/conformer_aed/nn.rs` `sinusoid`: f32 `div_term`,
 /// f32 angle), so both sides see identical encodings.
-fn sinusoid(pos: f32, col: usize, d: usize) -> f32 {
+pub(crate) fn sinusoid(pos: f32, col: usize, d: usize) -> f32 {
     let ln = (10000.0f32).ln() as f64;
     let div = ((col / 2 * 2) as f32 * (-(ln / d as f64)) as f32).exp();
     let angle = pos * div;
@@ -371,6 +375,7 @@ pub struct ConformerEncoderDelegate {
     bufs: Mutex<Option<Buffers>>,
     weight_bytes: u64,
     clock: Arc<StageClock>,
+    decoder: Option<Arc<DecoderWeights>>,
 }
 
 impl std::fmt::Debug for ConformerEncoderDelegate {
@@ -582,7 +587,44 @@ impl ConformerEncoderDelegate {
             bufs: Mutex::new(None),
             weight_bytes: bytes.get(),
             clock,
+            decoder: None,
         })
+    }
+
+    /// Also uploads the decoder weights of the model in `model_dir` (stored precision),
+    /// so that this delegate opens decoder sessions ([`Delegate::decoder_session`], model
+    /// [`MODEL`]; see [`crate::conformer_decoder`]).
+    pub fn with_decoder(mut self, model_dir: &Path) -> Result<Self, GpuError> {
+        let w = crate::conformer_decoder::load(&self.ctx, model_dir)?;
+        self.weight_bytes += w.weight_bytes();
+        self.decoder = Some(Arc::new(w));
+        Ok(self)
+    }
+
+    /// Opens a decoder session directly (what [`Delegate::decoder_session`] returns):
+    /// `max_beams` rows, `max_len` positions (at most `min(pe_maxlen, 2048)`). Fails when
+    /// the decoder weights were not loaded ([`Self::with_decoder`]).
+    pub fn open_decoder(
+        &self,
+        max_beams: usize,
+        max_len: usize,
+    ) -> Result<crate::conformer_decoder::ConformerDecoderSession, GpuError> {
+        let w = self.decoder.clone().ok_or(GpuError::Shape {
+            op: "conformer decoder session",
+            reason: "the delegate was loaded without the decoder (with_decoder)".into(),
+        })?;
+        crate::whisper_decoder::GpuDecoderSession::new(
+            self.ctx.clone(),
+            w,
+            None,
+            crate::whisper_decoder::SessionShared {
+                name: self.name.clone(),
+                clock: self.clock.clone(),
+                reused: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            },
+            max_beams,
+            max_len,
+        )
     }
 
     /// Encoder options read from config.json.
@@ -886,5 +928,25 @@ impl Delegate for ConformerEncoderDelegate {
         crate::run_encoder_stage(&self.name, "conformer encoder", outputs, || {
             self.encode(stage.inputs[0].2).map(|(y, _, _)| y)
         })
+    }
+
+    fn decoder_session(
+        &self,
+        request: &SessionRequest<'_>,
+    ) -> hark_engine::Result<Option<Box<dyn DecoderSession>>> {
+        let Some(w) = &self.decoder else {
+            return Ok(None);
+        };
+        if request.model != MODEL || !w.accepts(request.max_beams, request.max_len) {
+            return Ok(None);
+        }
+        let s = self
+            .open_decoder(request.max_beams, request.max_len)
+            .map_err(|e| hark_engine::Error::Delegate {
+                delegate: self.name.clone(),
+                stage: "conformer decoder session".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(Box::new(s)))
     }
 }

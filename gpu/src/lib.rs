@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod conformer;
+pub mod conformer_decoder;
 pub mod context;
 pub mod kernels;
 pub mod whisper;
@@ -136,7 +137,7 @@ pub struct Delegates;
 
 impl Delegates {
     /// Opens a device and loads the delegates for the model in `model_dir`: the Whisper
-    /// encoder and decoder sessions (`family` "whisper", one delegate) or the conformer encoder (`family` "conformer_aed",
+    /// encoder and decoder sessions (`family` "whisper", one delegate) or the conformer encoder and decoder sessions (`family` "conformer_aed",
     /// `rel_pos` variants; a `legacy_rel_pos` model gets no delegate). Returns an empty
     /// list for models that have no GPU implementation (they run on the CPU). Fails with
     /// [`GpuError::NoAdapter`] when there is no adapter.
@@ -173,7 +174,8 @@ impl Delegates {
                             ctx,
                             model_dir,
                             clock.clone(),
-                        )?,
+                        )?
+                        .with_decoder(model_dir)?,
                     )]
                 }
             }

@@ -1,5 +1,8 @@
 //! The Whisper decoder step on the GPU, as a [`DecoderSession`] with its caches resident
-//! on the device.
+//! on the device. The conformer-AED transformer decoder has the same pre-LN structure and
+//! runs on the same [`GpuDecoderSession`]: [`DecoderWeights`] carries the few options in
+//! which the two differ (LayerNorm eps, embedding scale, FFN activation, tied or biased
+//! output, a masked pad token), and `crate::conformer_decoder` maps its checkpoint onto it.
 //!
 //! Follows openai-whisper `whisper/model.py` (`TextDecoder`, `ResidualAttentionBlock` with
 //! cross-attention) the way hark's CPU decoder does (`models/src/whisper/model.rs`,
@@ -53,7 +56,7 @@ const GEMV_ROWS: usize = 8;
 
 /// Largest text context a session takes (scores of one query row live in 16 KiB of
 /// workgroup memory with room to spare).
-const MAX_LEN: usize = 2048;
+pub(crate) const MAX_LEN: usize = 2048;
 
 /// Whisper decoder dimensions (openai-whisper `ModelDimensions` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,28 +75,45 @@ pub struct DecoderDims {
     pub n_audio_ctx: usize,
 }
 
-struct Layer {
-    ln1: Norm,
-    qkv: Linear,
-    out: Linear,
-    ln_x: Norm,
-    xq: Linear,
-    xkv: Linear,
-    xout: Linear,
-    ln2: Norm,
-    fc1: Linear,
-    fc2: Linear,
+pub(crate) struct Layer {
+    pub(crate) ln1: Norm,
+    pub(crate) qkv: Linear,
+    pub(crate) out: Linear,
+    pub(crate) ln_x: Norm,
+    pub(crate) xq: Linear,
+    pub(crate) xkv: Linear,
+    pub(crate) xout: Linear,
+    pub(crate) ln2: Norm,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
 }
 
 /// The decoder's weights on the device, in their stored precision (uploaded once per
-/// model, shared by all sessions).
+/// model, shared by all sessions), and the few options in which the pre-LN decoders the
+/// session runs differ (Whisper's: [`DecoderWeights::load`]; the conformer-AED's:
+/// [`crate::conformer_decoder`]).
 pub struct DecoderWeights {
-    dims: DecoderDims,
-    embed: GpuWeight,
-    pos: GpuTensor,
-    layers: Vec<Layer>,
-    ln: Norm,
-    bytes: u64,
+    pub(crate) dims: DecoderDims,
+    pub(crate) embed: GpuWeight,
+    /// Position table `[n_text_ctx, d]` added to the embeddings.
+    pub(crate) pos: GpuTensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) ln: Norm,
+    pub(crate) bytes: u64,
+    /// Model family for error messages ("whisper", "conformer_aed").
+    pub(crate) family: &'static str,
+    /// LayerNorm epsilon.
+    pub(crate) eps: f32,
+    /// Factor of the token embedding at the input (√d for FireRedASR, 1 for Whisper).
+    pub(crate) embed_scale: f32,
+    /// Activation of the feed-forward's first projection (GELU or ReLU).
+    pub(crate) act: Act,
+    /// FFN hidden width.
+    pub(crate) n_ff: usize,
+    /// Untied output projection with bias; `None`: logits tied to the token embedding.
+    pub(crate) head: Option<Linear>,
+    /// Token whose cached keys are masked in self-attention (FireRedASR's `pad_id`).
+    pub(crate) pad: Option<u32>,
 }
 
 impl std::fmt::Debug for DecoderWeights {
@@ -204,6 +224,13 @@ impl DecoderWeights {
             layers,
             ln,
             bytes,
+            family: "whisper",
+            eps: 1e-5,
+            embed_scale: 1.0,
+            act: Act::Gelu,
+            n_ff: 4 * d,
+            head: None,
+            pad: None,
         })
     }
 
@@ -260,8 +287,12 @@ impl InfoLayout {
     }
 }
 
-/// One transcription's Whisper decoder on the GPU (see the module docs).
-pub struct WhisperDecoderSession {
+/// The session's former name, from when it ran Whisper only.
+pub type WhisperDecoderSession = GpuDecoderSession;
+
+/// One transcription's decoder on the GPU, Whisper's or the conformer-AED's (see the
+/// module docs).
+pub struct GpuDecoderSession {
     ctx: Arc<GpuContext>,
     w: Arc<DecoderWeights>,
     encoder: Option<Arc<Mutex<Buffers>>>,
@@ -274,7 +305,10 @@ pub struct WhisperDecoderSession {
     cur: usize,
     cross: Vec<GpuTensor>,
     mem: GpuTensor,
+    cross_cap: usize,
     frames: usize,
+    pad: GpuTensor,
+    pad_host: Vec<u32>,
     info: GpuTensor,
     layout: InfoLayout,
     host_info: Vec<u32>,
@@ -293,9 +327,9 @@ pub struct WhisperDecoderSession {
     pending: StageTimes,
 }
 
-impl std::fmt::Debug for WhisperDecoderSession {
+impl std::fmt::Debug for GpuDecoderSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WhisperDecoderSession")
+        f.debug_struct("GpuDecoderSession")
             .field("name", &self.shared.name)
             .field("beams", &self.beams)
             .field("len", &self.len)
@@ -415,7 +449,7 @@ fn u(v: usize) -> u32 {
     v as u32
 }
 
-impl WhisperDecoderSession {
+impl GpuDecoderSession {
     /// Allocates a session's device state for `beams` rows and `max_len` positions.
     pub(crate) fn new(
         ctx: Arc<GpuContext>,
@@ -427,19 +461,32 @@ impl WhisperDecoderSession {
     ) -> Result<Self, GpuError> {
         if !w.accepts(beams, max_len) {
             return Err(GpuError::Shape {
-                op: "whisper decoder session",
+                op: "decoder session",
                 reason: format!(
-                    "{beams} beams x {max_len} positions (1..={} positions)",
+                    "{} decoder: {beams} beams x {max_len} positions (1..={} positions)",
+                    w.family,
                     w.dims.n_text_ctx.min(MAX_LEN)
                 ),
             });
         }
         let dm = w.dims;
+        // Capacity rounded up to a multiple of 64 positions (within the model's limit):
+        // the self-attention kernel is compiled per capacity, and conformer-AED requests
+        // vary per utterance (448, Whisper's, is already one).
+        let cap = dm.n_text_ctx.min(MAX_LEN);
+        let max_len = max_len
+            .div_ceil(64)
+            .saturating_mul(64)
+            .min(cap)
+            .max(max_len);
         let d = dm.n_text_state;
         let l = dm.n_text_layer;
         let rows = beams * max_len;
         let m = max_len.max(beams);
         let layout = InfoLayout { m };
+        // Cross-attention K/V for Whisper's 1500 frames (a conformer's encoder output
+        // length varies: `begin` grows them when a longer one comes).
+        let cross_cap = dm.n_audio_ctx.min(1500);
         let mut table = vec![0u32; rows];
         for b in 0..beams {
             for t in 0..max_len {
@@ -451,14 +498,17 @@ impl WhisperDecoderSession {
             ctx.write_u32(&t, 0, &table).map(|_| t)
         };
         let tables = [table_buf()?, table_buf()?];
-        let s = WhisperDecoderSession {
+        let s = GpuDecoderSession {
             kc: (0..l).map(|_| ctx.zeros(rows * d)).collect(),
             vc: (0..l).map(|_| ctx.zeros(rows * d)).collect(),
             tables,
             cur: 0,
-            cross: (0..l).map(|_| ctx.zeros(dm.n_audio_ctx * 2 * d)).collect(),
-            mem: ctx.zeros(dm.n_audio_ctx * d),
+            cross: (0..l).map(|_| ctx.zeros(cross_cap * 2 * d)).collect(),
+            mem: ctx.zeros(cross_cap * d),
+            cross_cap,
             frames: 0,
+            pad: ctx.zeros(rows),
+            pad_host: vec![0u32; rows],
             info: ctx.zeros(5 * m + beams),
             layout,
             host_info: vec![0u32; 5 * m + beams],
@@ -467,7 +517,7 @@ impl WhisperDecoderSession {
             qkv: ctx.zeros(m * 3 * d),
             att: ctx.zeros(m * d),
             q: ctx.zeros(m * d),
-            ff: ctx.zeros(m * 4 * d),
+            ff: ctx.zeros(m * w.n_ff),
             hidden: ctx.zeros(m * d),
             rows_tmp: ctx.zeros(m * d),
             logits: ctx.zeros(beams * dm.n_vocab),
@@ -494,7 +544,7 @@ impl WhisperDecoderSession {
     fn engine_err(&self, call: &str, e: GpuError) -> hark_engine::Error {
         hark_engine::Error::Delegate {
             delegate: self.shared.name.clone(),
-            stage: format!("whisper decoder ({call})"),
+            stage: format!("{} decoder ({call})", self.w.family),
             reason: e.to_string(),
         }
     }
@@ -505,13 +555,19 @@ impl WhisperDecoderSession {
         let d = dm.n_text_state;
         if frames == 0 || frames > dm.n_audio_ctx || memory.len() != frames * d {
             return Err(GpuError::Shape {
-                op: "whisper decoder begin",
+                op: "decoder begin",
                 reason: format!(
                     "encoder output of {} values for {frames} frames of {d} (1..={} frames)",
                     memory.len(),
                     dm.n_audio_ctx
                 ),
             });
+        }
+        if frames > self.cross_cap {
+            let l = self.w.layers.len();
+            self.cross = (0..l).map(|_| self.ctx.zeros(frames * 2 * d)).collect();
+            self.mem = self.ctx.zeros(frames * d);
+            self.cross_cap = frames;
         }
         let t0 = Instant::now();
         // The encoder output this delegate's encoder left on the device, if it is this one.
@@ -560,7 +616,7 @@ impl WhisperDecoderSession {
 
     /// [`DecoderSession::step`] with GPU errors.
     pub fn step_gpu(&mut self, tokens: &[u32], rows: StepRows<'_>) -> Result<(), GpuError> {
-        const OP: &str = "whisper decoder step";
+        const OP: &str = "decoder step";
         let dm = self.w.dims;
         let (d, heads) = (dm.n_text_state, dm.n_text_head);
         let m = tokens.len();
@@ -612,6 +668,17 @@ impl WhisperDecoderSession {
         }
         hi[lay.parents()..lay.parents() + self.beams].copy_from_slice(&self.parents);
         self.ctx.write_u32(&self.info, 0, &self.host_info)?;
+        // Which cache rows hold the pad token (masked keys); written only on a change.
+        if let Some(pad) = self.w.pad {
+            for (r, &t) in tokens.iter().enumerate() {
+                let dst = self.host_info[lay.dst() + r] as usize;
+                let flag = (t == pad) as u32;
+                if self.pad_host[dst] != flag {
+                    self.pad_host[dst] = flag;
+                    self.ctx.write_u32(&self.pad, dst, &[flag])?;
+                }
+            }
+        }
         let upload = clock.elapsed();
         let clock = Instant::now();
         let ctx = &*self.ctx;
@@ -643,7 +710,14 @@ impl WhisperDecoderSession {
         }
         r.dispatch(
             &pipe,
-            &[u(m), u(d), u(kp), u(lay.tok()), u(lay.pos())],
+            &[
+                u(m),
+                u(d),
+                u(kp),
+                u(lay.tok()),
+                u(lay.pos()),
+                self.w.embed_scale.to_bits(),
+            ],
             &bufs,
             grid_1d((m * d).div_ceil(256)),
         );
@@ -655,9 +729,10 @@ impl WhisperDecoderSession {
         let attn = ctx.pipeline(&attn_key, || {
             SELF_ATTN.replace("{{MAXT}}", &max_len.to_string())
         })?;
+        let (eps, masked) = (self.w.eps, self.w.pad.is_some() as u32);
         for (li, l) in self.w.layers.iter().enumerate() {
             let (kc, vc) = (&self.kc[li], &self.vc[li]);
-            r.layer_norm(&self.x, m, d, &l.ln1.g, &l.ln1.b, 1e-5, &self.h)?;
+            r.layer_norm(&self.x, m, d, &l.ln1.g, &l.ln1.b, eps, &self.h)?;
             r.linear_rows(
                 &self.h,
                 m,
@@ -682,6 +757,7 @@ impl WhisperDecoderSession {
                     u(lay.beam()),
                     u(lay.len()),
                     scale.to_bits(),
+                    masked,
                 ],
                 &[
                     info,
@@ -690,6 +766,7 @@ impl WhisperDecoderSession {
                     &kc.buf,
                     &vc.buf,
                     &self.att.buf,
+                    &self.pad.buf,
                 ],
                 [u(m), u(heads), 1],
             );
@@ -703,7 +780,7 @@ impl WhisperDecoderSession {
                 true,
             )?;
             // cross-attention to the window's K/V
-            r.layer_norm(&self.x, m, d, &l.ln_x.g, &l.ln_x.b, 1e-5, &self.h)?;
+            r.layer_norm(&self.x, m, d, &l.ln_x.g, &l.ln_x.b, eps, &self.h)?;
             r.linear_rows(
                 &self.h,
                 m,
@@ -747,14 +824,14 @@ impl WhisperDecoderSession {
                 true,
             )?;
             // MLP
-            r.layer_norm(&self.x, m, d, &l.ln2.g, &l.ln2.b, 1e-5, &self.h)?;
+            r.layer_norm(&self.x, m, d, &l.ln2.g, &l.ln2.b, eps, &self.h)?;
             r.linear_rows(
                 &self.h,
                 m,
                 &l.fc1.w,
                 Some(&l.fc1.b),
                 &self.ff,
-                Act::Gelu,
+                self.w.act,
                 false,
             )?;
             r.linear_rows(
@@ -767,15 +844,7 @@ impl WhisperDecoderSession {
                 true,
             )?;
         }
-        r.layer_norm(
-            &self.x,
-            m,
-            d,
-            &self.w.ln.g,
-            &self.w.ln.b,
-            1e-5,
-            &self.hidden,
-        )?;
+        r.layer_norm(&self.x, m, d, &self.w.ln.g, &self.w.ln.b, eps, &self.hidden)?;
         r.submit()?;
         self.cur = 1 - self.cur;
         self.len = t0 + n_new;
@@ -799,7 +868,7 @@ impl WhisperDecoderSession {
         let (d, v) = (dm.n_text_state, dm.n_vocab);
         if rows == 0 || first + rows > self.rows || out.len() != rows * v {
             return Err(GpuError::Shape {
-                op: "whisper decoder logits",
+                op: "decoder logits",
                 reason: format!(
                     "rows {first}..{} of a step of {} into {} values ({v} per row)",
                     first + rows,
@@ -819,15 +888,11 @@ impl WhisperDecoderSession {
             r.copy_range(&self.hidden, first * d, &self.rows_tmp, 0, rows * d)?;
             &self.rows_tmp
         };
-        r.linear_rows(
-            src,
-            rows,
-            &self.w.embed,
-            None,
-            &self.logits,
-            Act::None,
-            false,
-        )?;
+        let (head, bias) = match &self.w.head {
+            Some(h) => (&h.w, Some(&h.b)),
+            None => (&self.w.embed, None),
+        };
+        r.linear_rows(src, rows, head, bias, &self.logits, Act::None, false)?;
         r.submit()?;
         self.ctx.wait()?;
         let kernels = clock.elapsed();
@@ -849,7 +914,7 @@ impl WhisperDecoderSession {
     pub fn reorder_gpu(&mut self, parents: &[usize]) -> Result<(), GpuError> {
         if parents.len() > self.beams || parents.iter().any(|&p| p >= self.beams) {
             return Err(GpuError::Shape {
-                op: "whisper decoder reorder",
+                op: "decoder reorder",
                 reason: format!("parents {parents:?} for {} beams", self.beams),
             });
         }
@@ -860,7 +925,7 @@ impl WhisperDecoderSession {
     }
 }
 
-impl DecoderSession for WhisperDecoderSession {
+impl DecoderSession for GpuDecoderSession {
     fn name(&self) -> &str {
         &self.shared.name
     }

@@ -1,7 +1,8 @@
 //! End to end through the family-agnostic front door: `Recognizer::set_delegates` with the
 //! delegates `Delegates::for_model` builds for the built-in `an4-conformer`; transcripts
-//! (fbank, CMVN, GPU encoder, CPU beam search) must equal the CPU-only ones and the
-//! encoder must have run on the GPU delegate. Uses `samples/hello.wav` and the first AN4
+//! (fbank, CMVN, GPU encoder, CTC prefix beam search, attention rescoring through the GPU
+//! decoder session) must equal the CPU-only ones, and both the encoder and the decoder
+//! must have run on the GPU delegate. Uses `samples/hello.wav` and the first AN4
 //! test files when ../shared is present (the full comparison over all 130 files is
 //! `scripts/gpu/compare_cpu_gpu.py`). Skips without a compute adapter.
 
@@ -13,7 +14,7 @@ use hark_models::recognizer::Recognizer;
 use hark_models::whisper::TranscribeOptions;
 
 #[test]
-fn an4_conformer_transcripts_with_the_gpu_encoder_equal_cpu_ones() {
+fn an4_conformer_transcripts_with_gpu_encoder_and_decoder_equal_cpu_ones() {
     if let Err(e) = GpuContext::new(DevicePreference::Any) {
         eprintln!("skipping: {e}");
         return;
@@ -49,11 +50,18 @@ fn an4_conformer_transcripts_with_the_gpu_encoder_equal_cpu_ones() {
         let samples = hark_audio::load_audio(f).unwrap();
         let want = cpu.text(&samples, &opts).unwrap();
         assert_eq!(cpu.last_encoder_executor(), Some(Executor::Cpu));
+        assert_eq!(cpu.last_decoder_executor(), Some(Executor::Cpu));
         let got = gpu.text(&samples, &opts).unwrap();
         assert_eq!(
             gpu.last_encoder_executor(),
             Some(Executor::Delegate(name.clone())),
             "{}: the encoder ran on the GPU",
+            f.display()
+        );
+        assert_eq!(
+            gpu.last_decoder_executor(),
+            Some(Executor::Delegate(name.clone())),
+            "{}: the decoder ran on the GPU",
             f.display()
         );
         eprintln!("{}: {got:?}", f.display());

@@ -316,12 +316,12 @@ impl Recognizer {
         }
     }
 
-    /// Where the decoder steps of the most recent window ran (`None` before the first;
-    /// the conformer-AED decoder always runs on the CPU).
+    /// Where the decoder steps of the most recent window (Whisper) or utterance
+    /// (conformer-AED: beam search or attention rescoring) ran (`None` before the first).
     pub fn last_decoder_executor(&self) -> Option<Executor> {
         match self {
             Recognizer::Whisper(w) => w.last_decoder_executor(),
-            Recognizer::ConformerAed(c) => c.model.last_encoder_executor().map(|_| Executor::Cpu),
+            Recognizer::ConformerAed(c) => c.model.last_decoder_executor(),
         }
     }
 

@@ -4,10 +4,12 @@
 // `beam_off + r` and `len_off + r`; q is column block h of the fused QKV rows [m, 3d].
 // One 64-thread workgroup per (row, head): the scores of up to {{MAXT}} keys are kept in
 // workgroup memory; exact two-pass softmax (max, then Σexp) with f32 accumulation.
+// With `masked` set, keys whose physical cache row is flagged in `pad` (rows holding the
+// pad token, FireRedASR's `ignored_target_position_is_0`) get score -3.4e38 (weight 0).
 
 struct P {
     d: u32, hd: u32, len: u32, beam_off: u32,
-    len_off: u32, scale: f32, _p0: u32, _p1: u32,
+    len_off: u32, scale: f32, masked: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -17,6 +19,7 @@ struct P {
 @group(0) @binding(4) var<storage, read> kc: array<f32>;
 @group(0) @binding(5) var<storage, read> vc: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read> pad: array<u32>;
 
 var<workgroup> s: array<f32, {{MAXT}}>;
 var<workgroup> red: array<f32, 64>;
@@ -32,12 +35,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let row0 = beam * p.len;
     var mx = -3.402823e38;
     for (var j = lid; j < n; j += 64u) {
-        let kb = tbl[row0 + j] * p.d + h * p.hd;
+        let kr = tbl[row0 + j];
+        let kb = kr * p.d + h * p.hd;
         var acc = 0.0;
         for (var c = 0u; c < p.hd; c++) {
             acc += qkv[qb + c] * kc[kb + c];
         }
         acc *= p.scale;
+        if (p.masked != 0u && pad[kr] != 0u) { acc = -3.402823e38; }
         s[j] = acc;
         mx = max(mx, acc);
     }

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use super::config::ConformerConfig;
-use super::decoder::{CrossKv, TransformerDecoder};
+use super::decoder::{CrossKv, SessionSteps, TransformerDecoder};
 use super::encoder::load_linear;
 use super::error::ConformerError;
 use super::nn::{log_softmax, Linear};
@@ -159,7 +159,8 @@ pub fn ctc_prefix_beam_search(
 }
 
 /// Attention rescoring of CTC n-best `hyps` (scores = CTC log-probabilities): returns them
-/// with `decoder score + ctc_weight × ctc score`, best first (ties: CTC order).
+/// with `decoder score + ctc_weight × ctc score`, best first (ties: CTC order). The
+/// decoder runs on the CPU, one teacher-forced position at a time.
 pub fn attention_rescoring(
     dec: &TransformerDecoder,
     cross: &CrossKv,
@@ -168,22 +169,56 @@ pub fn attention_rescoring(
     eos: u32,
     ctc_weight: f32,
 ) -> Result<Vec<Hypothesis>, ConformerError> {
-    let v = dec.vocab();
+    rescore(hyps, sos, eos, dec.vocab(), ctc_weight, |prefix| {
+        let mut state = dec.new_state_with_capacity(1, prefix.len());
+        let mut out = Vec::with_capacity(prefix.len() * dec.vocab());
+        for &t in prefix {
+            out.extend(dec.step(&[t], &mut state, cross)?);
+        }
+        Ok(out)
+    })
+}
+
+/// [`attention_rescoring`] with the decoder on a delegate's session: each hypothesis is
+/// one shared prompt step (`<sos>` + its tokens) whose rows' logits score it.
+pub fn attention_rescoring_with_session(
+    steps: &mut SessionSteps,
+    vocab: usize,
+    hyps: &[Hypothesis],
+    sos: u32,
+    eos: u32,
+    ctc_weight: f32,
+) -> Result<Vec<Hypothesis>, ConformerError> {
+    rescore(hyps, sos, eos, vocab, ctc_weight, |prefix| {
+        steps.prompt_logits(prefix)
+    })
+}
+
+/// The rescoring itself: `logits_of(<sos> + tokens)` gives the teacher-forced logits
+/// `[len × vocab]`, row `i` predicting token `i` of `tokens + <eos>`.
+fn rescore(
+    hyps: &[Hypothesis],
+    sos: u32,
+    eos: u32,
+    v: usize,
+    ctc_weight: f32,
+    mut logits_of: impl FnMut(&[u32]) -> Result<Vec<f32>, ConformerError>,
+) -> Result<Vec<Hypothesis>, ConformerError> {
     let mut out = Vec::with_capacity(hyps.len());
     for h in hyps {
-        let mut state = dec.new_state_with_capacity(1, h.tokens.len() + 1);
+        if let Some(&w) = h.tokens.iter().find(|&&w| w as usize >= v) {
+            return Err(ConformerError::Input(format!(
+                "attention rescoring: token id {w} outside the vocabulary ({v})"
+            )));
+        }
+        let prefix: Vec<u32> = std::iter::once(sos)
+            .chain(h.tokens.iter().copied())
+            .collect();
+        let logits = logits_of(&prefix)?;
         let mut score = 0.0f64;
-        let mut prev = sos;
-        for &w in h.tokens.iter().chain(std::iter::once(&eos)) {
-            if w as usize >= v {
-                return Err(ConformerError::Input(format!(
-                    "attention rescoring: token id {w} outside the vocabulary ({v})"
-                )));
-            }
-            let logits = dec.step(&[prev], &mut state, cross)?;
-            let lp = log_softmax(&logits[..v], 1.0);
+        for (i, &w) in h.tokens.iter().chain(std::iter::once(&eos)).enumerate() {
+            let lp = log_softmax(&logits[i * v..(i + 1) * v], 1.0);
             score += lp[w as usize] as f64;
-            prev = w;
         }
         score += h.score as f64 * ctc_weight as f64;
         out.push((h.tokens.clone(), score));

@@ -12,6 +12,7 @@ use super::encoder::{load_linear, load_ln};
 use super::error::ConformerError;
 use super::nn::{gelu, gemm_f32, relu, LayerNorm, Linear};
 use super::weights::TensorStore;
+use hark_engine::delegate::{DecoderSession, StepRows};
 use hark_engine::ops::{attention, AttentionOpts, Rows};
 use hark_engine::KvCache;
 
@@ -340,5 +341,132 @@ impl TransformerDecoder {
             (1, d),
         );
         Ok(logits)
+    }
+}
+
+/// One utterance's decoder as the searches drive it: every hypothesis advances one
+/// position per [`DecoderSteps::step`], and beam pruning reorders them. Implemented on the
+/// CPU ([`CpuSteps`]) and over a delegate's [`DecoderSession`] ([`SessionSteps`]), so
+/// the beam search ([`super::search`]) runs unchanged on either.
+pub trait DecoderSteps {
+    /// Feeds `tokens[b]` at the next position of hypothesis `b` and returns the logits
+    /// `[tokens.len() × vocab]`.
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ConformerError>;
+
+    /// New hypothesis `i` continues old hypothesis `src[i]`.
+    fn reorder(&mut self, src: &[usize]) -> Result<(), ConformerError>;
+}
+
+/// [`DecoderSteps`] on the CPU: the decoder weights, a [`DecoderState`] and the
+/// utterance's [`CrossKv`].
+#[derive(Debug)]
+pub struct CpuSteps<'a> {
+    /// Decoder weights.
+    pub dec: &'a TransformerDecoder,
+    /// Per-hypothesis state.
+    pub state: DecoderState,
+    /// The utterance's cross-attention K/V.
+    pub cross: &'a CrossKv,
+}
+
+impl DecoderSteps for CpuSteps<'_> {
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ConformerError> {
+        self.dec.step(tokens, &mut self.state, self.cross)
+    }
+
+    fn reorder(&mut self, src: &[usize]) -> Result<(), ConformerError> {
+        self.state.reorder(src)
+    }
+}
+
+/// [`DecoderSteps`] over a delegate's [`DecoderSession`] (its caches on the device), after
+/// [`DecoderSession::begin`] with the utterance's unmasked encoder frames. Hypothesis `b`
+/// is the session's beam slot `b`.
+pub struct SessionSteps {
+    session: Box<dyn DecoderSession>,
+    vocab: usize,
+    slots: Vec<usize>,
+}
+
+impl std::fmt::Debug for SessionSteps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSteps")
+            .field("session", &self.session.name())
+            .field("vocab", &self.vocab)
+            .finish()
+    }
+}
+
+fn session_err(call: &'static str, source: hark_engine::Error) -> ConformerError {
+    ConformerError::Session { call, source }
+}
+
+impl SessionSteps {
+    /// Starts the utterance on `session`: its cross-attention K/V from the first `valid`
+    /// frames of `enc` (`[frames × d]`; masked frames are not offered, as on the CPU).
+    pub fn begin(
+        mut session: Box<dyn DecoderSession>,
+        dec: &TransformerDecoder,
+        enc: &[f32],
+        valid: usize,
+    ) -> Result<Self, ConformerError> {
+        let d = dec.d_model;
+        if enc.len() < valid * d {
+            return Err(ConformerError::Input(format!(
+                "decoder session: {} encoder values for {valid} frames of {d}",
+                enc.len()
+            )));
+        }
+        session
+            .begin(&enc[..valid * d], valid)
+            .map_err(|e| session_err("begin", e))?;
+        Ok(SessionSteps {
+            session,
+            vocab: dec.vocab,
+            slots: Vec::new(),
+        })
+    }
+
+    /// The delegate's name.
+    pub fn name(&self) -> &str {
+        self.session.name()
+    }
+
+    /// Teacher-forced logits of one hypothesis: forgets the cached positions, runs
+    /// `prefix` (starting with `<sos>`) as one shared prompt step and returns the logits
+    /// of all its rows `[prefix.len() × vocab]` (row `i` predicts `prefix[i + 1]`).
+    pub fn prompt_logits(&mut self, prefix: &[u32]) -> Result<Vec<f32>, ConformerError> {
+        self.session.reset();
+        self.session
+            .step(prefix, StepRows::Shared)
+            .map_err(|e| session_err("step", e))?;
+        let mut out = vec![0f32; prefix.len() * self.vocab];
+        self.session
+            .logits(0, prefix.len(), &mut out)
+            .map_err(|e| session_err("logits", e))?;
+        Ok(out)
+    }
+}
+
+impl DecoderSteps for SessionSteps {
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ConformerError> {
+        let n = tokens.len();
+        if self.slots.len() != n {
+            self.slots = (0..n).collect();
+        }
+        self.session
+            .step(tokens, StepRows::Beams(&self.slots))
+            .map_err(|e| session_err("step", e))?;
+        let mut out = vec![0f32; n * self.vocab];
+        self.session
+            .logits(0, n, &mut out)
+            .map_err(|e| session_err("logits", e))?;
+        Ok(out)
+    }
+
+    fn reorder(&mut self, src: &[usize]) -> Result<(), ConformerError> {
+        self.session
+            .reorder(src)
+            .map_err(|e| session_err("reorder", e))
     }
 }

@@ -71,6 +71,14 @@ pub enum ConformerError {
     /// An engine op (KV cache, attention) rejected its arguments.
     #[error("conformer_aed: engine: {0}")]
     Engine(#[from] hark_engine::Error),
+    /// A delegate's decoder session failed (the engine error names the delegate).
+    #[error("conformer_aed: decoder session ({call}): {source}")]
+    Session {
+        /// The session call (`begin`, `step`, `logits`, `reorder`, opening).
+        call: &'static str,
+        /// The delegate's error.
+        source: hark_engine::Error,
+    },
     /// Tokenizer files failed to load.
     #[error("conformer_aed: tokenizer: {0}")]
     Tokenizer(String),

@@ -31,6 +31,12 @@
 //! * The encoder is offered as one stage to delegates ([`ConformerAed::set_delegates`],
 //!   e.g. hark-gpu's conformer encoder) through `hark_engine::delegate::run_stage`, as the
 //!   Whisper encoder is; without delegates the CPU path runs exactly as before.
+//! * The decoder is offered to the same delegates as a `DecoderSession` (caches on the
+//!   device; hark-gpu's is `conformer_decoder`), opened per utterance: the beam search
+//!   steps it through [`decoder::DecoderSteps`] (one row per beam, reorders by parent
+//!   index), and attention rescoring runs each CTC hypothesis as one teacher-forced
+//!   prompt step and reads the logits of all its rows. When every delegate declines, the
+//!   CPU decoder runs ([`ConformerAed::last_decoder_executor`] tells which).
 
 pub mod config;
 pub mod ctc;
@@ -45,7 +51,9 @@ pub mod weights;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
+use hark_engine::delegate::{
+    open_decoder_session, run_stage, Delegate, Executor, SessionRequest, Stage, StageKind,
+};
 pub use hark_engine::Precision;
 
 pub use config::ConformerConfig;
@@ -76,11 +84,13 @@ pub struct ConformerAed {
 /// The model name an encoder stage carries (`Stage::model`).
 pub const STAGE_MODEL: &str = "conformer_aed";
 
-/// Accelerators offered the encoder stage, and where the last encoder pass ran.
+/// Accelerators offered the encoder stage and the decoder, and where the last encoder
+/// pass and the last utterance's decoder ran.
 #[derive(Default)]
 struct EncoderDelegates {
     list: Vec<Arc<dyn Delegate>>,
     last: Mutex<Option<Executor>>,
+    last_decoder: Mutex<Option<Executor>>,
 }
 
 impl Clone for EncoderDelegates {
@@ -88,6 +98,7 @@ impl Clone for EncoderDelegates {
         EncoderDelegates {
             list: self.list.clone(),
             last: Mutex::new(self.last.lock().map(|e| e.clone()).unwrap_or(None)),
+            last_decoder: Mutex::new(self.last_decoder.lock().map(|e| e.clone()).unwrap_or(None)),
         }
     }
 }
@@ -170,6 +181,50 @@ impl ConformerAed {
             .unwrap_or(None)
     }
 
+    /// Where the most recent utterance's decoder (beam search or attention rescoring) ran
+    /// (`None` before the first).
+    pub fn last_decoder_executor(&self) -> Option<Executor> {
+        self.delegates
+            .last_decoder
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or(None)
+    }
+
+    fn record_decoder(&self, e: Executor) {
+        if let Ok(mut last) = self.delegates.last_decoder.lock() {
+            *last = Some(e);
+        }
+    }
+
+    /// A decoder session on the first delegate that offers one for `max_beams` rows and
+    /// `max_len` positions (model [`STAGE_MODEL`]), started on `enc`'s unmasked frames;
+    /// `None` when there are no delegates or all decline (the CPU decoder runs).
+    pub fn open_decoder_session(
+        &self,
+        enc: &EncoderOutput,
+        max_beams: usize,
+        max_len: usize,
+    ) -> Result<Option<decoder::SessionSteps>, ConformerError> {
+        if self.delegates.list.is_empty() || enc.valid == 0 {
+            return Ok(None);
+        }
+        let list: Vec<&dyn Delegate> = self.delegates.list.iter().map(|d| d.as_ref()).collect();
+        let request = SessionRequest {
+            model: STAGE_MODEL,
+            max_beams,
+            max_len,
+        };
+        let session =
+            open_decoder_session(&list, &request).map_err(|source| ConformerError::Session {
+                call: "open",
+                source,
+            })?;
+        session
+            .map(|s| decoder::SessionSteps::begin(s, &self.decoder, &enc.hidden, enc.valid))
+            .transpose()
+    }
+
     /// Applies the global CMVN in place to `[frames × idim]` fbank features
     /// (`(x - mean) * istd`, FireRedASR `data/asr_feat.py` `CMVN`).
     pub fn apply_cmvn(&self, feats: &mut [f32]) -> Result<(), ConformerError> {
@@ -246,21 +301,38 @@ impl ConformerAed {
         Ok(out)
     }
 
-    /// Beam search over an encoder output.
+    /// Beam search over an encoder output, stepping a delegate's decoder session when one
+    /// is offered ([`Self::set_delegates`]), else the CPU decoder.
     pub fn beam_search(
         &self,
         enc: &EncoderOutput,
         opts: &BeamSearchOptions,
     ) -> Result<Vec<Hypothesis>, ConformerError> {
+        let len = search::max_steps(&self.decoder, enc.frames, opts) + 1;
+        if let Some(mut steps) = self.open_decoder_session(enc, opts.beam_size, len)? {
+            let name = steps.name().to_string();
+            let hyps = search::beam_search_with(
+                &mut steps,
+                &self.decoder,
+                enc.frames,
+                self.config.sos_id,
+                self.config.eos_id,
+                opts,
+            )?;
+            self.record_decoder(Executor::Delegate(name));
+            return Ok(hyps);
+        }
         let cross = self.decoder.cross_kv(&enc.hidden, enc.frames, enc.valid);
-        beam_search(
+        let hyps = beam_search(
             &self.decoder,
             &cross,
             enc.frames,
             self.config.sos_id,
             self.config.eos_id,
             opts,
-        )
+        )?;
+        self.record_decoder(Executor::Cpu);
+        Ok(hyps)
     }
 
     /// CTC log-probabilities `[valid frames × vocab]` of an encoder output.
@@ -291,15 +363,31 @@ impl ConformerAed {
         ctc_weight: f32,
     ) -> Result<Vec<Hypothesis>, ConformerError> {
         let nbest = self.ctc_prefix_beam_search(enc, beam)?;
+        let longest = nbest.iter().map(|h| h.tokens.len()).max().unwrap_or(0);
+        if let Some(mut steps) = self.open_decoder_session(enc, 1, longest + 1)? {
+            let name = steps.name().to_string();
+            let hyps = ctc::attention_rescoring_with_session(
+                &mut steps,
+                self.decoder.vocab(),
+                &nbest,
+                self.config.sos_id,
+                self.config.eos_id,
+                ctc_weight,
+            )?;
+            self.record_decoder(Executor::Delegate(name));
+            return Ok(hyps);
+        }
         let cross = self.decoder.cross_kv(&enc.hidden, enc.frames, enc.valid);
-        ctc::attention_rescoring(
+        let hyps = ctc::attention_rescoring(
             &self.decoder,
             &cross,
             &nbest,
             self.config.sos_id,
             self.config.eos_id,
             ctc_weight,
-        )
+        )?;
+        self.record_decoder(Executor::Cpu);
+        Ok(hyps)
     }
 
     /// Raw fbank (int16-scale Kaldi fbank, `[frames × idim]`) → n-best token sequences.

@@ -10,7 +10,7 @@
 //! by the GNMT length penalty `((5 + len) / 6)^length_penalty`, where `len` counts `<sos>`
 //! and the hypothesis tokens, as the reference does.
 
-use super::decoder::{CrossKv, TransformerDecoder};
+use super::decoder::{CpuSteps, CrossKv, DecoderSteps, TransformerDecoder};
 use super::error::ConformerError;
 use super::nn::log_softmax;
 
@@ -64,15 +64,8 @@ fn top_k(x: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Runs the beam search over one utterance's cross-attention K/V.
-pub fn beam_search(
-    dec: &TransformerDecoder,
-    cross: &CrossKv,
-    frames: usize,
-    sos: u32,
-    eos: u32,
-    opts: &BeamSearchOptions,
-) -> Result<Vec<Hypothesis>, ConformerError> {
+/// Rejects beam sizes the vocabulary cannot fill and penalties outside their range.
+fn check_options(dec: &TransformerDecoder, opts: &BeamSearchOptions) -> Result<(), ConformerError> {
     let b = opts.beam_size;
     if b == 0 || opts.nbest == 0 || opts.nbest > b || b > dec.vocab() {
         return Err(ConformerError::Input(format!(
@@ -87,20 +80,55 @@ pub fn beam_search(
             opts.eos_penalty, opts.softmax_smoothing
         )));
     }
+    Ok(())
+}
+
+/// Runs the beam search over one utterance's cross-attention K/V on the CPU.
+pub fn beam_search(
+    dec: &TransformerDecoder,
+    cross: &CrossKv,
+    frames: usize,
+    sos: u32,
+    eos: u32,
+    opts: &BeamSearchOptions,
+) -> Result<Vec<Hypothesis>, ConformerError> {
+    check_options(dec, opts)?;
+    let state = dec.new_state_with_capacity(opts.beam_size, max_steps(dec, frames, opts) + 1);
+    let mut steps = CpuSteps { dec, state, cross };
+    beam_search_with(&mut steps, dec, frames, sos, eos, opts)
+}
+
+/// Steps the search takes at most: `decode_max_len`, or the encoder frames, capped by the
+/// positional table (`<sos>` takes one position).
+pub fn max_steps(dec: &TransformerDecoder, frames: usize, opts: &BeamSearchOptions) -> usize {
     let maxlen = if opts.decode_max_len > 0 {
         opts.decode_max_len
     } else {
         frames
     };
-    let maxlen = maxlen.min(dec.max_positions().saturating_sub(1));
-    let mut state = dec.new_state_with_capacity(b, maxlen + 1);
+    maxlen.min(dec.max_positions().saturating_sub(1))
+}
+
+/// Runs the beam search stepping `steps` (the CPU decoder, or a delegate's session with
+/// room for `opts.beam_size` rows and [`max_steps`] + 1 positions).
+pub fn beam_search_with(
+    steps: &mut dyn DecoderSteps,
+    dec: &TransformerDecoder,
+    frames: usize,
+    sos: u32,
+    eos: u32,
+    opts: &BeamSearchOptions,
+) -> Result<Vec<Hypothesis>, ConformerError> {
+    check_options(dec, opts)?;
+    let b = opts.beam_size;
+    let maxlen = max_steps(dec, frames, opts);
     let mut ys: Vec<Vec<u32>> = vec![vec![sos]; b];
     let mut scores: Vec<f32> = (0..b).map(|i| if i == 0 { 0.0 } else { -INF }).collect();
     let mut finished = vec![false; b];
     let v = dec.vocab();
     for _ in 0..maxlen {
         let last: Vec<u32> = ys.iter().map(|y| y[y.len() - 1]).collect();
-        let logits = dec.step(&last, &mut state, cross)?;
+        let logits = steps.step(&last)?;
         // (score, source beam, token), candidate index = beam * b + rank.
         let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(b * b);
         for i in 0..b {
@@ -120,7 +148,7 @@ pub fn beam_search(
         let cs: Vec<f32> = cand.iter().map(|c| c.0).collect();
         let pick = top_k(&cs, b);
         let src: Vec<usize> = pick.iter().map(|&c| cand[c].1).collect();
-        state.reorder(&src)?;
+        steps.reorder(&src)?;
         ys = pick
             .iter()
             .map(|&c| {
