@@ -125,6 +125,30 @@ fn tiled_matmul_int8_weights_with_row_scales_matches_cpu_linear() {
     linear_case(&ctx, &w, &w_ref, WeightFormat::I8, Act::Gelu, true);
 }
 
+/// k = 72 (a multiple of 4) takes the shader variant that reads the activations as
+/// vec4s (`matmul_source(.., x_vec4: true)`), which the k = 70 cases above never reach;
+/// n = 67 leaves a partial 8-column tile. Every weight format.
+#[test]
+fn tiled_matmul_vec4_activation_path_matches_cpu_linear_for_every_weight_format() {
+    let Some(ctx) = ctx() else { return };
+    let (n, k) = (67, 72);
+    let wf = rand_vec(13, n * k, 0.3);
+    let w32 = Tensor::from_f32(&[n, k], &wf).unwrap();
+    linear_case(&ctx, &w32, &w32, WeightFormat::F32, Act::Gelu, true);
+    let v: Vec<half::f16> = wf.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let w16 = Tensor::from_slice(&[n, k], &v).unwrap();
+    linear_case(&ctx, &w16, &w16, WeightFormat::F16, Act::None, false);
+    let (q, sc) = hark_engine::tensor::quantize_rows_i8(&wf, n);
+    let w8 = Tensor::from_i8(&[n, k], &q, &sc).unwrap();
+    let deq: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x as f32 * sc[i / k])
+        .collect();
+    let w8_ref = Tensor::from_f32(&[n, k], &deq).unwrap();
+    linear_case(&ctx, &w8, &w8_ref, WeightFormat::I8, Act::None, true);
+}
+
 #[test]
 fn layer_norm_matches_cpu() {
     let Some(ctx) = ctx() else { return };
