@@ -429,3 +429,23 @@ fn import_installs_a_converted_conformer_dir() {
     );
     assert!(!store.is_installed("other"));
 }
+
+/// Several processes (here threads) resolving the same built-in model at once, as
+/// concurrent `hark` runs do on first use, each get the complete model: every install
+/// writes its own `.partial` directory and the first complete one renamed into place wins.
+#[test]
+fn concurrent_first_use_installs_of_a_builtin_model_all_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let root = root.clone();
+            std::thread::spawn(move || ModelStore::at(root).ensure("an4-conformer", &NoProgress))
+        })
+        .collect();
+    for r in runs {
+        let dir = r.join().unwrap().expect("concurrent install");
+        assert!(hark_models::store::is_hark_model_dir(&dir));
+    }
+    assert_eq!(entries(&root), vec!["an4-conformer".to_string()]);
+}

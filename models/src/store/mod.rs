@@ -258,31 +258,79 @@ impl ModelStore {
         Ok(path)
     }
 
-    /// Writes a model atomically: `write` fills `<name>.partial`, which is then renamed to
-    /// `<name>` (replacing an existing model only once the new one is complete).
+    /// Writes a model atomically: `write` fills `<name>.<pid>-<n>.partial` (unique, so
+    /// concurrent installs of the same model by several processes or threads never share
+    /// a half-written directory), which is then renamed to `<name>` (replacing an existing
+    /// model only once the new one is complete). When another install renamed its copy
+    /// into place first, that complete model is kept and this copy is dropped.
     fn install(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         validate_name(name)?;
         std::fs::create_dir_all(&self.root).map_err(io("create directory", &self.root))?;
-        let partial = self.root.join(format!("{name}.partial"));
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial).map_err(io("remove stale", &partial))?;
-        }
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.remove_stale_partials(name);
+        let partial = self.root.join(format!("{name}.{tag}.partial"));
         std::fs::create_dir_all(&partial).map_err(io("create directory", &partial))?;
         if let Err(e) = write(&partial) {
             let _ = std::fs::remove_dir_all(&partial);
             return Err(e);
         }
         let dest = self.model_dir(name);
+        let old = self.root.join(format!("{name}.{tag}.old.partial"));
         if dest.exists() {
-            let old = self.root.join(format!("{name}.old.partial"));
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(&dest, &old).map_err(io("rename", &dest))?;
-            std::fs::rename(&partial, &dest).map_err(io("rename", &partial))?;
+            // Another install may move or replace `dest` meanwhile: only a failure
+            // that leaves it in place is an error.
+            if let Err(e) = std::fs::rename(&dest, &old) {
+                if dest.exists() {
+                    let _ = std::fs::remove_dir_all(&partial);
+                    return Err(io("rename", &dest)(e));
+                }
+            }
+        }
+        if let Err(e) = std::fs::rename(&partial, &dest) {
+            let _ = std::fs::remove_dir_all(&partial);
+            if !is_hark_model_dir(&dest) {
+                return Err(io("rename", &partial)(e));
+            }
+        }
+        if old.exists() {
             std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
-        } else {
-            std::fs::rename(&partial, &dest).map_err(io("rename", &partial))?;
         }
         Ok(dest)
+    }
+
+    /// Removes what interrupted installs of `name` left: `<name>.partial` (older hark
+    /// versions) and `<name>.<tag>.partial` directories untouched for an hour (a live
+    /// install writes its files within seconds to minutes). Best effort.
+    fn remove_stale_partials(&self, name: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let prefix = format!("{name}.");
+        for e in entries.filter_map(|e| e.ok()) {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let legacy = file == format!("{name}.partial");
+            let tagged = file
+                .strip_prefix(&prefix)
+                .and_then(|t| t.strip_suffix(".partial"))
+                .is_some();
+            if !legacy && !tagged {
+                continue;
+            }
+            let stale = legacy
+                || e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if stale {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Imports a CTranslate2 or transformers Whisper directory as `name` (default: the
