@@ -13,7 +13,7 @@ run faster (tiny.en window, old scalar kernels: 70 s instead of 124 s on 2 cores
 vec4 kernels a window takes ~8 s there). Whole AN4 test set, tiny.en, beam 5, `--jobs 2
 --threads 1`: 130/130 transcripts identical with the GPU encoder (CPU 212 s, GPU 1680 s
 wall, under load) and 130/130 with encoder and decoder on the GPU; an4-conformer with
-encoder and decoder on the GPU: 130/130 (GPU 30 s wall, under load).
+encoder and decoder on the GPU: 130/130 (d 96 model: GPU 30 s wall under load; d 144: 48 s).
 
 `--jobs N` splits the file list across N concurrent hark processes per device (file i to
 process i mod N; each process loads the model once), e.g. to use both cores on lavapipe
