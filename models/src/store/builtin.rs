@@ -140,7 +140,8 @@ macro_rules! embedded_file {
 /// All embedded models.
 pub const EMBEDDED: &[Embedded] = &[Embedded {
     name: "an4-conformer",
-    description: "conformer-AED trained on AN4 (5.7M parameters, AN4 test WER 11.25%), f16, built in",
+    description:
+        "conformer-AED trained on AN4 (5.7M parameters, AN4 test WER 11.25%), f16, built in",
     files: &[
         embedded_file!("an4-conformer", "config.json"),
         embedded_file!("an4-conformer", "model.safetensors"),
