@@ -68,6 +68,11 @@ pub struct Args {
     /// Beam size of the final decode (1 = greedy; partials are always greedy).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
+    /// Whisper: decode finals with timestamp tokens, as offline `hark transcribe` does
+    /// (same text style as offline, ~40% slower final decodes; the final's times come
+    /// from the voice activity detector either way).
+    #[arg(long)]
+    pub final_timestamps: bool,
     /// Re-decode cadence of the open utterance (ms).
     #[arg(long, default_value_t = 400)]
     pub partial_every_ms: u32,
@@ -266,6 +271,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         beam_size: args.beam,
         // Each utterance stands alone: no prompt from the previous one.
         condition_on_previous_text: false,
+        // The segmenter gives each final its times: timestamp tokens would only add
+        // decoder steps (and a log-softmax per beam and step for the timestamp rule).
+        without_timestamps: !args.final_timestamps,
         ..Default::default()
     };
     let mut seg_cfg = SegmenterConfig {
