@@ -16,6 +16,11 @@
 //! * A conformer-AED model with a CTC head decodes as WeNet's runtime does (CTC prefix beam
 //!   search, then attention rescoring with CTC weight [`CTC_RESCORING_WEIGHT`]); one without
 //!   (FireRedASR) uses the attention beam search with FireRedASR's scoring.
+//! * `TranscribeOptions::prefix` (text the transcript must begin with; the segments hold
+//!   only what follows) works for both families: Whisper forces it on its decoder, a
+//!   conformer-AED model with a CTC head on its CTC prefix search
+//!   ([`ConformerAsr::decode_piece_after`]), so live dictation can keep text final while
+//!   the utterance continues.
 //! * Conformer-AED models are trained on utterances, not hour-long files. Longer input is
 //!   cut into pieces of at most [`CONFORMER_MAX_PIECE_S`] at the quietest 10 ms frame of
 //!   the last third of each piece (where a pause is most likely), and each piece is
@@ -166,6 +171,73 @@ impl ConformerAsr {
         samples: &[f32],
         beam_size: usize,
     ) -> Result<PieceResult, RecognizerError> {
+        self.decode_piece_forced(samples, beam_size, &[])
+    }
+
+    /// Whether [`Self::decode_piece_after`] can force a prefix on the search (it needs
+    /// the CTC head: the prefix constrains the CTC prefix beam search).
+    pub fn accepts_prefix(&self) -> bool {
+        self.model.ctc.is_some()
+    }
+
+    /// Decodes a piece whose start was already decoded as `prefix` (text this model
+    /// produced, e.g. a live final): the hypotheses are constrained to begin with
+    /// `prefix`'s tokens and the result holds only what follows them. When the prefix
+    /// cannot be forced (no CTC head, text that does not tokenize back to itself, or no
+    /// path through the audio emits it), the piece is decoded freely and the words after
+    /// the prefix's word count are returned.
+    pub fn decode_piece_after(
+        &self,
+        samples: &[f32],
+        beam_size: usize,
+        prefix: &str,
+    ) -> Result<PieceResult, RecognizerError> {
+        let words = prefix.split_whitespace().count();
+        if words == 0 {
+            return self.decode_piece(samples, beam_size);
+        }
+        if let Some(forced) = self.prefix_tokens(prefix) {
+            match self.decode_piece_forced(samples, beam_size, &forced) {
+                Err(RecognizerError::Conformer(ConformerError::Input(_))) => {}
+                Ok(mut out) => {
+                    out.prefix_forced = true;
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut out = self.decode_piece(samples, beam_size)?;
+        out.text = out
+            .text
+            .split_whitespace()
+            .skip(words)
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.tokens = self.tokenizer.tokenize(&out.text).1;
+        Ok(out)
+    }
+
+    /// `prefix` as token ids when the model can force it and it tokenizes back to itself.
+    fn prefix_tokens(&self, prefix: &str) -> Option<Vec<u32>> {
+        if !self.accepts_prefix() {
+            return None;
+        }
+        let (_, ids) = self.tokenizer.tokenize(prefix);
+        let back = self.tokenizer.detokenize(&ids);
+        let same = back
+            .split_whitespace()
+            .eq(prefix.to_uppercase().split_whitespace());
+        (same && !ids.is_empty()).then_some(ids)
+    }
+
+    /// The decode: the best hypothesis starting with `forced` (empty: any), its tokens
+    /// after `forced`.
+    fn decode_piece_forced(
+        &self,
+        samples: &[f32],
+        beam_size: usize,
+        forced: &[u32],
+    ) -> Result<PieceResult, RecognizerError> {
         let mut out = PieceResult::default();
         let t = std::time::Instant::now();
         // FireRedASR computes fbank on int16-scale samples.
@@ -185,8 +257,12 @@ impl ConformerAsr {
         out.encoder_s = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
         let hyps = if self.model.ctc.is_some() {
-            self.model
-                .ctc_attention_rescoring(&enc, beam_size.max(1), CTC_RESCORING_WEIGHT)?
+            self.model.ctc_attention_rescoring_forced(
+                &enc,
+                beam_size.max(1),
+                CTC_RESCORING_WEIGHT,
+                forced,
+            )?
         } else {
             let opts = BeamSearchOptions {
                 beam_size: beam_size.max(1),
@@ -197,8 +273,9 @@ impl ConformerAsr {
         out.decoder_s = t.elapsed().as_secs_f64();
         if let Some(h) = hyps.into_iter().next() {
             out.avg_logprob = h.score / (h.tokens.len().max(1) as f32);
-            out.text = self.tokenizer.detokenize(&h.tokens);
-            out.tokens = h.tokens;
+            let rest = &h.tokens[forced.len().min(h.tokens.len())..];
+            out.text = self.tokenizer.detokenize(rest);
+            out.tokens = rest.to_vec();
         }
         Ok(out)
     }
@@ -219,6 +296,9 @@ pub struct PieceResult {
     pub encoder_s: f64,
     /// Seconds in the beam search.
     pub decoder_s: f64,
+    /// [`ConformerAsr::decode_piece_after`]: whether the prefix was forced on the search
+    /// (else the piece was decoded freely and the prefix's word count skipped).
+    pub prefix_forced: bool,
 }
 
 /// Samples per 10 ms frame at 16 kHz: the grid on which pieces are cut.
@@ -281,6 +361,16 @@ impl Recognizer {
                 Recognizer::ConformerAed(Box::new(ConformerAsr::load(dir, precision)?))
             }
         })
+    }
+
+    /// Whether `TranscribeOptions::prefix` is forced on the search (Whisper; a
+    /// conformer-AED model with a CTC head). Otherwise the piece is decoded freely and
+    /// the prefix's word count skipped.
+    pub fn accepts_prefix(&self) -> bool {
+        match self {
+            Recognizer::Whisper(_) => true,
+            Recognizer::ConformerAed(c) => c.accepts_prefix(),
+        }
     }
 
     /// The model family.
@@ -405,6 +495,7 @@ fn transcribe_conformer(
     let max_len = (CONFORMER_MAX_PIECE_S * 16000.0) as usize;
     let mut buf: Vec<f32> = Vec::with_capacity(max_len + CONFORMER_READ_CHUNK);
     let (mut offset, mut id) = (0usize, 0usize);
+    let mut prefix = opts.prefix.as_deref().filter(|p| !p.trim().is_empty());
     loop {
         let before = buf.len();
         let ended = source
@@ -423,7 +514,11 @@ fn transcribe_conformer(
             } else {
                 buf.len()
             };
-            let piece = c.decode_piece(&buf[..cut], opts.beam_size)?;
+            // A forced prefix (live dictation's final text) applies to the first piece.
+            let piece = match prefix.take() {
+                Some(p) => c.decode_piece_after(&buf[..cut], opts.beam_size, p)?,
+                None => c.decode_piece(&buf[..cut], opts.beam_size)?,
+            };
             info.features_s += piece.features_s;
             info.encoder_s += piece.encoder_s;
             info.decoder_s += piece.decoder_s;

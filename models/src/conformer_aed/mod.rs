@@ -362,7 +362,27 @@ impl ConformerAed {
         beam: usize,
         ctc_weight: f32,
     ) -> Result<Vec<Hypothesis>, ConformerError> {
-        let nbest = self.ctc_prefix_beam_search(enc, beam)?;
+        self.ctc_attention_rescoring_forced(enc, beam, ctc_weight, &[])
+    }
+
+    /// [`Self::ctc_attention_rescoring`] of hypotheses that start with `forced` (CTC
+    /// search constrained by [`ctc::ctc_prefix_beam_search_forced`]; the decoder scores
+    /// the whole sequences). The hypotheses hold `forced` followed by the continuation.
+    pub fn ctc_attention_rescoring_forced(
+        &self,
+        enc: &EncoderOutput,
+        beam: usize,
+        ctc_weight: f32,
+        forced: &[u32],
+    ) -> Result<Vec<Hypothesis>, ConformerError> {
+        let lp = self.ctc_log_probs(enc)?;
+        let nbest = ctc::ctc_prefix_beam_search_forced(
+            &lp,
+            self.config.odim,
+            beam,
+            self.config.blank_id,
+            forced,
+        )?;
         let longest = nbest.iter().map(|h| h.tokens.len()).max().unwrap_or(0);
         if let Some(mut steps) = self.open_decoder_session(enc, 1, longest + 1)? {
             let name = steps.name().to_string();
