@@ -411,6 +411,65 @@ fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
     );
 }
 
+/// The built-in an4-conformer with soft finals (`--final-pause-ms 250`, opt-in for
+/// conformer-AED models): text becomes final at pauses inside an utterance, and the rest
+/// of the utterance is decoded with that text forced on the CTC prefix search, so the
+/// pieces still read as the offline per-utterance transcripts.
+#[test]
+fn listen_an4_conformer_soft_finals_continue_the_utterance_after_final_text() {
+    if shared().is_none() {
+        eprintln!("skipping: ../shared not found");
+        return;
+    }
+    let n = 12;
+    let tmp = tempdir();
+    let wav = tmp.join("an4.wav");
+    write_wav(&wav, &joined_an4(n), 16000, 1);
+    let mut files: Vec<_> = std::fs::read_dir(shared().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "flac"))
+        .collect();
+    files.sort();
+    let offline = Command::new(HARK)
+        .args(["transcribe", "--model", "an4-conformer", "--format", "txt"])
+        .args(&files[..n])
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let offline = String::from_utf8_lossy(&offline.stdout).into_owned();
+    let out = Command::new(HARK)
+        .args(["listen", "--no-tui", "--model", "an4-conformer"])
+        .args([
+            "--final-pause-ms",
+            "250",
+            "--realtime-speed",
+            "4",
+            "--input",
+        ])
+        .arg(&wav)
+        .arg("--output")
+        .arg(tmp.join("an4.txt"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let finals = finals_of(&stdout);
+    // Some utterance was finalised in pieces (AN4's spelled letters have pauses).
+    let pieces = finals.windows(2).filter(|w| w[0].0 == w[1].0).count();
+    assert!(pieces >= 1, "no soft final: {stdout}");
+    let live = final_text(&stdout);
+    let m = word_match(&words(&offline), &words(&live));
+    // Measured on these 12 utterances: 0.892; with the prefix ignored (each piece
+    // re-decodes the whole utterance and repeats the words already final) 0.763.
+    assert!(
+        m >= 0.8,
+        "word match {m:.3} < 0.8\noffline: {offline}\nlive: {live}"
+    );
+}
+
 #[test]
 fn listen_max_utterance_limit_depends_on_the_model_family() {
     let tmp = tempdir();

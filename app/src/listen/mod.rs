@@ -32,11 +32,12 @@
 //!   rest differ in punctuation or spelling style (see [`DEFAULT_AUDIO_CTX_MARGIN`]).
 //!
 //! Text becomes final before the utterance closes: when the segmenter reports a pause of
-//! `final_pause_ms` ([`Segment::SoftFinal`], Whisper only), the speculative decode of
+//! `final_pause_ms` ([`Segment::SoftFinal`]; models that accept a forced prefix:
+//! Whisper, conformer-AED with a CTC head), the speculative decode of
 //! that endpoint is emitted as a final and never revised, while the utterance stays open
 //! until the hangover. Every later decode of the utterance (partials, endpoints, the
 //! closing final) runs on the *whole* utterance audio with the text already final as a
-//! forced decoder prefix ([`TranscribeOptions::prefix`]) and yields only the words after
+//! forced prefix ([`TranscribeOptions::prefix`]) and yields only the words after
 //! it, which become the next final piece ([`join_piece`] puts a space before words, none
 //! before punctuation). So the finals of an utterance read as one decode of all of it,
 //! and the final latency is the short pause plus the decode time, not the hangover.
