@@ -16,8 +16,9 @@
 # the text so far is final after --final-pause-ms (default 250) of silence (once the
 # utterance holds --final-min-ms, default 1500, of audio) while the utterance stays open
 # until --hangover-ms (default 400), so the final latency is about the pause plus the
-# decode (the hangover for short utterances); --final-pause-ms 0 (and conformer-AED models, whose decoders
-# take no prefix) emit finals only at the hangover, which then bounds the latency.
+# decode (the hangover for short utterances); --final-pause-ms 0 emits finals only at the
+# hangover, which then bounds the latency. Conformer-AED models with a CTC head take
+# --final-pause-ms too (off by default for them: it costs accuracy on AN4).
 # Each final line counts once (an utterance continued after a pause gives several).
 set -euo pipefail
 N=${1:-10}
