@@ -1106,26 +1106,44 @@ mod tests {
             SegmenterConfig::default(),
         )
         .unwrap();
+        let events = run_to_end(p);
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Warning(w) if w.contains("audio input lost") && w.contains("device unplugged"))),
+            "{events:?}"
+        );
+        let finals: Vec<String> = finals_of(&events).into_iter().map(|f| f.1).collect();
+        assert_eq!(finals.len(), 1, "{events:?}");
+        assert!(finals[0].to_lowercase().starts_with("enter"), "{finals:?}");
+    }
+    /// Every event of a pipeline run up to [`Event::Finished`]; the threads joined.
+    fn run_to_end(p: Pipeline) -> Vec<Event> {
         let events: Vec<Event> = p
             .events
             .iter()
             .take_while(|e| *e != Event::Finished)
             .collect();
         p.join();
-        assert!(
-            events.iter().any(|e| matches!(e, Event::Warning(w) if w.contains("audio input lost") && w.contains("device unplugged"))),
-            "{events:?}"
-        );
-        let finals: Vec<&str> = events
+        events
+    }
+
+    /// The finals among `events`: (utterance id, text, start s, end s, latency ms).
+    fn finals_of(events: &[Event]) -> Vec<(u64, String, f64, f64, f64)> {
+        events
             .iter()
             .filter_map(|e| match e {
-                Event::Final { text, .. } => Some(text.as_str()),
+                Event::Final {
+                    id,
+                    text,
+                    start_s,
+                    end_s,
+                    latency_ms,
+                    ..
+                } => Some((*id, text.clone(), *start_s, *end_s, *latency_ms)),
                 _ => None,
             })
-            .collect();
-        assert_eq!(finals.len(), 1, "{events:?}");
-        assert!(finals[0].to_lowercase().starts_with("enter"), "{finals:?}");
+            .collect()
     }
+
     /// Three 1.2 s "utterances" (a tone) separated by 1.5 s of silence, delivered at real
     /// time through the pipeline with `model`, endpoint 100 ms and the given hangover.
     fn three_tones_at_real_time(
@@ -1224,21 +1242,9 @@ mod tests {
             calls: calls.clone(),
         };
         let p = three_tones_at_real_time(Box::new(fake), 600, None);
-        let events: Vec<Event> = p
-            .events
-            .iter()
-            .take_while(|e| *e != Event::Finished)
-            .collect();
-        p.join();
-        let finals: Vec<(String, f64)> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Final {
-                    text, latency_ms, ..
-                } => Some((text.clone(), *latency_ms)),
-                _ => None,
-            })
-            .collect();
+        let events = run_to_end(p);
+        let finals: Vec<(String, f64)> =
+            finals_of(&events).into_iter().map(|f| (f.1, f.4)).collect();
         assert_eq!(finals.len(), 3, "{events:?}");
         let calls = calls.lock().unwrap().clone();
         let final_decodes: Vec<usize> = calls.iter().filter(|c| c.0).map(|c| c.1).collect();
@@ -1316,21 +1322,9 @@ mod tests {
             cancelled: cancelled.clone(),
         };
         let p = three_tones_at_real_time(Box::new(model), 300, Some(DEFAULT_AUDIO_CTX_MARGIN));
-        let events: Vec<Event> = p
-            .events
-            .iter()
-            .take_while(|e| *e != Event::Finished)
-            .collect();
-        p.join();
-        let finals: Vec<(String, f64)> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Final {
-                    text, latency_ms, ..
-                } => Some((text.clone(), *latency_ms)),
-                _ => None,
-            })
-            .collect();
+        let events = run_to_end(p);
+        let finals: Vec<(String, f64)> =
+            finals_of(&events).into_iter().map(|f| (f.1, f.4)).collect();
         assert_eq!(finals.len(), 3, "{events:?}");
         assert!(
             !events.iter().any(|e| matches!(e, Event::Error(_))),
@@ -1423,30 +1417,12 @@ mod tests {
             cfg,
         )
         .unwrap();
-        let events: Vec<Event> = p
-            .events
-            .iter()
-            .take_while(|e| *e != Event::Finished)
-            .collect();
-        p.join();
+        let events = run_to_end(p);
         assert!(
             !events.iter().any(|e| matches!(e, Event::Error(_))),
             "{events:?}"
         );
-        let finals: Vec<(u64, String, f64, f64, f64)> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Final {
-                    id,
-                    text,
-                    start_s,
-                    end_s,
-                    latency_ms,
-                    ..
-                } => Some((*id, text.clone(), *start_s, *end_s, *latency_ms)),
-                _ => None,
-            })
-            .collect();
+        let finals = finals_of(&events);
         let texts: Vec<(u64, &str)> = finals.iter().map(|f| (f.0, f.1.as_str())).collect();
         assert_eq!(texts, [(0, "w1"), (0, "w2"), (1, "w1")], "{events:?}");
         for f in &finals {
