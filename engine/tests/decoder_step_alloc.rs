@@ -5,39 +5,12 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use common::{decoder::Model, lcg};
 use hark_engine::DType;
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use hark_test_support::alloc::{start_counting, stop_counting, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn decoder_step_allocates_nothing_after_warmup() {
@@ -65,26 +38,20 @@ fn decoder_step_allocates_nothing_after_warmup() {
         warm(&mut st, &mut logits);
 
         // The counter itself works.
-        ALLOCS.store(0, Ordering::SeqCst);
-        ON.store(true, Ordering::SeqCst);
+        start_counting();
         let probe = std::hint::black_box(vec![1u8; 16]);
-        ON.store(false, Ordering::SeqCst);
+        let probed = stop_counting();
         drop(probe);
-        assert!(
-            ALLOCS.load(Ordering::SeqCst) >= 1,
-            "counting allocator is not active"
-        );
+        assert!(probed >= 1, "counting allocator is not active");
 
         let toks = [40u32, 41, 42];
         let parents = [1usize, 0, 0];
-        ALLOCS.store(0, Ordering::SeqCst);
-        ON.store(true, Ordering::SeqCst);
+        start_counting();
         for _ in 0..6 {
             model.step(&mut st, &toks, 1, &mut logits);
             st.cache.reorder(&parents).unwrap();
         }
-        ON.store(false, Ordering::SeqCst);
-        let n = ALLOCS.load(Ordering::SeqCst);
+        let n = stop_counting();
         assert_eq!(
             n, 0,
             "{dtype}: {n} heap allocations in 6 warmed-up decoder steps"

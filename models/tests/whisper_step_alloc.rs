@@ -7,38 +7,11 @@
 
 mod whisper_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use hark_models::whisper::{DecodeRows, Precision, WhisperModel};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use hark_test_support::alloc::{start_counting, stop_counting, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn whisper_decoder_step_allocates_nothing_after_warmup() {
@@ -71,14 +44,12 @@ fn whisper_decoder_step_allocates_nothing_after_warmup() {
             step(&mut st, 5, k);
             step(&mut st, 1, k);
         }
-        ALLOCS.store(0, Ordering::SeqCst);
-        ON.store(true, Ordering::SeqCst);
+        start_counting();
         for k in 3..8 {
             step(&mut st, 5, k);
             step(&mut st, 1, k);
         }
-        ON.store(false, Ordering::SeqCst);
-        let n = ALLOCS.load(Ordering::SeqCst);
+        let n = stop_counting();
         assert!(sink.is_finite());
         assert_eq!(
             n, 0,
