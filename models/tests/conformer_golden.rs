@@ -7,12 +7,14 @@
 //! storage is lossless and every stage must match the f32 reference within 1e-4 (relative to
 //! max(|reference|, 1)); n-best token sequences must match exactly.
 
+mod conformer_common;
+
 use std::path::{Path, PathBuf};
 
-use hark_models::conformer_aed::weights::TensorStore;
+use conformer_common::{assert_close, golden, load, meta, prefix, take, wav_features};
 use hark_models::conformer_aed::{BeamSearchOptions, ConformerAed};
-
-const TOL: f32 = 1e-4;
+use hark_test_support::fixtures::json_u32s;
+use hark_test_support::{max_abs_diff, nmse, shared_dir};
 
 fn fixture_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer");
@@ -30,45 +32,10 @@ fn fixture_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn golden(dir: &Path) -> TensorStore {
-    TensorStore::open(&dir.join("golden.safetensors")).expect("golden.safetensors")
-}
-
-fn take(g: &mut TensorStore, name: &str) -> Vec<f32> {
-    g.take_any(name).unwrap_or_else(|e| panic!("{e}")).data
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0.0f32, 0usize);
-    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-        let err = (a - b).abs() / b.abs().max(1.0);
-        assert!(err.is_finite(), "{what}[{i}]: got {a}, want {b}");
-        if err > worst.0 {
-            worst = (err, i);
-        }
-    }
-    assert!(
-        worst.0 <= TOL,
-        "{what}: max relative error {} at {} (got {}, want {})",
-        worst.0,
-        worst.1,
-        got[worst.1],
-        want[worst.1]
-    );
-}
-
-fn encode(model: &ConformerAed, g: &mut TensorStore) -> hark_models::conformer_aed::EncoderOutput {
-    let feats = take(g, "feats");
-    model.encoder.forward(&feats, true).expect("encode")
-}
-
 #[test]
 fn conformer_encoder_stages_match_fireredasr() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
+        let (model, mut g, enc) = load(&dir);
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         assert_close(
             &format!("{name} subsampling"),
@@ -100,16 +67,8 @@ fn conformer_encoder_stages_match_fireredasr() {
 #[test]
 fn conformer_decoder_kv_cache_logits_match_fireredasr_full_recompute() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
-        let prefix: Vec<u32> = g
-            .take_any("decoder.prefix")
-            .unwrap()
-            .ints
-            .iter()
-            .map(|&t| t as u32)
-            .collect();
+        let (model, mut g, enc) = load(&dir);
+        let prefix = prefix(&mut g);
         let logits = model.decoder_logits(&enc, &prefix).expect("decode");
         assert_close(
             &format!("{} decoder logits", dir.display()),
@@ -119,14 +78,23 @@ fn conformer_decoder_kv_cache_logits_match_fireredasr_full_recompute() {
     }
 }
 
+/// The reference's search options: `res` (one entry of `meta["results"]`) gives the beam
+/// and n-best sizes, `meta` the scoring options.
+fn search_options(meta: &serde_json::Value, res: &serde_json::Value) -> BeamSearchOptions {
+    BeamSearchOptions {
+        beam_size: res["beam_size"].as_u64().unwrap() as usize,
+        nbest: res["nbest"].as_u64().unwrap() as usize,
+        decode_max_len: 0,
+        softmax_smoothing: meta["softmax_smoothing"].as_f64().unwrap() as f32,
+        length_penalty: meta["length_penalty"].as_f64().unwrap() as f32,
+        eos_penalty: meta["eos_penalty"].as_f64().unwrap() as f32,
+    }
+}
+
 fn check_nbest(key: &str) {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
-                .unwrap();
+        let (model, _, enc) = load(&dir);
+        let meta = meta(&dir);
         let res = meta["results"]
             .as_object()
             .unwrap()
@@ -136,24 +104,12 @@ fn check_nbest(key: &str) {
             })
             .map(|(_, v)| v.clone())
             .unwrap();
-        let opts = BeamSearchOptions {
-            beam_size: res["beam_size"].as_u64().unwrap() as usize,
-            nbest: res["nbest"].as_u64().unwrap() as usize,
-            decode_max_len: 0,
-            softmax_smoothing: meta["softmax_smoothing"].as_f64().unwrap() as f32,
-            length_penalty: meta["length_penalty"].as_f64().unwrap() as f32,
-            eos_penalty: meta["eos_penalty"].as_f64().unwrap() as f32,
-        };
+        let opts = search_options(&meta, &res);
         let hyps = model.beam_search(&enc, &opts).expect("beam search");
         let want = res["hyps"].as_array().unwrap();
         assert_eq!(hyps.len(), want.len(), "{}: n-best size", dir.display());
         for (i, (h, w)) in hyps.iter().zip(want).enumerate() {
-            let toks: Vec<u32> = w["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
+            let toks = json_u32s(&w["tokens"]);
             assert_eq!(h.tokens, toks, "{} {key} hyp {i} tokens", dir.display());
             let s = w["score"].as_f64().unwrap() as f32;
             assert_close(
@@ -180,40 +136,17 @@ fn conformer_greedy_search_matches_fireredasr() {
 /// and transcribing from them must give the reference's n-best.
 #[test]
 fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    if !shared.exists() {
-        eprintln!("skipping: ../shared not found");
+    if shared_dir().is_none() {
         return;
     }
     for dir in fixture_dirs() {
         let model = ConformerAed::load(&dir).expect("load");
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap())
-                .unwrap();
-        let wav = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(meta["wav"].as_str().unwrap());
-        let samples: Vec<f32> = hark_audio::load_audio(&wav)
-            .expect("decode wav")
-            .iter()
-            .map(|s| s * 32768.0)
-            .collect();
-        let fbank = hark_audio::features::FrameComputer::new(
-            hark_audio::features::FbankOptions::with_bins(80),
-        )
-        .unwrap()
-        .compute(&samples)
-        .unwrap();
-        let mut feats = fbank.data.clone();
-        model.apply_cmvn(&mut feats).unwrap();
+        let meta = meta(&dir);
+        let (fbank, feats) = wav_features(&model, &meta);
         let mut g = golden(&dir);
         let want = take(&mut g, "feats");
         assert_eq!(feats.len(), want.len(), "frames");
-        let worst = feats
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&feats, &want);
         eprintln!("{}: max abs feature difference {worst}", dir.display());
         assert!(
             worst < 2e-4,
@@ -226,23 +159,12 @@ fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
             .iter()
             .find(|(k, _)| k.as_str() != "beam1")
             .unwrap()
-            .1;
-        let opts = BeamSearchOptions {
-            beam_size: res["beam_size"].as_u64().unwrap() as usize,
-            nbest: res["nbest"].as_u64().unwrap() as usize,
-            decode_max_len: 0,
-            softmax_smoothing: meta["softmax_smoothing"].as_f64().unwrap() as f32,
-            length_penalty: meta["length_penalty"].as_f64().unwrap() as f32,
-            eos_penalty: meta["eos_penalty"].as_f64().unwrap() as f32,
-        };
-        let hyps = model.transcribe_fbank(&fbank.data, &opts).unwrap();
+            .1
+            .clone();
+        let opts = search_options(&meta, &res);
+        let hyps = model.transcribe_fbank(&fbank, &opts).unwrap();
         for (h, w) in hyps.iter().zip(res["hyps"].as_array().unwrap()) {
-            let toks: Vec<u32> = w["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
+            let toks = json_u32s(&w["tokens"]);
             assert_eq!(h.tokens, toks, "{}: n-best from wav", dir.display());
         }
     }
@@ -259,13 +181,7 @@ fn conformer_f16_and_int8_weights_stay_close_to_reference() {
         let mut g = golden(&dir);
         let feats = take(&mut g, "feats");
         let want_enc = take(&mut g, "encoder_out");
-        let prefix: Vec<u32> = g
-            .take_any("decoder.prefix")
-            .unwrap()
-            .ints
-            .iter()
-            .map(|&t| t as u32)
-            .collect();
+        let prefix = prefix(&mut g);
         let want_logits = take(&mut g, "decoder.logits");
         for (p, bound) in [(Precision::F16, 1e-4f32), (Precision::Int8, 5e-2)] {
             let model = ConformerAed::load_with_precision(&dir, p).expect("load");
@@ -275,16 +191,10 @@ fn conformer_f16_and_int8_weights_stay_close_to_reference() {
                 ("encoder", &enc.hidden, &want_enc),
                 ("logits", &logits, &want_logits),
             ] {
-                let num: f32 = got
-                    .iter()
-                    .zip(want.iter())
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                let den: f32 = want.iter().map(|b| b * b).sum();
-                let nmse = num / den;
+                let nmse = nmse(got, want);
                 eprintln!("{} {p:?} {what}: normalised MSE {nmse:e}", dir.display());
                 assert!(
-                    nmse <= bound * bound,
+                    nmse <= f64::from(bound * bound),
                     "{} {p:?} {what}: normalised MSE {nmse} > {}",
                     dir.display(),
                     bound * bound

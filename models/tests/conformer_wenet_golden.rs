@@ -10,12 +10,14 @@
 //! the stage checks cover. Every stage must match within 1e-4 relative to max(|ref|, 1); the
 //! CTC n-best and the rescoring winner must match exactly.
 
+mod conformer_common;
+
 use std::path::{Path, PathBuf};
 
-use hark_models::conformer_aed::weights::TensorStore;
-use hark_models::conformer_aed::{ConformerAed, EncoderOutput, FireRedTokenizer};
-
-const TOL: f32 = 1e-4;
+use conformer_common::{assert_close, golden, load, meta, prefix, take, wav_features};
+use hark_models::conformer_aed::{ConformerAed, FireRedTokenizer};
+use hark_test_support::fixtures::json_u32s;
+use hark_test_support::{max_abs_diff, shared_dir};
 const CONFIGS: [&str; 3] = [
     "wenet_bn_k15",
     "espnet_latest_sub6_k7",
@@ -27,57 +29,10 @@ fn fixture_dirs() -> Vec<PathBuf> {
     CONFIGS.iter().map(|n| root.join(n)).collect()
 }
 
-fn golden(dir: &Path) -> TensorStore {
-    TensorStore::open(&dir.join("golden.safetensors")).expect("golden.safetensors")
-}
-
-fn meta(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap()
-}
-
-fn take(g: &mut TensorStore, name: &str) -> Vec<f32> {
-    g.take_any(name).unwrap_or_else(|e| panic!("{e}")).data
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0.0f32, 0usize);
-    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-        let err = (a - b).abs() / b.abs().max(1.0);
-        assert!(err.is_finite(), "{what}[{i}]: got {a}, want {b}");
-        if err > worst.0 {
-            worst = (err, i);
-        }
-    }
-    assert!(
-        worst.0 <= TOL,
-        "{what}: max relative error {} at {} (got {}, want {})",
-        worst.0,
-        worst.1,
-        got[worst.1],
-        want[worst.1]
-    );
-}
-
-fn encode(model: &ConformerAed, g: &mut TensorStore) -> EncoderOutput {
-    let feats = take(g, "feats");
-    model.encoder.forward(&feats, true).expect("encode")
-}
-
-fn tokens(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn wenet_espnet_encoder_stages_match_reference() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
+        let (model, mut g, enc) = load(&dir);
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         assert_close(
             &format!("{name} subsampling"),
@@ -106,16 +61,8 @@ fn wenet_espnet_encoder_stages_match_reference() {
 #[test]
 fn wenet_espnet_decoder_logits_match_reference() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
-        let prefix: Vec<u32> = g
-            .take_any("decoder.prefix")
-            .unwrap()
-            .ints
-            .iter()
-            .map(|&t| t as u32)
-            .collect();
+        let (model, mut g, enc) = load(&dir);
+        let prefix = prefix(&mut g);
         let logits = model.decoder_logits(&enc, &prefix).expect("decode");
         assert_close(
             &format!("{} decoder logits (untied output layer)", dir.display()),
@@ -128,9 +75,7 @@ fn wenet_espnet_decoder_logits_match_reference() {
 #[test]
 fn wenet_espnet_ctc_log_probs_match_reference() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
+        let (model, mut g, enc) = load(&dir);
         let lp = model.ctc_log_probs(&enc).expect("ctc head");
         assert_close(
             &format!("{} ctc log-probs", dir.display()),
@@ -143,9 +88,7 @@ fn wenet_espnet_ctc_log_probs_match_reference() {
 #[test]
 fn ctc_prefix_beam_search_matches_wenet_reference() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
+        let (model, _, enc) = load(&dir);
         let m = meta(&dir);
         let beam = m["beam"].as_u64().unwrap() as usize;
         let hyps = model.ctc_prefix_beam_search(&enc, beam).unwrap();
@@ -154,7 +97,7 @@ fn ctc_prefix_beam_search_matches_wenet_reference() {
         for (i, (h, w)) in hyps.iter().zip(want).enumerate() {
             assert_eq!(
                 h.tokens,
-                tokens(&w["tokens"]),
+                json_u32s(&w["tokens"]),
                 "{} ctc hyp {i}",
                 dir.display()
             );
@@ -170,9 +113,7 @@ fn ctc_prefix_beam_search_matches_wenet_reference() {
 #[test]
 fn attention_rescoring_matches_wenet_reference() {
     for dir in fixture_dirs() {
-        let model = ConformerAed::load(&dir).expect("load");
-        let mut g = golden(&dir);
-        let enc = encode(&model, &mut g);
+        let (model, _, enc) = load(&dir);
         let m = meta(&dir);
         let beam = m["beam"].as_u64().unwrap() as usize;
         let w = m["ctc_weight"].as_f64().unwrap() as f32;
@@ -180,7 +121,7 @@ fn attention_rescoring_matches_wenet_reference() {
         let want = m["rescored"].as_array().unwrap();
         assert_eq!(hyps.len(), want.len());
         for r in want {
-            let toks = tokens(&r["tokens"]);
+            let toks = json_u32s(&r["tokens"]);
             let h = hyps
                 .iter()
                 .find(|h| h.tokens == toks)
@@ -193,7 +134,7 @@ fn attention_rescoring_matches_wenet_reference() {
         }
         assert_eq!(
             hyps[0].tokens,
-            tokens(&m["best"]),
+            json_u32s(&m["best"]),
             "{}: rescoring winner",
             dir.display()
         );
@@ -205,36 +146,15 @@ fn attention_rescoring_matches_wenet_reference() {
 /// BPE pieces detokenize it.
 #[test]
 fn wenet_wav_to_rescored_text_matches_reference() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    if !shared.exists() {
-        eprintln!("skipping: ../shared not found");
+    if shared_dir().is_none() {
         return;
     }
     for dir in fixture_dirs() {
         let model = ConformerAed::load(&dir).expect("load");
         let m = meta(&dir);
-        let wav = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(m["wav"].as_str().unwrap());
-        let samples: Vec<f32> = hark_audio::load_audio(&wav)
-            .expect("decode wav")
-            .iter()
-            .map(|s| s * 32768.0)
-            .collect();
-        let fbank = hark_audio::features::FrameComputer::new(
-            hark_audio::features::FbankOptions::with_bins(80),
-        )
-        .unwrap()
-        .compute(&samples)
-        .unwrap();
-        let mut feats = fbank.data.clone();
-        model.apply_cmvn(&mut feats).unwrap();
+        let (_, feats) = wav_features(&model, &m);
         let want = take(&mut golden(&dir), "feats");
-        let worst = feats
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&feats, &want);
         assert!(
             worst < 2e-4,
             "{}: features differ by {worst}",
@@ -248,7 +168,7 @@ fn wenet_wav_to_rescored_text_matches_reference() {
                 m["ctc_weight"].as_f64().unwrap() as f32,
             )
             .unwrap();
-        assert_eq!(hyps[0].tokens, tokens(&m["best"]), "{}", dir.display());
+        assert_eq!(hyps[0].tokens, json_u32s(&m["best"]), "{}", dir.display());
         let tok = FireRedTokenizer::from_model_dir(&dir, &model.config).expect("tokenizer");
         let text = tok.detokenize(&hyps[0].tokens);
         assert!(!text.is_empty() && !text.contains('▁'), "{text:?}");
