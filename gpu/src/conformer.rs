@@ -35,9 +35,9 @@ use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, Sta
 use hark_engine::{DType, Precision, PrecisionPolicy, Tensor, Weights};
 
 use crate::context::{GpuContext, GpuTensor, Recorder};
+use crate::decoder_slot::DecoderSlot;
 use crate::kernels::{Act, GpuWeight};
 use crate::whisper::StageTimes;
-use crate::whisper_decoder::DecoderWeights;
 use crate::{GpuError, StageClock};
 
 /// The model name a conformer-AED stage carries (`Stage::model`).
@@ -375,7 +375,7 @@ pub struct ConformerEncoderDelegate {
     bufs: Mutex<Option<Buffers>>,
     weight_bytes: u64,
     clock: Arc<StageClock>,
-    decoder: Option<Arc<DecoderWeights>>,
+    decoder: DecoderSlot,
 }
 
 impl std::fmt::Debug for ConformerEncoderDelegate {
@@ -587,7 +587,7 @@ impl ConformerEncoderDelegate {
             bufs: Mutex::new(None),
             weight_bytes: bytes.get(),
             clock,
-            decoder: None,
+            decoder: DecoderSlot::new(MODEL, "conformer decoder session", None),
         })
     }
 
@@ -595,9 +595,9 @@ impl ConformerEncoderDelegate {
     /// so that this delegate opens decoder sessions ([`Delegate::decoder_session`], model
     /// [`MODEL`]; see [`crate::conformer_decoder`]).
     pub fn with_decoder(mut self, model_dir: &Path) -> Result<Self, GpuError> {
-        let w = crate::conformer_decoder::load(&self.ctx, model_dir)?;
-        self.weight_bytes += w.weight_bytes();
-        self.decoder = Some(Arc::new(w));
+        self.weight_bytes +=
+            self.decoder
+                .load(&self.ctx, model_dir, crate::conformer_decoder::load)?;
         Ok(self)
     }
 
@@ -609,22 +609,8 @@ impl ConformerEncoderDelegate {
         max_beams: usize,
         max_len: usize,
     ) -> Result<crate::conformer_decoder::ConformerDecoderSession, GpuError> {
-        let w = self.decoder.clone().ok_or(GpuError::Shape {
-            op: "conformer decoder session",
-            reason: "the delegate was loaded without the decoder (with_decoder)".into(),
-        })?;
-        crate::whisper_decoder::GpuDecoderSession::new(
-            self.ctx.clone(),
-            w,
-            None,
-            crate::whisper_decoder::SessionShared {
-                name: self.name.clone(),
-                clock: self.clock.clone(),
-                reused: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            },
-            max_beams,
-            max_len,
-        )
+        self.decoder
+            .open(&self.ctx, &self.name, &self.clock, max_beams, max_len)
     }
 
     /// Encoder options read from config.json.
@@ -934,19 +920,7 @@ impl Delegate for ConformerEncoderDelegate {
         &self,
         request: &SessionRequest<'_>,
     ) -> hark_engine::Result<Option<Box<dyn DecoderSession>>> {
-        let Some(w) = &self.decoder else {
-            return Ok(None);
-        };
-        if request.model != MODEL || !w.accepts(request.max_beams, request.max_len) {
-            return Ok(None);
-        }
-        let s = self
-            .open_decoder(request.max_beams, request.max_len)
-            .map_err(|e| hark_engine::Error::Delegate {
-                delegate: self.name.clone(),
-                stage: "conformer decoder session".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(Some(Box::new(s)))
+        self.decoder
+            .session(&self.ctx, &self.name, &self.clock, request)
     }
 }

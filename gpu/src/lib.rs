@@ -27,6 +27,7 @@
 pub mod conformer;
 pub mod conformer_decoder;
 pub mod context;
+mod decoder_slot;
 pub mod kernels;
 pub mod whisper;
 pub mod whisper_decoder;

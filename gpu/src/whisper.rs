@@ -29,6 +29,7 @@ use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, Sta
 use hark_engine::{Precision, PrecisionPolicy, Weights};
 
 use crate::context::{GpuContext, GpuTensor};
+use crate::decoder_slot::DecoderSlot;
 use crate::kernels::{Act, GpuWeight, RowView};
 use crate::GpuError;
 
@@ -118,8 +119,7 @@ pub struct WhisperEncoderDelegate {
     bufs: Arc<Mutex<Buffers>>,
     weight_bytes: u64,
     clock: Arc<crate::StageClock>,
-    decoder: Option<Arc<crate::whisper_decoder::DecoderWeights>>,
-    reused: Arc<std::sync::atomic::AtomicUsize>,
+    decoder: DecoderSlot,
 }
 
 impl std::fmt::Debug for WhisperEncoderDelegate {
@@ -247,6 +247,7 @@ impl WhisperEncoderDelegate {
         };
         let name = format!("gpu:{}", ctx.adapter().name);
         ctx.check_errors("uploading Whisper encoder weights")?;
+        let bufs = Arc::new(Mutex::new(bufs));
         Ok(WhisperEncoderDelegate {
             ctx,
             dims,
@@ -256,20 +257,21 @@ impl WhisperEncoderDelegate {
             pos,
             layers,
             ln_post,
-            bufs: Arc::new(Mutex::new(bufs)),
+            decoder: DecoderSlot::new("whisper", "whisper decoder session", Some(bufs.clone())),
+            bufs,
             weight_bytes: bytes,
             clock: Arc::new(crate::StageClock::default()),
-            decoder: None,
-            reused: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         })
     }
 
     /// Also uploads the decoder weights of the model in `model_dir` (stored precision),
     /// so that this delegate opens decoder sessions ([`Delegate::decoder_session`]).
     pub fn with_decoder(mut self, model_dir: &Path) -> Result<Self, GpuError> {
-        let w = crate::whisper_decoder::DecoderWeights::load(&self.ctx, model_dir)?;
-        self.weight_bytes += w.weight_bytes();
-        self.decoder = Some(Arc::new(w));
+        self.weight_bytes += self.decoder.load(
+            &self.ctx,
+            model_dir,
+            crate::whisper_decoder::DecoderWeights::load,
+        )?;
         Ok(self)
     }
 
@@ -281,28 +283,14 @@ impl WhisperEncoderDelegate {
         max_beams: usize,
         max_len: usize,
     ) -> Result<crate::whisper_decoder::WhisperDecoderSession, GpuError> {
-        let w = self.decoder.clone().ok_or(GpuError::Shape {
-            op: "whisper decoder session",
-            reason: "the delegate was loaded without the decoder (with_decoder)".into(),
-        })?;
-        crate::whisper_decoder::WhisperDecoderSession::new(
-            self.ctx.clone(),
-            w,
-            Some(self.bufs.clone()),
-            crate::whisper_decoder::SessionShared {
-                name: self.name.clone(),
-                clock: self.clock.clone(),
-                reused: self.reused.clone(),
-            },
-            max_beams,
-            max_len,
-        )
+        self.decoder
+            .open(&self.ctx, &self.name, &self.clock, max_beams, max_len)
     }
 
     /// How many decoder windows used the encoder output resident on the device (instead
     /// of uploading it), over all sessions of this delegate.
     pub fn resident_encoder_outputs_reused(&self) -> usize {
-        self.reused.load(std::sync::atomic::Ordering::Relaxed)
+        self.decoder.reused()
     }
 
     /// Adds every later pass's phase times to `clock` (see [`crate::StageClock`]).
@@ -440,19 +428,7 @@ impl Delegate for WhisperEncoderDelegate {
         &self,
         request: &SessionRequest<'_>,
     ) -> hark_engine::Result<Option<Box<dyn DecoderSession>>> {
-        let Some(w) = &self.decoder else {
-            return Ok(None);
-        };
-        if request.model != "whisper" || !w.accepts(request.max_beams, request.max_len) {
-            return Ok(None);
-        }
-        let s = self
-            .open_decoder(request.max_beams, request.max_len)
-            .map_err(|e| hark_engine::Error::Delegate {
-                delegate: self.name.clone(),
-                stage: "whisper decoder session".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(Some(Box::new(s)))
+        self.decoder
+            .session(&self.ctx, &self.name, &self.clock, request)
     }
 }
