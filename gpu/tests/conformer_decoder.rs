@@ -20,52 +20,26 @@
 //!
 //! Needs a compute adapter (lavapipe in CI); skips with a message otherwise.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
-use hark_audio::features::{FbankOptions, FrameComputer};
+use common::{conformer_features, ctx};
 use hark_engine::delegate::{Delegate, SessionRequest};
 use hark_gpu::conformer::ConformerEncoderDelegate;
 use hark_gpu::{DevicePreference, GpuContext};
 use hark_models::conformer_aed::decoder::{CpuSteps, DecoderSteps, SessionSteps};
 use hark_models::conformer_aed::{ConformerAed, EncoderOutput, Precision};
+use hark_test_support::{nmse, workspace_root};
 
 const NMSE_BOUND: f64 = 1e-8;
-
-fn ctx() -> Option<Arc<GpuContext>> {
-    match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 /// The CPU encoder's output for `samples/hello.wav` (FireRedASR's input: Kaldi fbank of
 /// int16-scale samples, then the model's CMVN).
 fn encoder_output(model: &ConformerAed) -> EncoderOutput {
-    let samples = hark_audio::load_audio(&repo().join("samples/hello.wav")).unwrap();
-    let scaled: Vec<f32> = samples.iter().map(|s| s * 32768.0).collect();
-    let fb = FrameComputer::new(FbankOptions::with_bins(model.config.idim)).unwrap();
-    let mut x = fb.compute(&scaled).unwrap().data;
-    model.apply_cmvn(&mut x).unwrap();
+    let x = conformer_features(model, &workspace_root().join("samples/hello.wav"));
     model.encoder.forward(&x, false).unwrap()
-}
-
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den
 }
 
 const BEAMS: usize = 4;
@@ -175,8 +149,11 @@ fn compare(ctx: &Arc<GpuContext>, dir: &Path, what: &str) -> f64 {
 #[test]
 fn conformer_gpu_decoder_logits_match_cpu_over_beam_steps_reorders_and_prompts() {
     let Some(ctx) = ctx() else { return };
-    let fx = repo().join("models/tests/fixtures");
-    let mut dirs = vec![("an4-conformer", repo().join("models/builtin/an4-conformer"))];
+    let fx = workspace_root().join("models/tests/fixtures");
+    let mut dirs = vec![(
+        "an4-conformer",
+        workspace_root().join("models/builtin/an4-conformer"),
+    )];
     for name in [
         "conformer/firered_d32_k15",
         "conformer/firered_d32_h2_k7",
@@ -194,7 +171,7 @@ fn conformer_gpu_decoder_logits_match_cpu_over_beam_steps_reorders_and_prompts()
 #[test]
 fn conformer_decoder_session_declines_other_models_and_oversized_requests() {
     let Some(ctx) = ctx() else { return };
-    let dir = repo().join("models/builtin/an4-conformer");
+    let dir = workspace_root().join("models/builtin/an4-conformer");
     let encoder_only = ConformerEncoderDelegate::load(ctx.clone(), &dir).unwrap();
     let ok = SessionRequest {
         model: "conformer_aed",
@@ -230,7 +207,7 @@ fn conformer_beam_search_through_the_gpu_session_matches_cpu_nbest() {
     if ctx().is_none() {
         return;
     }
-    let dir = repo().join("models/tests/fixtures/conformer/firered_d32_k15");
+    let dir = workspace_root().join("models/tests/fixtures/conformer/firered_d32_k15");
     let cpu = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();
     let mut gpu = cpu.clone();
     let delegates = hark_gpu::Delegates::for_model(&dir, DevicePreference::Any).unwrap();

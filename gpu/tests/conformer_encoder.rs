@@ -16,70 +16,22 @@
 //!
 //! Needs a compute adapter (lavapipe in CI); skips with a message otherwise.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hark_audio::features::{FbankOptions, FrameComputer};
+use common::{conformer_features as features, ctx};
 use hark_engine::delegate::Executor;
 use hark_gpu::conformer::ConformerEncoderDelegate;
 use hark_gpu::{Delegates, DevicePreference, GpuContext};
 use hark_models::conformer_aed::{ConformerAed, Precision};
+use hark_test_support::{nmse, shared_path, workspace_root};
 
 const NMSE_BOUND: f64 = 1e-8;
 
-fn ctx() -> Option<Arc<GpuContext>> {
-    match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
 fn an4_conformer() -> PathBuf {
-    repo().join("models/builtin/an4-conformer")
-}
-
-fn an4_test_file() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/an4/test/an391-mjwl-b.flac"
-    ));
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping the AN4 utterance: ../shared not found ({})",
-            p.display()
-        );
-        None
-    }
-}
-
-/// FireRedASR's input: Kaldi fbank of int16-scale samples, then the model's CMVN.
-fn features(model: &ConformerAed, audio: &Path) -> Vec<f32> {
-    let samples = hark_audio::load_audio(audio).unwrap();
-    let scaled: Vec<f32> = samples.iter().map(|s| s * 32768.0).collect();
-    let fb = FrameComputer::new(FbankOptions::with_bins(model.config.idim)).unwrap();
-    let mut x = fb.compute(&scaled).unwrap().data;
-    model.apply_cmvn(&mut x).unwrap();
-    x
-}
-
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den
+    workspace_root().join("models/builtin/an4-conformer")
 }
 
 /// GPU delegate vs CPU encoder on `feats`; returns the normalised MSE.
@@ -108,8 +60,8 @@ fn an4_conformer_gpu_encoder_matches_cpu_on_speech() {
     let Some(ctx) = ctx() else { return };
     let dir = an4_conformer();
     let model = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();
-    let mut inputs = vec![repo().join("samples/hello.wav")];
-    inputs.extend(an4_test_file());
+    let mut inputs = vec![workspace_root().join("samples/hello.wav")];
+    inputs.extend(shared_path("data/an4/test/an391-mjwl-b.flac"));
     for audio in inputs {
         let feats = features(&model, &audio);
         compare(
@@ -131,7 +83,7 @@ fn an4_conformer_encode_stage_runs_on_the_gpu_delegate() {
     }
     let dir = an4_conformer();
     let cpu = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();
-    let feats = features(&cpu, &repo().join("samples/hello.wav"));
+    let feats = features(&cpu, &workspace_root().join("samples/hello.wav"));
     let want = cpu.encode(&feats).unwrap();
     let delegates = Delegates::for_model(&dir, DevicePreference::Any).unwrap();
     assert_eq!(delegates.len(), 1, "one conformer encoder delegate");
@@ -165,7 +117,7 @@ fn an4_conformer_encode_stage_runs_on_the_gpu_delegate() {
 #[test]
 fn conformer_variants_gpu_encoder_matches_cpu() {
     let Some(ctx) = ctx() else { return };
-    let fx = repo().join("models/tests/fixtures");
+    let fx = workspace_root().join("models/tests/fixtures");
     for name in [
         "conformer_wenet/wenet_bn_k15",
         "conformer_wenet/espnet_latest_sub6_k7",
@@ -173,7 +125,7 @@ fn conformer_variants_gpu_encoder_matches_cpu() {
     ] {
         let dir = fx.join(name);
         let model = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();
-        let feats = features(&model, &repo().join("samples/hello.wav"));
+        let feats = features(&model, &workspace_root().join("samples/hello.wav"));
         compare(&ctx, &dir, &feats, name);
     }
 }
@@ -183,7 +135,7 @@ fn legacy_rel_pos_conformer_is_left_to_the_cpu() {
     if ctx().is_none() {
         return;
     }
-    let dir = repo().join("models/tests/fixtures/conformer_wenet/espnet_legacy_sub8_k31");
+    let dir = workspace_root().join("models/tests/fixtures/conformer_wenet/espnet_legacy_sub8_k31");
     let d = Delegates::for_model(&dir, DevicePreference::Any).unwrap();
     assert!(d.is_empty(), "legacy_rel_pos has no GPU implementation");
 }

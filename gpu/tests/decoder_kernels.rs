@@ -10,37 +10,16 @@
 //! largest CPU value <= 2e-5): both sides accumulate in f32 over the same weights, so only
 //! the summation order differs (~k·ulp).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{ctx, rand_vec};
 use hark_engine::ops;
 use hark_engine::Tensor;
 use hark_gpu::kernels::{Act, GpuWeight, WeightFormat};
-use hark_gpu::{DevicePreference, GpuContext};
-use rand::{Rng, SeedableRng};
-
-fn ctx() -> Option<Arc<GpuContext>> {
-    match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
-}
-
-fn rand_vec(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n).map(|_| r.gen_range(-scale..scale)).collect()
-}
-
-fn max_scaled_error(gpu: &[f32], cpu: &[f32]) -> f32 {
-    assert_eq!(gpu.len(), cpu.len());
-    let scale = cpu.iter().fold(1f32, |m, v| m.max(v.abs()));
-    gpu.iter().zip(cpu).fold(0f32, |w, (a, b)| {
-        assert!(a.is_finite(), "non-finite GPU value");
-        w.max((a - b).abs() / scale)
-    })
-}
+use hark_gpu::GpuContext;
+use hark_test_support::metrics::max_scaled_err;
 
 /// `linear_rows` with weights `w` against the CPU linear with `w_ref` (`w` dequantised).
 fn case(ctx: &Arc<GpuContext>, w: &Tensor, w_ref: &Tensor, format: WeightFormat) {
@@ -65,7 +44,7 @@ fn case(ctx: &Arc<GpuContext>, w: &Tensor, w_ref: &Tensor, format: WeightFormat)
             r.linear_rows(&gx, m, &gw, Some(&gb), &gy, act, acc)
                 .unwrap();
             r.submit().unwrap();
-            let e = max_scaled_error(&ctx.download(&gy).unwrap(), &cpu);
+            let (e, _) = max_scaled_err("linear_rows", &ctx.download(&gy).unwrap(), &cpu);
             assert!(
                 e <= 2e-5,
                 "linear_rows {format:?} m={m} {act:?} acc={acc}: max scaled error {e}"

@@ -47,19 +47,9 @@ fn missing_model_dir_is_a_clear_error() {
 
 #[test]
 fn whisper_model_gets_an_encoder_delegate() {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")));
-    let Some(dir) = home.map(|h| h.join("models/tiny.en")) else {
+    let Some(dir) = hark_test_support::model_dir("tiny.en") else {
         return;
     };
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!(
-            "skipping: Whisper model tiny.en not found at {}",
-            dir.display()
-        );
-        return;
-    }
     let d = match Delegates::for_model(&dir, DevicePreference::Any) {
         Ok(d) => d,
         Err(e @ GpuError::NoAdapter { .. }) => {

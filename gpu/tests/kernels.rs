@@ -3,50 +3,16 @@
 //! but in different orders, and the GPU's exp/sqrt may differ from the CPU's by a few ulp.
 //! Skips (with a message) when there is no adapter at all.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{ctx, rand_vec};
 use hark_engine::ops;
 use hark_engine::Tensor;
 use hark_gpu::kernels::{Act, GpuWeight, RowView, WeightFormat};
-use hark_gpu::{DevicePreference, GpuContext};
-use rand::{Rng, SeedableRng};
-
-fn ctx() -> Option<Arc<GpuContext>> {
-    match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
-}
-
-fn rand_vec(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n).map(|_| r.gen_range(-scale..scale)).collect()
-}
-
-/// max |a - b| / max(1, max |b|)
-fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
-    let scale = cpu.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let mut worst = (0f32, 0usize);
-    for (i, (a, b)) in gpu.iter().zip(cpu).enumerate() {
-        assert!(a.is_finite(), "{what}: non-finite GPU value at {i}");
-        let e = (a - b).abs() / scale;
-        if e > worst.0 {
-            worst = (e, i);
-        }
-    }
-    assert!(
-        worst.0 <= tol,
-        "{what}: max scaled error {} at {} (gpu {}, cpu {}) > {tol}",
-        worst.0,
-        worst.1,
-        gpu[worst.1],
-        cpu[worst.1]
-    );
-}
+use hark_gpu::GpuContext;
+use hark_test_support::metrics::assert_max_scaled_err as assert_close;
 
 /// GPU linear with weights `w` against hark-engine's linear with the same weights
 /// dequantised to f32 (`w_ref`). For f32/f16 `w_ref` is `w` itself; for int8 it is

@@ -16,45 +16,14 @@
 //! Needs the converted tiny.en (`$HARK_HOME/models/tiny.en`) and a compute adapter
 //! (lavapipe in CI); skips with a message otherwise.
 
-use std::path::PathBuf;
+mod common;
 
+use common::ctx;
 use hark_engine::delegate::{Delegate, Executor, SessionRequest};
 use hark_gpu::whisper::WhisperEncoderDelegate;
-use hark_gpu::{DevicePreference, GpuContext};
 use hark_models::whisper::{DecodeRows, DecoderState, EncoderOutput, Precision, WhisperModel};
-
-fn model_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))?;
-    let dir = home.join("models").join("tiny.en");
-    if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: tiny.en not found at {}", dir.display());
-        None
-    }
-}
-
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den
-}
-
-fn argmax(x: &[f32]) -> usize {
-    x.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        )
-        .0
-}
+use hark_test_support::metrics::argmax;
+use hark_test_support::{model_dir, nmse};
 
 /// A deterministic, speech-like encoder output: the CPU encoder on a synthetic log-mel
 /// (a few formant-like bands that move over time, silence after 3 s).
@@ -136,16 +105,10 @@ impl Pair<'_> {
 
 #[test]
 fn gpu_decoder_step_logits_match_cpu_over_beam_steps_and_reorders() {
-    let Some(dir) = model_dir() else {
+    let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-    };
+    let Some(ctx) = ctx() else { return };
     let model = WhisperModel::load(&dir, Precision::F16).expect("load tiny.en");
     let dm = model.dims();
     let delegate = WhisperEncoderDelegate::load(ctx, &dir)
@@ -218,16 +181,10 @@ fn gpu_decoder_step_logits_match_cpu_over_beam_steps_and_reorders() {
 
 #[test]
 fn gpu_decoder_session_reuses_the_resident_encoder_output() {
-    let Some(dir) = model_dir() else {
+    let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-    };
+    let Some(ctx) = ctx() else { return };
     let model = WhisperModel::load(&dir, Precision::F16).expect("load tiny.en");
     let delegate = WhisperEncoderDelegate::load(ctx, &dir)
         .and_then(|d| d.with_decoder(&dir))

@@ -8,37 +8,26 @@
 //! upload (token ids, positions, parents) / kernels / download (logits), from the
 //! delegate's `StageClock`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::ctx;
 use hark_gpu::whisper::WhisperEncoderDelegate;
-use hark_gpu::{DevicePreference, GpuContext, StageClock};
+use hark_gpu::StageClock;
 use hark_models::whisper::{DecodeRows, Precision, WhisperModel};
+use hark_test_support::model_dir;
 
 const STEPS: usize = 20;
 
 #[test]
 #[ignore = "a timing run; prints figures"]
 fn whisper_decoder_step_times_gpu_vs_cpu() {
-    let Some(home) = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))
-    else {
+    let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let dir = home.join("models/tiny.en");
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!("skipping: tiny.en not found at {}", dir.display());
-        return;
-    }
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-    };
+    let Some(ctx) = ctx() else { return };
     eprintln!("adapter: {:?}", ctx.adapter());
     let model = WhisperModel::load(&dir, Precision::F16).unwrap();
     let clock = Arc::new(StageClock::default());

@@ -14,31 +14,19 @@
 //! Needs the converted tiny.en (`$HARK_HOME/models/tiny.en`) and a compute adapter
 //! (lavapipe in CI); skips with a message otherwise.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::ctx;
 use hark_engine::delegate::{run_stage, Delegate, Executor, Stage, StageKind};
 use hark_gpu::whisper::WhisperEncoderDelegate;
-use hark_gpu::{DevicePreference, GpuContext};
 use hark_models::whisper::decode::{generate, GenerateOptions, SpecialTokens};
 use hark_models::whisper::model::EncoderOutput;
 use hark_models::whisper::{Precision, WhisperModel};
+use hark_test_support::fixtures::{json_u32s, read_f32_le, read_json};
+use hark_test_support::{max_abs_diff, model_dir, nmse, workspace_root};
 use serde_json::Value;
-
-fn model_dir(name: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))?;
-    let dir = home.join("models").join(name);
-    if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: Whisper model {name} not found at {}",
-            dir.display()
-        );
-        None
-    }
-}
 
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
@@ -47,20 +35,11 @@ fn fixtures() -> PathBuf {
     ))
 }
 
-fn shared_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
-    p.is_dir().then_some(p)
-}
-
 /// The fixture's log-mel `[80, n]` zero-padded to `[80, 3000]`.
 fn fixture_mel(fx: &Value) -> Vec<f32> {
-    let bytes = std::fs::read(fixtures().join(fx["mel"]["file"].as_str().unwrap())).unwrap();
+    let raw = read_f32_le(&fixtures().join(fx["mel"]["file"].as_str().unwrap()));
     let nm = fx["mel"]["shape"][0].as_u64().unwrap() as usize;
     let nf = fx["mel"]["shape"][1].as_u64().unwrap() as usize;
-    let raw: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
     let mut out = vec![0f32; nm * 3000];
     for m in 0..nm {
         out[m * 3000..m * 3000 + nf].copy_from_slice(&raw[m * nf..(m + 1) * nf]);
@@ -68,37 +47,19 @@ fn fixture_mel(fx: &Value) -> Vec<f32> {
     out
 }
 
-fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    num / den
-}
-
 #[test]
 fn whisper_encoder_on_gpu_matches_cpu_and_ctranslate2() {
     let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-    };
+    let Some(ctx) = ctx() else { return };
     let utt = "an391-mjwl-b";
-    let fx: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join(format!("tiny.en/{utt}.json"))).unwrap(),
-    )
-    .unwrap();
+    let fx = read_json(&fixtures().join(format!("tiny.en/{utt}.json")));
     // The log-mel of the real AN4 file through hark_audio when ../shared is there (it
     // must equal the fixture's faster-whisper features), else the fixture's own.
     let fmel = fixture_mel(&fx);
-    let mel = match shared_dir() {
+    let shared = workspace_root().join("../shared");
+    let mel = match shared.is_dir().then_some(shared) {
         Some(s) => {
             let audio =
                 hark_audio::load_audio(&s.join(format!("data/an4/test/{utt}.flac"))).unwrap();
@@ -109,10 +70,7 @@ fn whisper_encoder_on_gpu_matches_cpu_and_ctranslate2() {
             )
             .unwrap();
             let seg = lm.pad_or_trim(3000).data;
-            let maxdiff = seg
-                .iter()
-                .zip(&fmel)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let maxdiff = max_abs_diff(&seg, &fmel);
             assert!(
                 maxdiff < 1e-4,
                 "hark_audio mel differs from the fixture by {maxdiff}"
@@ -188,12 +146,7 @@ fn whisper_encoder_on_gpu_matches_cpu_and_ctranslate2() {
         timestamp_begin: tok.timestamp_begin(),
         timestamp_end: model.dims().n_vocab as u32 - 1,
     };
-    let prompt: Vec<u32> = fx["decoder"]["prompt"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let prompt = json_u32s(&fx["decoder"]["prompt"]);
     let opts = GenerateOptions {
         beam_size: 1,
         suppress_tokens: model.config.suppress_tokens.clone(),
@@ -212,12 +165,7 @@ fn whisper_encoder_on_gpu_matches_cpu_and_ctranslate2() {
         frames: dm.n_audio_ctx,
     });
     let cpu_tokens = greedy(&cpu);
-    let ct2_tokens: Vec<u32> = fx["greedy"]["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ct2_tokens = json_u32s(&fx["greedy"]["tokens"]);
     eprintln!("GPU-encoder transcript: {:?}", tok.decode(&gpu_tokens));
     assert_eq!(
         gpu_tokens, cpu_tokens,
@@ -234,13 +182,7 @@ fn whisper_delegate_declines_other_stages() {
     let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-    };
+    let Some(ctx) = ctx() else { return };
     let delegate = WhisperEncoderDelegate::load(ctx, &dir).unwrap();
     let mel = vec![0f32; 80 * 100];
     let short = [80usize, 100];

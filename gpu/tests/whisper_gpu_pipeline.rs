@@ -10,60 +10,25 @@
 //! Needs the converted tiny.en (`$HARK_HOME/models/tiny.en`), `../shared` and a compute
 //! adapter; skips with a message otherwise.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
+use common::{ctx, on_gpu, whisper_text as text};
 use hark_engine::delegate::{Delegate, Executor};
 use hark_gpu::whisper::WhisperEncoderDelegate;
-use hark_gpu::{DevicePreference, GpuContext};
-use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
-
-fn model_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))?;
-    let dir = home.join("models").join("tiny.en");
-    dir.join("model.safetensors").is_file().then_some(dir)
-}
-
-fn text(w: &Whisper, samples: &[f32], beam: usize) -> String {
-    let opts = TranscribeOptions {
-        beam_size: beam,
-        temperatures: vec![0.0],
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    w.transcribe(samples, &opts, &mut |s| out.push(s.text.trim().to_string()))
-        .expect("transcribe");
-    out.join(" ")
-}
-
-fn on_gpu(e: Option<Executor>, stage: &str) {
-    match e {
-        Some(Executor::Delegate(name)) => assert!(name.starts_with("gpu"), "{stage}: {name}"),
-        other => panic!("the {stage} did not run on the GPU: {other:?}"),
-    }
-}
+use hark_models::whisper::{Precision, Whisper};
+use hark_test_support::{model_dir, shared_path};
 
 #[test]
 fn whisper_transcripts_with_gpu_encoder_and_decoder_equal_cpu_beam5_and_greedy() {
-    let Some(dir) = model_dir() else {
-        eprintln!("skipping: tiny.en is not installed (hark models pull tiny.en)");
+    let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let an4 =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")).join("data/an4/test");
-    if !an4.is_dir() {
-        eprintln!("skipping: ../shared not found ({})", an4.display());
+    let Some(an4) = shared_path("data/an4/test") else {
         return;
-    }
-    let ctx = match GpuContext::new(DevicePreference::Any) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("skipping: no compute adapter ({e})");
-            return;
-        }
     };
+    let Some(ctx) = ctx() else { return };
     let delegate = Arc::new(
         WhisperEncoderDelegate::load(ctx, &dir)
             .and_then(|d| d.with_decoder(&dir))

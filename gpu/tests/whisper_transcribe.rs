@@ -8,44 +8,22 @@
 //! Needs the converted tiny.en (`$HARK_HOME/models/tiny.en`), `../shared` and a compute
 //! adapter; skips with a message otherwise.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{on_gpu, whisper_text};
 use hark_engine::delegate::Executor;
 use hark_gpu::{Delegates, DevicePreference};
-use hark_models::whisper::{Precision, TranscribeOptions, Whisper};
-
-fn model_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("HARK_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hark")))?;
-    let dir = home.join("models").join("tiny.en");
-    dir.join("model.safetensors").is_file().then_some(dir)
-}
-
-fn text(w: &Whisper, samples: &[f32]) -> String {
-    let opts = TranscribeOptions {
-        beam_size: 1,
-        temperatures: vec![0.0],
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    w.transcribe(samples, &opts, &mut |s| out.push(s.text.trim().to_string()))
-        .expect("transcribe");
-    out.join(" ")
-}
+use hark_models::whisper::{Precision, Whisper};
+use hark_test_support::{model_dir, shared_path};
 
 #[test]
 fn whisper_transcript_with_gpu_encoder_equals_cpu() {
-    let Some(dir) = model_dir() else {
-        eprintln!("skipping: tiny.en is not installed (hark models pull tiny.en)");
+    let Some(dir) = model_dir("tiny.en") else {
         return;
     };
-    let wav = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"))
-        .join("data/an4/test/an391-mjwl-b.flac");
-    if !wav.is_file() {
-        eprintln!("skipping: ../shared not found ({})", wav.display());
+    let Some(wav) = shared_path("data/an4/test/an391-mjwl-b.flac") else {
         return;
-    }
+    };
     let delegates = match Delegates::for_model(&dir, DevicePreference::Any) {
         Ok(d) => d,
         Err(e) => {
@@ -57,16 +35,13 @@ fn whisper_transcript_with_gpu_encoder_equals_cpu() {
     let samples = hark_audio::load_audio(&wav).expect("decode an4 file");
 
     let cpu = Whisper::load(&dir, Precision::F16).expect("load tiny.en");
-    let want = text(&cpu, &samples);
+    let want = whisper_text(&cpu, &samples, 1);
     assert_eq!(cpu.last_encoder_executor(), Some(Executor::Cpu));
 
     let mut gpu = Whisper::load(&dir, Precision::F16).expect("load tiny.en");
     gpu.set_delegates(delegates);
-    let got = text(&gpu, &samples);
-    match gpu.last_encoder_executor() {
-        Some(Executor::Delegate(name)) => assert!(name.starts_with("gpu"), "{name}"),
-        other => panic!("the encoder did not run on the GPU: {other:?}"),
-    }
+    let got = whisper_text(&gpu, &samples, 1);
+    on_gpu(gpu.last_encoder_executor(), "encoder");
     assert!(!want.is_empty());
     assert_eq!(
         got, want,
