@@ -112,18 +112,27 @@ impl Ct2 {
             c.vars.insert(name.clone(), Var::f16(&shape, &v));
             c.values.insert(name, (shape, v));
         };
-        let norm = |c: &mut Ct2, add: &mut dyn FnMut(&mut Ct2, String, Vec<usize>), p: &str| {
+        type Add<'a> = &'a mut dyn FnMut(&mut Ct2, String, Vec<usize>);
+        fn norm(c: &mut Ct2, add: Add<'_>, p: &str) {
             add(c, format!("{p}/gamma"), vec![D]);
             add(c, format!("{p}/beta"), vec![D]);
-        };
-        let lin = |c: &mut Ct2,
-                   add: &mut dyn FnMut(&mut Ct2, String, Vec<usize>),
-                   p: &str,
-                   o: usize,
-                   i: usize| {
+        }
+        fn lin(c: &mut Ct2, add: Add<'_>, p: &str, o: usize, i: usize) {
             add(c, format!("{p}/weight"), vec![o, i]);
             add(c, format!("{p}/bias"), vec![o]);
-        };
+        }
+        // The sub-blocks encoder and decoder layers share: self-attention with fused QKV
+        // (`linear_0`) and output (`linear_1`); the feed-forward network.
+        fn self_attention(c: &mut Ct2, add: Add<'_>, p: &str) {
+            norm(c, add, &format!("{p}/self_attention/layer_norm"));
+            lin(c, add, &format!("{p}/self_attention/linear_0"), 3 * D, D);
+            lin(c, add, &format!("{p}/self_attention/linear_1"), D, D);
+        }
+        fn ffn(c: &mut Ct2, add: Add<'_>, p: &str) {
+            norm(c, add, &format!("{p}/ffn/layer_norm"));
+            lin(c, add, &format!("{p}/ffn/linear_0"), 4 * D, D);
+            lin(c, add, &format!("{p}/ffn/linear_1"), D, 4 * D);
+        }
         add(&mut c, "encoder/conv1/weight".into(), vec![D, N_MELS, 3]);
         add(&mut c, "encoder/conv1/bias".into(), vec![D]);
         add(&mut c, "encoder/conv2/weight".into(), vec![D, D, 3]);
@@ -135,24 +144,8 @@ impl Ct2 {
         );
         for l in 0..ENC_LAYERS {
             let p = format!("encoder/layer_{l}");
-            norm(&mut c, &mut add, &format!("{p}/self_attention/layer_norm"));
-            lin(
-                &mut c,
-                &mut add,
-                &format!("{p}/self_attention/linear_0"),
-                3 * D,
-                D,
-            );
-            lin(
-                &mut c,
-                &mut add,
-                &format!("{p}/self_attention/linear_1"),
-                D,
-                D,
-            );
-            norm(&mut c, &mut add, &format!("{p}/ffn/layer_norm"));
-            lin(&mut c, &mut add, &format!("{p}/ffn/linear_0"), 4 * D, D);
-            lin(&mut c, &mut add, &format!("{p}/ffn/linear_1"), D, 4 * D);
+            self_attention(&mut c, &mut add, &p);
+            ffn(&mut c, &mut add, &p);
         }
         norm(&mut c, &mut add, "encoder/layer_norm");
         add(&mut c, "decoder/embeddings/weight".into(), vec![VOCAB, D]);
@@ -163,21 +156,7 @@ impl Ct2 {
         );
         for l in 0..DEC_LAYERS {
             let p = format!("decoder/layer_{l}");
-            norm(&mut c, &mut add, &format!("{p}/self_attention/layer_norm"));
-            lin(
-                &mut c,
-                &mut add,
-                &format!("{p}/self_attention/linear_0"),
-                3 * D,
-                D,
-            );
-            lin(
-                &mut c,
-                &mut add,
-                &format!("{p}/self_attention/linear_1"),
-                D,
-                D,
-            );
+            self_attention(&mut c, &mut add, &p);
             norm(&mut c, &mut add, &format!("{p}/attention/layer_norm"));
             lin(&mut c, &mut add, &format!("{p}/attention/linear_0"), D, D);
             lin(
@@ -188,9 +167,7 @@ impl Ct2 {
                 D,
             );
             lin(&mut c, &mut add, &format!("{p}/attention/linear_2"), D, D);
-            norm(&mut c, &mut add, &format!("{p}/ffn/layer_norm"));
-            lin(&mut c, &mut add, &format!("{p}/ffn/linear_0"), 4 * D, D);
-            lin(&mut c, &mut add, &format!("{p}/ffn/linear_1"), D, 4 * D);
+            ffn(&mut c, &mut add, &p);
         }
         norm(&mut c, &mut add, "decoder/layer_norm");
         c.vars
