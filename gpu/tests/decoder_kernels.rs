@@ -14,8 +14,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ctx, rand_vec};
-use hark_engine::ops;
+use common::{cpu_linear, ctx, rand_vec};
 use hark_engine::Tensor;
 use hark_gpu::kernels::{Act, GpuWeight, WeightFormat};
 use hark_gpu::GpuContext;
@@ -31,14 +30,7 @@ fn case(ctx: &Arc<GpuContext>, w: &Tensor, w_ref: &Tensor, format: WeightFormat)
             let x = rand_vec(10 + m as u64, m * k, 1.0);
             let bias = rand_vec(2, n, 0.5);
             let prev = rand_vec(3, m * n, 1.0);
-            let mut cpu = vec![0f32; m * n];
-            ops::linear(&x, m, w_ref, Some(&bias), &mut cpu).unwrap();
-            if act == Act::Gelu {
-                ops::gelu(&mut cpu);
-            }
-            if acc {
-                ops::add(&mut cpu, &prev).unwrap();
-            }
+            let cpu = cpu_linear(&x, m, w_ref, &bias, act, acc.then_some(&prev[..]));
             let (gx, gb, gy) = (ctx.upload(&x), ctx.upload(&bias), ctx.upload(&prev));
             let mut r = ctx.recorder();
             r.linear_rows(&gx, m, &gw, Some(&gb), &gy, act, acc)

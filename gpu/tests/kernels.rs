@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ctx, rand_vec};
+use common::{cpu_linear, ctx, rand_vec};
 use hark_engine::ops;
 use hark_engine::Tensor;
 use hark_gpu::kernels::{Act, GpuWeight, RowView, WeightFormat};
@@ -31,14 +31,7 @@ fn linear_case(
     let x = rand_vec(1, m * k, 1.0);
     let bias = rand_vec(2, n, 0.5);
     let prev = rand_vec(3, m * n, 1.0);
-    let mut cpu = vec![0f32; m * n];
-    ops::linear(&x, m, w_ref, Some(&bias), &mut cpu).unwrap();
-    if act == Act::Gelu {
-        ops::gelu(&mut cpu);
-    }
-    if acc {
-        ops::add(&mut cpu, &prev).unwrap();
-    }
+    let cpu = cpu_linear(&x, m, w_ref, &bias, act, acc.then_some(&prev[..]));
     let gw = GpuWeight::upload(ctx, w).unwrap();
     assert_eq!(gw.format, format);
     let (gx, gb, gy) = (ctx.upload(&x), ctx.upload(&bias), ctx.upload(&prev));

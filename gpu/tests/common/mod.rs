@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use hark_audio::features::{FbankOptions, FrameComputer};
 use hark_engine::delegate::Executor;
+use hark_engine::{ops, Tensor};
+use hark_gpu::kernels::Act;
 use hark_gpu::{DevicePreference, GpuContext};
 use hark_models::conformer_aed::ConformerAed;
 use hark_models::whisper::{TranscribeOptions, Whisper};
@@ -28,6 +30,27 @@ pub fn ctx() -> Option<Arc<GpuContext>> {
 pub fn rand_vec(seed: u64, n: usize, scale: f32) -> Vec<f32> {
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n).map(|_| r.gen_range(-scale..scale)).collect()
+}
+
+/// hark-engine's reference for a GPU linear: `x [m, k] · wᵀ + bias`, then `act`, then
+/// `+ acc` when the GPU kernel accumulates into its output.
+pub fn cpu_linear(
+    x: &[f32],
+    m: usize,
+    w: &Tensor,
+    bias: &[f32],
+    act: Act,
+    acc: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut y = vec![0f32; m * w.dim(0)];
+    ops::linear(x, m, w, Some(bias), &mut y).unwrap();
+    if act == Act::Gelu {
+        ops::gelu(&mut y);
+    }
+    if let Some(prev) = acc {
+        ops::add(&mut y, prev).unwrap();
+    }
+    y
 }
 
 /// FireRedASR's encoder input for the audio file `audio`: Kaldi fbank of int16-scale
