@@ -11,7 +11,9 @@ mod conformer_common;
 
 use std::path::{Path, PathBuf};
 
-use conformer_common::{assert_close, golden, load, meta, prefix, take, wav_features};
+use conformer_common::{
+    assert_close, assert_encoder_stages, golden, load, meta, prefix, take, wav_features,
+};
 use hark_models::conformer_aed::{BeamSearchOptions, ConformerAed};
 use hark_test_support::fixtures::json_u32s;
 use hark_test_support::{max_abs_diff, nmse, shared_dir};
@@ -37,23 +39,7 @@ fn conformer_encoder_stages_match_fireredasr() {
     for dir in fixture_dirs() {
         let (model, mut g, enc) = load(&dir);
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        assert_close(
-            &format!("{name} subsampling"),
-            &enc.stages[0],
-            &take(&mut g, "subsampling"),
-        );
-        for i in 0..model.config.n_layers_enc {
-            assert_close(
-                &format!("{name} encoder block {i}"),
-                &enc.stages[i + 1],
-                &take(&mut g, &format!("encoder.block{i}")),
-            );
-        }
-        assert_close(
-            &format!("{name} encoder output"),
-            &enc.hidden,
-            &take(&mut g, "encoder_out"),
-        );
+        assert_encoder_stages(&name, "encoder output", &model, &enc, &mut g);
         let mask = g.take_any("encoder_mask").unwrap().ints;
         assert_eq!(enc.frames, mask.len(), "{name}: encoder frames");
         assert_eq!(

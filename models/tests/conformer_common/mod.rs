@@ -58,6 +58,35 @@ pub fn load(dir: &Path) -> (ConformerAed, TensorStore, EncoderOutput) {
     (model, g, enc)
 }
 
+/// Asserts [`assert_close`] for every encoder stage against the golden tensors: the
+/// subsampling, each block, and the output (labelled `output`); labels start with the
+/// fixture's `name`.
+pub fn assert_encoder_stages(
+    name: &str,
+    output: &str,
+    model: &ConformerAed,
+    enc: &EncoderOutput,
+    g: &mut TensorStore,
+) {
+    assert_close(
+        &format!("{name} subsampling"),
+        &enc.stages[0],
+        &take(g, "subsampling"),
+    );
+    for i in 0..model.config.n_layers_enc {
+        assert_close(
+            &format!("{name} encoder block {i}"),
+            &enc.stages[i + 1],
+            &take(g, &format!("encoder.block{i}")),
+        );
+    }
+    assert_close(
+        &format!("{name} {output}"),
+        &enc.hidden,
+        &take(g, "encoder_out"),
+    );
+}
+
 /// The reference's input from the fixture's wav (`meta["wav"]`, relative to the
 /// workspace root): hark-audio's Kaldi fbank (int16 scale, 80 bins, dither 0), returned
 /// as is and after the model's CMVN.
