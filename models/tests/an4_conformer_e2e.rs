@@ -5,13 +5,14 @@
 //!
 //! The model is trained by `scripts/train_an4.py` (see `models/builtin/an4-conformer/README.md`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hark_models::eval::{score_pair, Normalizer};
 use hark_models::recognizer::{Family, Recognizer};
 use hark_models::store::builtin::embedded;
 use hark_models::store::{ModelStore, NoProgress};
 use hark_models::whisper::TranscribeOptions;
+use hark_test_support::shared_path;
 
 const NAME: &str = "an4-conformer";
 
@@ -41,11 +42,6 @@ fn references(test: &Path) -> std::collections::HashMap<String, String> {
         .filter_map(|l| l.split_once(' '))
         .map(|(id, t)| (id.to_string(), t.trim().to_string()))
         .collect()
-}
-
-fn an4_test_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/an4/test");
-    dir.is_dir().then_some(dir)
 }
 
 /// The built-in model installed from the binary into a fresh temporary store and loaded
@@ -81,8 +77,7 @@ fn embedded_an4_conformer_installs_on_first_use_and_is_reinstalled_when_changed(
 
 #[test]
 fn an4_conformer_transcribes_an4_test_utterances() {
-    let Some(test) = an4_test_dir() else {
-        eprintln!("skipping: ../shared not found (AN4 test set)");
+    let Some(test) = shared_path("data/an4/test") else {
         return;
     };
     let (_tmp, rec) = installed_recognizer();
@@ -98,8 +93,7 @@ fn an4_conformer_transcribes_an4_test_utterances() {
 
 #[test]
 fn an4_conformer_test_set_wer_stays_at_the_measured_figure() {
-    let Some(test) = an4_test_dir() else {
-        eprintln!("skipping: ../shared not found (AN4 test set)");
+    let Some(test) = shared_path("data/an4/test") else {
         return;
     };
     let (_tmp, rec) = installed_recognizer();

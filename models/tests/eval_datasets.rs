@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hark_models::eval::{detect_format, load_dataset, DatasetFormat, EvalError};
+use hark_test_support::shared_path;
 
 fn touch(p: &Path) {
     if let Some(d) = p.parent() {
@@ -200,16 +201,7 @@ fn unknown_layouts_and_missing_paths_are_errors() {
 }
 
 fn an4_test() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/an4/test"
-    ));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: ../shared not found ({})", p.display());
-        None
-    }
+    shared_path("data/an4/test")
 }
 
 #[test]
