@@ -5,16 +5,10 @@
 //! produced is the rest of its free decode, and a prefix the audio does not support is
 //! kept while the rest is still decoded.
 
-use std::path::{Path, PathBuf};
-
 use hark_models::recognizer::Recognizer;
 use hark_models::store::{ModelStore, NoProgress};
 use hark_models::whisper::TranscribeOptions;
-
-fn an4_test_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/an4/test");
-    dir.is_dir().then_some(dir)
-}
+use hark_test_support::shared_path;
 
 /// Utterances of a few words each (commands followed by spelled letters and numbers).
 const UTTERANCES: &[&str] = &[
@@ -26,8 +20,7 @@ const UTTERANCES: &[&str] = &[
 
 #[test]
 fn conformer_continues_after_a_forced_prefix_of_its_own_words() {
-    let Some(test) = an4_test_dir() else {
-        eprintln!("skipping: ../shared not found (AN4 test set)");
+    let Some(test) = shared_path("data/an4/test") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
