@@ -104,16 +104,66 @@ pub struct Generation {
     pub no_speech_prob: f32,
 }
 
+/// What [`apply_rules`] knows about a row after applying the rules: every entry
+/// outside `lo..hi` is `-inf`, and `lse` is the row's log-sum-exp when the rules
+/// already computed it (the timestamp-mass check, when it masked nothing).
+#[derive(Debug, Clone, Copy)]
+struct Ruled {
+    lo: usize,
+    hi: usize,
+    lse: Option<f32>,
+}
+
+impl Ruled {
+    /// The log-sum-exp of the ruled `row` (`max + ln Σ exp(x - max)`, the operations
+    /// and summation order of [`row_lse`]): reused when known, else computed
+    /// over `lo..hi` only. Skipping the `-inf` entries outside the range is exact:
+    /// their `exp` is `+0`, and adding `+0` to a partial sum (or a partial sum to `±0`)
+    /// changes nothing. A row with no finite entry falls back to the whole row.
+    fn lse(&self, row: &[f32]) -> f32 {
+        if let Some(l) = self.lse {
+            return l;
+        }
+        let l = row_lse(&row[self.lo..self.hi]);
+        if l.is_nan() || self.lo >= self.hi {
+            row_lse(row)
+        } else {
+            l
+        }
+    }
+}
+
+/// `max + ln Σ exp(x - max)` of a row (max-shifted, f32, scalar `exp`, summed in
+/// order: the operations CTranslate2's CPU `log_softmax` performs, which keeps beam
+/// scores identical to faster-whisper's). A token's log-prob is `x - lse`.
+fn row_lse(row: &[f32]) -> f32 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+    max + sum.ln()
+}
+
 /// Applies the Whisper logit rules to one row of logits (in place; disabled entries are
 /// set to -inf). `seq` = tokens generated so far by this row, `step` = its length.
+///
+/// The timestamp-mass rule compares log-probabilities of the row; it needs only the
+/// row's log-sum-exp `lse` (one pass with `exp`), since `max_i (x_i - lse)` equals
+/// `max_i x_i - lse` in floating point (subtracting a constant is monotonic), and the
+/// timestamp entries' log-probs `x_i - lse` are recomputed as the full log-softmax
+/// would have stored them. When the rule masks nothing, `lse` is handed back so the
+/// search does not compute it again.
 fn apply_rules(
     logits: &mut [f32],
     seq: &[u32],
     opts: &GenerateOptions,
     sp: &SpecialTokens,
     timestamps: bool,
-    lp_buf: &mut Vec<f32>,
-) {
+) -> Ruled {
+    let n = logits.len();
+    let mut ruled = Ruled {
+        lo: 0,
+        hi: n,
+        lse: None,
+    };
     let step = seq.len();
     for &t in &opts.suppress_tokens {
         if let Some(v) = logits.get_mut(t as usize) {
@@ -128,17 +178,21 @@ fn apply_rules(
         }
     }
     if !timestamps {
-        return;
+        return ruled;
     }
     let tb = sp.timestamp_begin as usize;
-    let te = (sp.timestamp_end as usize).min(logits.len() - 1);
+    let te = (sp.timestamp_end as usize).min(n - 1);
     logits[sp.no_timestamps as usize] = f32::NEG_INFINITY;
     let mut check_prob = false;
     if step == 0 {
         logits[..tb].fill(f32::NEG_INFINITY);
+        ruled.lo = tb;
         let maxi = tb + opts.max_initial_timestamp_index as usize;
         if maxi < te {
             logits[maxi + 1..=te].fill(f32::NEG_INFINITY);
+            if te + 1 == n {
+                ruled.hi = maxi + 1;
+            }
         }
     } else {
         let last = seq[step - 1] as usize;
@@ -150,8 +204,13 @@ fn apply_rules(
             };
             if penult >= tb {
                 logits[tb..=te].fill(f32::NEG_INFINITY);
+                if te + 1 == n {
+                    ruled.hi = tb;
+                }
             } else {
-                logits[..sp.eot as usize].fill(f32::NEG_INFINITY);
+                let eot = (sp.eot as usize).min(n);
+                logits[..eot].fill(f32::NEG_INFINITY);
+                ruled.lo = eot;
                 check_prob = true;
             }
         } else {
@@ -162,22 +221,33 @@ fn apply_rules(
         }
     }
     if check_prob {
-        lp_buf.resize(logits.len(), 0.0);
-        log_softmax_into(logits, lp_buf);
-        let max_text = lp_buf[..tb]
+        let lse = ruled.lse(logits);
+        // log-probs are `x - lse`: the best text token's is `max(x) - lse`
+        let text = &logits[ruled.lo.min(tb)..ruled.hi.min(tb)];
+        let max_text = text.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) - lse;
+        let max_text = if max_text.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            max_text
+        };
+        let ts = &logits[tb..=te];
+        let m = ts
             .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let ts = &lp_buf[tb..=te];
-        let m = ts.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let lse = if m == f32::NEG_INFINITY {
+            .map(|&v| v - lse)
+            .fold(f32::NEG_INFINITY, |a, b| a.max(b));
+        let ts_lse = if m == f32::NEG_INFINITY {
             m
         } else {
-            m + ts.iter().map(|&v| (v - m).exp()).sum::<f32>().ln()
+            m + ts.iter().map(|&v| ((v - lse) - m).exp()).sum::<f32>().ln()
         };
-        if lse > max_text {
+        if ts_lse > max_text {
             logits[..tb].fill(f32::NEG_INFINITY);
+            ruled.lo = ruled.lo.max(tb);
+        } else if lse.is_finite() {
+            ruled.lse = Some(lse);
         }
     }
+    ruled
 }
 
 fn no_speech_prob(logits: &[f32], id: u32) -> f32 {
@@ -248,17 +318,21 @@ pub fn generate(
     if !forced.is_empty() {
         let v = model.dims().n_vocab;
         let logits = model.step_logits(st, prompt_length - 1, forced.len())?;
-        let (mut lp, mut buf) = (vec![0f32; v], Vec::new());
-        for (i, &t) in forced.iter().enumerate() {
-            let row = &mut logits[i * v..(i + 1) * v];
-            log_softmax_into(row, &mut lp);
-            let raw = lp.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY);
-            apply_rules(row, &forced[..i], opts, sp, timestamps, &mut buf);
-            log_softmax_into(row, &mut lp);
-            let ruled = lp.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        let scored = par_rows(logits, v, forced.len(), |i, row| {
+            let t = forced[i] as usize;
+            let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+            let raw = x - row_lse(row);
+            let ruled = apply_rules(row, &forced[..i], opts, sp, timestamps);
+            let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+            let ruled = x - ruled.lse(row);
             // A prefix token the rules forbid is scored by the raw distribution.
-            forced_score += if ruled.is_finite() { ruled } else { raw };
-        }
+            if ruled.is_finite() {
+                ruled
+            } else {
+                raw
+            }
+        });
+        forced_score = scored.into_iter().fold(0f32, |a, b| a + b);
     }
     let start_step = st.len();
     let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
@@ -321,7 +395,6 @@ fn greedy(
     let mut done = vec![false; n];
     let mut next = vec![start; n];
     let mut lp = vec![0f32; v];
-    let mut buf = Vec::new();
     let mut active: Vec<usize> = Vec::with_capacity(n);
     let mut toks: Vec<u32> = Vec::with_capacity(n);
     for step in 0..max_steps {
@@ -335,19 +408,30 @@ fn greedy(
         check_cancel(opts.cancel.as_deref())?;
         model.decode_step(st, &toks, DecodeRows::Beams(&active))?;
         let logits = model.step_logits(st, 0, active.len())?;
+        let picked = par_rows(logits, v, active.len(), |r, row| {
+            let i = active[r];
+            let nsp_row =
+                (step == 0 && r == 0 && nsp.is_none()).then(|| no_speech_prob(row, sp.no_speech));
+            let ruled = apply_rules(row, &seqs[i], opts, sp, timestamps);
+            let lse = ruled.lse(row);
+            (nsp_row, ruled, lse)
+        });
         for (r, &i) in active.iter().enumerate() {
-            let row = &mut logits[r * v..(r + 1) * v];
-            if step == 0 && nsp.is_none() {
-                nsp = Some(no_speech_prob(row, sp.no_speech));
+            let row = &logits[r * v..(r + 1) * v];
+            let (nsp_row, ruled, lse) = picked[r];
+            if nsp_row.is_some() && nsp.is_none() {
+                nsp = nsp_row;
             }
-            apply_rules(row, &seqs[i], opts, sp, timestamps, &mut buf);
-            log_softmax_into(row, &mut lp);
-            let tok = if opts.sampling_temperature > 0.0 {
-                sample(&lp, opts.sampling_temperature, &mut rng)
+            let (tok, tok_lp) = if opts.sampling_temperature > 0.0 {
+                for (o, &x) in lp.iter_mut().zip(row) {
+                    *o = x - lse;
+                }
+                let tok = sample(&lp, opts.sampling_temperature, &mut rng);
+                (tok, lp[tok])
             } else {
-                argmax(&lp)
+                argmax_lp(row, ruled, lse)
             };
-            scores[i] += lp[tok];
+            scores[i] += tok_lp;
             let tok = tok as u32;
             let last = step + 1 == max_steps;
             if tok == sp.eot {
@@ -444,8 +528,6 @@ fn beam_search(
     let mut scores: Vec<f32> = vec![forced_score];
     let mut inputs: Vec<u32> = vec![start];
     let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
-    let mut lp = vec![0f32; v];
-    let mut buf = Vec::new();
     let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(beam * v / 64);
     let all_beams: Vec<usize> = (0..beam).collect();
     for step in 0..max_steps {
@@ -460,25 +542,15 @@ fn beam_search(
         model.decode_step(st, &inputs, layout)?;
         let logits = model.step_logits(st, 0, rows)?;
         cand.clear();
-        for r in 0..rows {
-            let row = &mut logits[r * v..(r + 1) * v];
-            if step == 0 && nsp.is_none() {
-                nsp = Some(no_speech_prob(row, sp.no_speech));
-            }
-            apply_rules(row, &seqs[r], opts, sp, timestamps, &mut buf);
-            log_softmax_into(row, &mut lp);
-            // keep only values that can enter the top `ncand` of this row
-            let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(ncand + 1);
-            for (t, &x) in lp.iter().enumerate() {
-                if x == f32::NEG_INFINITY {
-                    continue;
-                }
-                let s = scores[r] + x;
-                if top.len() < ncand || s > top[top.len() - 1].0 {
-                    let at = top.partition_point(|e| e.0 >= s);
-                    top.insert(at, (s, r, t as u32));
-                    top.truncate(ncand);
-                }
+        let tops = par_rows(logits, v, rows, |r, row| {
+            let nsp_row =
+                (step == 0 && r == 0 && nsp.is_none()).then(|| no_speech_prob(row, sp.no_speech));
+            let ruled = apply_rules(row, &seqs[r], opts, sp, timestamps);
+            (nsp_row, top_candidates(row, ruled, scores[r], r, ncand))
+        });
+        for (nsp_row, top) in tops {
+            if nsp_row.is_some() && nsp.is_none() {
+                nsp = nsp_row;
             }
             cand.extend(top);
         }
@@ -540,13 +612,89 @@ fn beam_search(
     })
 }
 
-/// log-softmax of one row into `out` (max-shifted, f32, in the summation order
-/// CTranslate2's CPU `log_softmax` uses, which keeps beam scores identical).
-fn log_softmax_into(row: &[f32], out: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-    let lse = max + sum.ln();
-    for (o, &v) in out.iter_mut().zip(row) {
-        *o = v - lse;
+/// Runs `f(r, row)` on each of the first `rows` rows (`v` values each) of `logits` in
+/// parallel on the engine's thread pool and returns the results in row order. Each
+/// row's work is independent of the others, so the results do not depend on the
+/// number of threads.
+fn par_rows<T: Send, F: Fn(usize, &mut [f32]) -> T + Sync>(
+    logits: &mut [f32],
+    v: usize,
+    rows: usize,
+    f: F,
+) -> Vec<T> {
+    use std::sync::Mutex;
+    type Slot<'a, T> = Mutex<(Option<&'a mut [f32]>, Option<T>)>;
+    let slots: Vec<Slot<'_, T>> = logits
+        .chunks_mut(v)
+        .take(rows)
+        .map(|row| Mutex::new((Some(row), None)))
+        .collect();
+    hark_engine::threads::pool().parallel_for(slots.len(), |r| {
+        let mut slot = slots[r].lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(row) = slot.0.take() {
+            slot.1 = Some(f(r, row));
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).1)
+        .collect()
+}
+
+/// The entries a scan of the row's log-probs must visit: `lo..hi` (outside it every
+/// log-prob is `-inf`), or the whole row when its log-sum-exp is NaN (a fully masked
+/// row, whose log-probs are all NaN).
+fn scan_range(ruled: Ruled, lse: f32, n: usize) -> (usize, usize) {
+    if lse.is_nan() {
+        (0, n)
+    } else {
+        (ruled.lo, ruled.hi)
     }
+}
+
+/// The first token with the largest log-prob `x - lse` of a ruled row and that
+/// log-prob (as `argmax` over the full log-softmax would pick it: entries outside
+/// `lo..hi` are `-inf`, and the log-probs are compared, not the logits, since two
+/// logits may round to the same log-prob).
+fn argmax_lp(row: &[f32], ruled: Ruled, lse: f32) -> (usize, f32) {
+    let mut bi = 0;
+    let mut bv = f32::NEG_INFINITY;
+    let (lo, hi) = scan_range(ruled, lse, row.len());
+    for (t, &x) in row.iter().enumerate().take(hi).skip(lo) {
+        let lp = x - lse;
+        if lp > bv {
+            bv = lp;
+            bi = t;
+        }
+    }
+    (bi, row[bi] - lse)
+}
+
+/// The `ncand` best `(score + log-prob, row, token)` candidates of one ruled row, best
+/// first (ties: lower token first), without writing the row's log-softmax: each
+/// log-prob `x - lse` is formed as the full log-softmax would store it and added to the
+/// row's cumulative `score`.
+fn top_candidates(
+    row: &[f32],
+    ruled: Ruled,
+    score: f32,
+    r: usize,
+    ncand: usize,
+) -> Vec<(f32, usize, u32)> {
+    let lse = ruled.lse(row);
+    let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(ncand + 1);
+    let (lo, hi) = scan_range(ruled, lse, row.len());
+    for (t, &x) in row.iter().enumerate().take(hi).skip(lo) {
+        let lp = x - lse;
+        if lp == f32::NEG_INFINITY {
+            continue;
+        }
+        let s = score + lp;
+        if top.len() < ncand || s > top[top.len() - 1].0 {
+            let at = top.partition_point(|e| e.0 >= s);
+            top.insert(at, (s, r, t as u32));
+            top.truncate(ncand);
+        }
+    }
+    top
 }
