@@ -294,6 +294,62 @@ proptest! {
         }
     }
 
+    /// Attention kernels over a row group and a key block: key/value rows are slices of a
+    /// strided buffer picked through a shuffled index table (as KV-cache beams read them),
+    /// starting at an odd offset; head dims cover the 16/8-lane tails. Scores sum in a
+    /// different order (bound as for `dot`); the value accumulation uses one FMA per key
+    /// where the reference rounds twice (bound `2·nk·eps·(|acc| + Σ|p·v|)`).
+    #[test]
+    fn attn_scores_and_pv_match_reference(rows in 1usize..9, nk in 0usize..70, d in 1usize..100, pad in 0usize..5, os_pad in 0usize..3, seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let stride = d + pad;
+        let q = rng.vec(rows * d, 2.0);
+        let kbuf = rng.vec(1 + nk * stride + d, 2.0);
+        let vbuf = rng.vec(1 + nk * stride + d, 2.0);
+        let mut index: Vec<usize> = (0..nk).collect();
+        for i in (1..nk).rev() {
+            index.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let keys: Vec<&[f32]> = index.iter().map(|&j| &kbuf[1 + j * stride..1 + j * stride + d]).collect();
+        let values: Vec<&[f32]> = index.iter().map(|&j| &vbuf[1 + j * stride..1 + j * stride + d]).collect();
+        let os = nk + os_pad;
+        let fill = -7.0f32;
+        let mut want = vec![fill; rows * os.max(1)];
+        generic::attn_scores(&q, d, &keys, &mut want, os);
+        let mut smag = vec![0f32; want.len()];
+        for r in 0..rows {
+            for (j, k) in keys.iter().enumerate() {
+                smag[r * os + j] = q[r * d..(r + 1) * d].iter().zip(k.iter()).map(|(a, b)| (a * b).abs()).sum();
+            }
+        }
+        // attention weights in [0, 1] (exp of shifted scores), some exactly 0
+        let p: Vec<f32> = (0..rows * os.max(1)).map(|_| { let x = rng.f().abs(); if x < 0.1 { 0.0 } else { x } }).collect();
+        let acc0 = rng.vec(rows * d, 3.0);
+        let mut want_acc = acc0.clone();
+        generic::attn_pv(&p, os, &values, &mut want_acc, d);
+        let mut amag = vec![0f32; rows * d];
+        for r in 0..rows {
+            for t in 0..d {
+                amag[r * d + t] = acc0[r * d + t].abs()
+                    + values.iter().enumerate().map(|(j, v)| (p[r * os + j] * v[t]).abs()).sum::<f32>();
+            }
+        }
+        for (isa, kern) in levels() {
+            let mut got = vec![fill; want.len()];
+            (kern.attn_scores)(&q, d, &keys, &mut got, os);
+            assert_close(&format!("attn_scores rows={rows} nk={nk} d={d}"), isa, &got, &want, &smag, d);
+            // entries between rows (os > nk) are left untouched
+            for r in 0..rows {
+                for j in nk..os {
+                    prop_assert_eq!(got[r * os + j], fill, "attn_scores [{}] wrote past the keys", isa.name());
+                }
+            }
+            let mut got_acc = acc0.clone();
+            (kern.attn_pv)(&p, os, &values, &mut got_acc, d);
+            assert_close(&format!("attn_pv rows={rows} nk={nk} d={d}"), isa, &got_acc, &want_acc, &amag, nk);
+        }
+    }
+
     /// exp: relative error ≤ 4e-7 against `f32::exp` in the normal range (Cephes polynomial
     /// ~1e-7 plus the rounding of the argument reduction), absolute 1e-44 in the subnormal
     /// range; `exp_sum` returns the sum of what it wrote (within summation error).

@@ -212,3 +212,95 @@ pub fn bf16_to_f32(src: &[bf16], dst: &mut [f32]) {
         *d = s.to_f32();
     }
 }
+
+/// Checks the [`super::AttnScoresFn`] contract and returns the number of query rows.
+pub(crate) fn attn_scores_dims(
+    q: &[f32],
+    d: usize,
+    keys: &[&[f32]],
+    out: &[f32],
+    os: usize,
+) -> usize {
+    assert!(
+        d > 0 && q.len().is_multiple_of(d),
+        "attn_scores: q has {} values, not a multiple of d={d}",
+        q.len()
+    );
+    let rows = q.len() / d;
+    assert!(
+        keys.iter().all(|k| k.len() >= d),
+        "attn_scores: a key row is shorter than d={d}"
+    );
+    if rows > 0 && !keys.is_empty() {
+        assert!(
+            rows == 1 || keys.len() <= os,
+            "attn_scores: {} keys exceed the row stride {os}",
+            keys.len()
+        );
+        assert!(
+            out.len() >= (rows - 1) * os + keys.len(),
+            "attn_scores: out has {} values, need {}",
+            out.len(),
+            (rows - 1) * os + keys.len()
+        );
+    }
+    rows
+}
+
+/// Checks the [`super::AttnPvFn`] contract and returns the number of query rows.
+pub(crate) fn attn_pv_dims(
+    p: &[f32],
+    ps: usize,
+    values: &[&[f32]],
+    acc: &[f32],
+    d: usize,
+) -> usize {
+    assert!(
+        d > 0 && acc.len().is_multiple_of(d),
+        "attn_pv: acc has {} values, not a multiple of d={d}",
+        acc.len()
+    );
+    let rows = acc.len() / d;
+    assert!(
+        values.iter().all(|v| v.len() >= d),
+        "attn_pv: a value row is shorter than d={d}"
+    );
+    if rows > 0 && !values.is_empty() {
+        assert!(
+            rows == 1 || values.len() <= ps,
+            "attn_pv: {} values exceed the row stride {ps}",
+            values.len()
+        );
+        assert!(
+            p.len() >= (rows - 1) * ps + values.len(),
+            "attn_pv: p has {} values, need {}",
+            p.len(),
+            (rows - 1) * ps + values.len()
+        );
+    }
+    rows
+}
+
+/// Reference attention scores ([`super::AttnScoresFn`]):
+/// `out[r·os + j] = Σ_t q[r·d + t] · keys[j][t]`, one sequential dot product each.
+pub fn attn_scores(q: &[f32], d: usize, keys: &[&[f32]], out: &mut [f32], os: usize) {
+    let rows = attn_scores_dims(q, d, keys, out, os);
+    for r in 0..rows {
+        let qr = &q[r * d..(r + 1) * d];
+        for (j, k) in keys.iter().enumerate() {
+            out[r * os + j] = dot(qr, &k[..d]);
+        }
+    }
+}
+
+/// Reference attention value accumulation ([`super::AttnPvFn`]):
+/// `acc[r·d + t] += Σ_j p[r·ps + j] · values[j][t]`, keys in order.
+pub fn attn_pv(p: &[f32], ps: usize, values: &[&[f32]], acc: &mut [f32], d: usize) {
+    let rows = attn_pv_dims(p, ps, values, acc, d);
+    for r in 0..rows {
+        let ar = &mut acc[r * d..(r + 1) * d];
+        for (j, v) in values.iter().enumerate() {
+            axpy(p[r * ps + j], &v[..d], ar);
+        }
+    }
+}

@@ -156,6 +156,16 @@ pub type LinearI8Fn =
 /// `Q·Kᵀ` is `a = Q`, `b = K.t()` (a transposed [`MatRef`]), `P·V` is `a = P`, `b = V`.
 pub type MatmulF32Fn = fn(a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, out: MatMut<'_>);
 
+/// Attention scores of a group of query rows against a block of keys:
+/// `out[r·os + j] = Σ_t q[r·d + t] · keys[j][t]` for `r < q.len() / d`, `j < keys.len()`.
+/// `q` is `rows × d` contiguous; each key row is a slice of at least `d` values (any
+/// stride or index table: the caller slices them); `os ≥ keys.len()` when `rows > 1`.
+/// The SIMD variants sum in a different order than the sequential reference (rounding
+/// differences only).
+pub type AttnScoresFn = fn(q: &[f32], d: usize, keys: &[&[f32]], out: &mut [f32], os: usize);
+/// Attention value accumulation: `acc[r·d + t] += Σ_j p[r·ps + j] · values[j][t]` for
+/// `r < acc.len() / d`, keys `j` added in order (one multiply-add each).
+pub type AttnPvFn = fn(p: &[f32], ps: usize, values: &[&[f32]], acc: &mut [f32], d: usize);
 /// Dot product of two equally long slices.
 pub type DotFn = fn(a: &[f32], b: &[f32]) -> f32;
 /// `y += alpha·x` (equal lengths).
@@ -191,6 +201,10 @@ pub struct Kernels {
     pub linear_i8: LinearI8Fn,
     /// Strided f32 matmul (attention).
     pub matmul_f32: MatmulF32Fn,
+    /// Attention scores `Q·Kᵀ` of a row group against a key block.
+    pub attn_scores: AttnScoresFn,
+    /// Attention accumulation `acc += P·V` over a key block.
+    pub attn_pv: AttnPvFn,
     /// Dot product.
     pub dot: DotFn,
     /// `y += a·x`.
@@ -275,6 +289,8 @@ impl Kernels {
             linear_bf16: generic::linear_bf16,
             linear_i8: generic::linear_i8,
             matmul_f32: generic::matmul_f32,
+            attn_scores: generic::attn_scores,
+            attn_pv: generic::attn_pv,
             dot: generic::dot,
             axpy: generic::axpy,
             scale: generic::scale,

@@ -10,8 +10,8 @@
 //! Two paths: many query rows over plainly strided K/V (encoders) use small GEMMs per
 //! (64-row tile, 256-key block) from the kernel table (relative-position term included);
 //! few query rows (decoder steps, where a GEMM's packing buffers may be heap-allocated)
-//! and index-table views (KV cache beams) use a per-row loop over keys with the kernel
-//! table's dot/axpy.
+//! and index-table views (KV cache beams) use a row-group loop over key blocks with the
+//! kernel table's register-tiled `attn_scores` / `attn_pv`.
 //!
 //! Keys and values are read through [`Rows`] views: a row stride and column offset (so a
 //! fused QKV projection output can be used in place) and, optionally, an index table of
@@ -454,7 +454,11 @@ fn attend_tile(
 const ROW_GROUP: usize = 8;
 
 /// Per-row path for query rows `r0..r1` (at most [`ROW_GROUP`]) of one head: scores of
-/// [`KEY_BLOCK`] keys at a time on the stack, online softmax per row.
+/// [`KEY_BLOCK`] keys at a time on the stack, online softmax per row. The scores of the
+/// whole row group against a key block are one register-tiled kernel call
+/// (`attn_scores`: `Q[g×d]·K[nb×d]ᵀ`, key rows gathered as slices, so index tables and
+/// strides cost nothing), and so is the value accumulation (`attn_pv`:
+/// `acc[g×d] += P[g×nb]·V[nb×d]`) — instead of one `dot`/`axpy` call per (key, row).
 #[allow(clippy::too_many_arguments)]
 fn attend_rows(
     q: &Rows<'_>,
@@ -467,7 +471,8 @@ fn attend_rows(
     out: &SharedMut<f32>,
 ) {
     let kern = kernels::kernels();
-    let (dot, axpy, exp_sum) = (kern.dot, kern.axpy, kern.exp_sum);
+    let (dot, exp_sum) = (kern.dot, kern.exp_sum);
+    let (attn_scores, attn_pv) = (kern.attn_scores, kern.attn_pv);
     let d = opts.head_dim;
     let hd = opts.heads * d;
     let c0 = head * d;
@@ -479,6 +484,8 @@ fn attend_rows(
     let mut s = [0f32; ROW_GROUP * KEY_BLOCK];
     let mut m = [f32::NEG_INFINITY; ROW_GROUP];
     let mut l = [0f32; ROW_GROUP];
+    // this block's key (then value) rows of this head
+    let mut rows_buf: [&[f32]; KEY_BLOCK] = [&[]; KEY_BLOCK];
     for r in 0..g {
         let qrow = &q.row(r0 + r, hd)[c0..c0 + d];
         let (u, vv) = (&mut qu[r * d..(r + 1) * d], &mut qv[r * d..(r + 1) * d]);
@@ -505,12 +512,10 @@ fn attend_rows(
     while j0 < jend {
         let j1 = (j0 + KEY_BLOCK).min(jend);
         let nb = j1 - j0;
-        for j in j0..j1 {
-            let kr = &k.row(j, hd)[c0..c0 + d];
-            for r in 0..g {
-                s[r * KEY_BLOCK + j - j0] = dot(&qu[r * d..(r + 1) * d], kr);
-            }
+        for (j, kr) in (j0..j1).zip(rows_buf.iter_mut()) {
+            *kr = &k.row(j, hd)[c0..c0 + d];
         }
+        attn_scores(&qu[..g * d], d, &rows_buf[..nb], &mut s, KEY_BLOCK);
         for r in 0..g {
             let i = r0 + r;
             let qi_abs = (tk + i).saturating_sub(tq); // causal and rel-shift imply tk >= tq
@@ -553,15 +558,10 @@ fn attend_rows(
             m[r] = m_new;
             l[r] += exp_sum(srow, m_new);
         }
-        for j in j0..j1 {
-            let vr = &v.row(j, hd)[c0..c0 + d];
-            for r in 0..g {
-                let p = s[r * KEY_BLOCK + j - j0];
-                if p > 0.0 {
-                    axpy(p, vr, &mut acc[r * d..(r + 1) * d]);
-                }
-            }
+        for (j, vr) in (j0..j1).zip(rows_buf.iter_mut()) {
+            *vr = &v.row(j, hd)[c0..c0 + d];
         }
+        attn_pv(&s, KEY_BLOCK, &rows_buf[..nb], &mut acc[..g * d], d);
         j0 = j1;
     }
     for r in 0..g {

@@ -805,3 +805,143 @@ unsafe fn f32_to_f16_impl(src: &[f32], dst: &mut [f16]) {
         dst[j] = f16::from_f32(src[j]);
     }
 }
+
+/// Sums of 8 vectors at once: lane `i` of the result is the sum of the 8 lanes of `v[i]`
+/// (a transpose-and-add tree: 4 + 2 + 1 combining steps).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum8(v: &[__m256; 8]) -> __m256 {
+    let mut w = [_mm256_setzero_ps(); 4];
+    for i in 0..4 {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        w[i] = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+    }
+    let mut x = [_mm256_setzero_ps(); 2];
+    for i in 0..2 {
+        let (a, b) = (_mm256_castps_pd(w[2 * i]), _mm256_castps_pd(w[2 * i + 1]));
+        x[i] = _mm256_add_ps(
+            _mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+            _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)),
+        );
+    }
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(x[0], x[1]),
+        _mm256_permute2f128_ps::<0x31>(x[0], x[1]),
+    )
+}
+
+/// Attention scores of a group of query rows against a block of keys
+/// ([`super::super::AttnScoresFn`]): per query row, 8 keys at a time, 8 accumulators over
+/// the head dimension in 8-lane chunks (masked tail), reduced together by [`hsum8`].
+pub(super) fn attn_scores(q: &[f32], d: usize, keys: &[&[f32]], out: &mut [f32], os: usize) {
+    let rows = generic::attn_scores_dims(q, d, keys, out, os);
+    if keys.is_empty() {
+        return;
+    }
+    // SAFETY: lengths checked above; AVX2 detected before install.
+    unsafe { attn_scores_impl(q.as_ptr(), rows, d, keys, out.as_mut_ptr(), os) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attn_scores_impl(
+    q: *const f32,
+    rows: usize,
+    d: usize,
+    keys: &[&[f32]],
+    out: *mut f32,
+    os: usize,
+) {
+    let nk_all = keys.len();
+    let mut j0 = 0;
+    while j0 < nk_all {
+        let nk = (nk_all - j0).min(8);
+        // short blocks repeat the last key; its extra scores are not stored
+        let mut kp = [keys[j0].as_ptr(); 8];
+        for (jj, p) in kp.iter_mut().enumerate() {
+            *p = keys[j0 + jj.min(nk - 1)].as_ptr();
+        }
+        for r in 0..rows {
+            let qr = unsafe { q.add(r * d) };
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut c = 0;
+            while c < d {
+                let mk = lane_mask((d - c).min(8));
+                let qv = unsafe { _mm256_maskload_ps(qr.add(c), mk) };
+                for jj in 0..8 {
+                    let kv = unsafe { _mm256_maskload_ps(kp[jj].add(c), mk) };
+                    acc[jj] = _mm256_fmadd_ps(qv, kv, acc[jj]);
+                }
+                c += 8;
+            }
+            let s = hsum8(&acc);
+            unsafe { _mm256_maskstore_ps(out.add(r * os + j0), lane_mask(nk), s) };
+        }
+        j0 += 8;
+    }
+}
+
+/// Attention value accumulation ([`super::super::AttnPvFn`]): a register tile of up to 4
+/// query rows × 16 columns (8 accumulators) held across the block of keys; keys added in
+/// order with one FMA each, as the per-key `axpy` did.
+pub(super) fn attn_pv(p: &[f32], ps: usize, values: &[&[f32]], acc: &mut [f32], d: usize) {
+    let rows = generic::attn_pv_dims(p, ps, values, acc, d);
+    if values.is_empty() {
+        return;
+    }
+    // SAFETY: lengths checked above; AVX2 detected before install.
+    unsafe {
+        let (pp, ap) = (p.as_ptr(), acc.as_mut_ptr());
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(4);
+            let (pr, ar) = (pp.add(r0 * ps), ap.add(r0 * d));
+            match nr {
+                1 => pv_tile::<1>(pr, ps, values, ar, d),
+                2 => pv_tile::<2>(pr, ps, values, ar, d),
+                3 => pv_tile::<3>(pr, ps, values, ar, d),
+                _ => pv_tile::<4>(pr, ps, values, ar, d),
+            }
+            r0 += nr;
+        }
+    }
+}
+
+/// `R` rows of [`attn_pv`], 16 columns at a time (masked tail).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pv_tile<const R: usize>(
+    p: *const f32,
+    ps: usize,
+    values: &[&[f32]],
+    acc: *mut f32,
+    d: usize,
+) {
+    let mut c = 0;
+    while c < d {
+        let m0 = lane_mask((d - c).min(8));
+        let m1 = lane_mask((d - c).saturating_sub(8).min(8));
+        let mut a = [[_mm256_setzero_ps(); 2]; R];
+        for r in 0..R {
+            let ap = acc.wrapping_add(r * d + c);
+            a[r][0] = unsafe { _mm256_maskload_ps(ap, m0) };
+            a[r][1] = unsafe { _mm256_maskload_ps(ap.wrapping_add(8), m1) };
+        }
+        for (j, vr) in values.iter().enumerate() {
+            let vp = vr.as_ptr().wrapping_add(c);
+            let v0 = unsafe { _mm256_maskload_ps(vp, m0) };
+            let v1 = unsafe { _mm256_maskload_ps(vp.wrapping_add(8), m1) };
+            for r in 0..R {
+                let pw = _mm256_set1_ps(unsafe { *p.add(r * ps + j) });
+                a[r][0] = _mm256_fmadd_ps(pw, v0, a[r][0]);
+                a[r][1] = _mm256_fmadd_ps(pw, v1, a[r][1]);
+            }
+        }
+        for r in 0..R {
+            let ap = acc.wrapping_add(r * d + c);
+            unsafe {
+                _mm256_maskstore_ps(ap, m0, a[r][0]);
+                _mm256_maskstore_ps(ap.wrapping_add(8), m1, a[r][1]);
+            }
+        }
+        c += 16;
+    }
+}

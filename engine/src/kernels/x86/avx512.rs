@@ -1171,3 +1171,169 @@ unsafe fn bf16_to_f32_impl(src: *const bf16, dst: *mut f32, n: usize) {
         }
     }
 }
+
+/// Sums of 16 vectors at once: lane `i` of the result is the sum of the 16 lanes of
+/// `v[i]`. A transpose-and-add tree (8 + 4 + 2 + 1 combining steps of two shuffles and an
+/// add), instead of 16 separate horizontal reductions.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn hsum16(v: &[__m512; 16]) -> __m512 {
+    // level 1: per 128-bit lane [a0+a2, b0+b2, a1+a3, b1+b3] for the pairs (a, b)
+    let mut w = [_mm512_setzero_ps(); 8];
+    for i in 0..8 {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+    // level 2: per 128-bit lane, element k = that lane's partial sum of v[4i + k]
+    let mut x = [_mm512_setzero_ps(); 4];
+    for i in 0..4 {
+        let (a, b) = (_mm512_castps_pd(w[2 * i]), _mm512_castps_pd(w[2 * i + 1]));
+        x[i] = _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
+        );
+    }
+    // level 3: add the four 128-bit lanes; 128-bit lane i of the result holds x[i]'s
+    let s01 = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x88>(x[0], x[1]),
+        _mm512_shuffle_f32x4::<0xDD>(x[0], x[1]),
+    );
+    let s23 = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x88>(x[2], x[3]),
+        _mm512_shuffle_f32x4::<0xDD>(x[2], x[3]),
+    );
+    _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x88>(s01, s23),
+        _mm512_shuffle_f32x4::<0xDD>(s01, s23),
+    )
+}
+
+/// Attention scores of a group of query rows against a block of keys
+/// ([`super::super::AttnScoresFn`]). For each query row and 16 keys at a time: 16
+/// accumulators (one per key) gather `q·k` over the head dimension in 16-lane chunks (the
+/// query chunk loaded once per chunk, masked tail), then one [`hsum16`] turns them into
+/// the 16 scores. Key rows are read through their slices (any stride or index table).
+pub(super) fn attn_scores(q: &[f32], d: usize, keys: &[&[f32]], out: &mut [f32], os: usize) {
+    let rows = super::super::generic::attn_scores_dims(q, d, keys, out, os);
+    if keys.is_empty() {
+        return;
+    }
+    // SAFETY: lengths checked above (q: rows·d, keys ≥ d each, out ≥ (rows-1)·os + nk);
+    // AVX-512 detected before install.
+    unsafe { attn_scores_impl(q.as_ptr(), rows, d, keys, out.as_mut_ptr(), os) }
+}
+
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn attn_scores_impl(
+    q: *const f32,
+    rows: usize,
+    d: usize,
+    keys: &[&[f32]],
+    out: *mut f32,
+    os: usize,
+) {
+    let nk_all = keys.len();
+    let mut j0 = 0;
+    while j0 < nk_all {
+        let nk = (nk_all - j0).min(16);
+        // short blocks repeat the last key; its extra scores are not stored
+        let mut kp = [keys[j0].as_ptr(); 16];
+        for (jj, p) in kp.iter_mut().enumerate() {
+            *p = keys[j0 + jj.min(nk - 1)].as_ptr();
+        }
+        for r in 0..rows {
+            let qr = unsafe { q.add(r * d) };
+            let mut acc = [_mm512_setzero_ps(); 16];
+            let mut c = 0;
+            while c < d {
+                let mk = if d - c >= 16 { 0xffff } else { mask16(d - c) };
+                let qv = unsafe { _mm512_maskz_loadu_ps(mk, qr.add(c)) };
+                for jj in 0..16 {
+                    let kv = unsafe { _mm512_maskz_loadu_ps(mk, kp[jj].add(c)) };
+                    acc[jj] = _mm512_fmadd_ps(qv, kv, acc[jj]);
+                }
+                c += 16;
+            }
+            let s = hsum16(&acc);
+            let mk = if nk == 16 { 0xffff } else { mask16(nk) };
+            unsafe { _mm512_mask_storeu_ps(out.add(r * os + j0), mk, s) };
+        }
+        j0 += 16;
+    }
+}
+
+/// Attention value accumulation ([`super::super::AttnPvFn`]): `acc[r] += Σ_j p[r][j]·v[j]`
+/// as a register tile of up to 4 query rows × 64 columns (16 accumulators) held across the
+/// whole block of keys: each value chunk is loaded once for all rows of the tile, each
+/// weight broadcast, no load/store of the accumulators per key. Keys are added in order
+/// with one FMA each, as the per-key `axpy` did (same results).
+pub(super) fn attn_pv(p: &[f32], ps: usize, values: &[&[f32]], acc: &mut [f32], d: usize) {
+    let rows = super::super::generic::attn_pv_dims(p, ps, values, acc, d);
+    if values.is_empty() {
+        return;
+    }
+    // SAFETY: lengths checked above; AVX-512 detected before install.
+    unsafe {
+        let (pp, ap) = (p.as_ptr(), acc.as_mut_ptr());
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(4);
+            let (pr, ar) = (pp.add(r0 * ps), ap.add(r0 * d));
+            match nr {
+                1 => pv_tile::<1>(pr, ps, values, ar, d),
+                2 => pv_tile::<2>(pr, ps, values, ar, d),
+                3 => pv_tile::<3>(pr, ps, values, ar, d),
+                _ => pv_tile::<4>(pr, ps, values, ar, d),
+            }
+            r0 += nr;
+        }
+    }
+}
+
+/// `R` rows of [`attn_pv`], 64 columns at a time (masked tail).
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn pv_tile<const R: usize>(
+    p: *const f32,
+    ps: usize,
+    values: &[&[f32]],
+    acc: *mut f32,
+    d: usize,
+) {
+    let mut c = 0;
+    while c < d {
+        let w = (d - c).min(64);
+        let mut mk = [0 as __mmask16; 4];
+        for (u, m) in mk.iter_mut().enumerate() {
+            let n = w.saturating_sub(16 * u).min(16);
+            *m = if n == 16 { 0xffff } else { mask16(n) };
+        }
+        let mut a = [[_mm512_setzero_ps(); 4]; R];
+        for r in 0..R {
+            for u in 0..4 {
+                a[r][u] =
+                    unsafe { _mm512_maskz_loadu_ps(mk[u], acc.wrapping_add(r * d + c + 16 * u)) };
+            }
+        }
+        for (j, vr) in values.iter().enumerate() {
+            let vp = vr.as_ptr();
+            let mut v = [_mm512_setzero_ps(); 4];
+            for u in 0..4 {
+                v[u] = unsafe { _mm512_maskz_loadu_ps(mk[u], vp.wrapping_add(c + 16 * u)) };
+            }
+            for r in 0..R {
+                let pw = _mm512_set1_ps(unsafe { *p.add(r * ps + j) });
+                for u in 0..4 {
+                    a[r][u] = _mm512_fmadd_ps(pw, v[u], a[r][u]);
+                }
+            }
+        }
+        for r in 0..R {
+            for u in 0..4 {
+                unsafe {
+                    _mm512_mask_storeu_ps(acc.wrapping_add(r * d + c + 16 * u), mk[u], a[r][u])
+                };
+            }
+        }
+        c += 64;
+    }
+}

@@ -52,6 +52,8 @@ pub(crate) fn install_avx2(k: &mut Kernels) {
     k.linear_bf16 = avx2::linear_bf16;
     k.linear_i8 = avx2::linear_i8;
     k.matmul_f32 = avx2::matmul_f32;
+    k.attn_scores = avx2::attn_scores;
+    k.attn_pv = avx2::attn_pv;
     k.dot = avx2::dot;
     k.axpy = avx2::axpy;
     k.scale = avx2::scale;
@@ -72,6 +74,8 @@ pub(crate) fn install_avx512(k: &mut Kernels) {
     if is_x86_feature_detected!("avx512vnni") {
         k.linear_i8 = avx512::linear_i8_vnni;
     }
+    k.attn_scores = avx512::attn_scores;
+    k.attn_pv = avx512::attn_pv;
     k.dot = avx512::dot;
     k.axpy = avx512::axpy;
     k.scale = avx512::scale;
