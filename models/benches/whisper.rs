@@ -1,13 +1,16 @@
 //! Whisper stage benchmarks at the real model's shapes (tiny.en from the model store;
 //! skipped with a message when absent): encoder on one 30 s window, cross-attention K/V
 //! projection, one decoder step for 1 and 5 beam rows (incl. the 51864-row vocabulary
-//! projection), per weight precision.
+//! projection), per weight precision; and one live final decode (`generate_*`: beam 5, a
+//! 100-token previous-text prompt, 16 new tokens, with and without timestamps), which
+//! includes the per-step logit processing (rules, log-softmax, candidate selection).
 #![allow(missing_docs)]
 
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hark_models::whisper::{DecodeRows, Precision, WhisperModel};
+use hark_models::whisper::decode::generate;
+use hark_models::whisper::{DecodeRows, GenerateOptions, Precision, SpecialTokens, WhisperModel};
 
 fn model_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HARK_HOME")
@@ -56,6 +59,42 @@ fn bench(c: &mut Criterion) {
                     model.step_logits(&mut st, 0, rows).map(|l| l[0])
                 })
             });
+        }
+        if p == Precision::F16 {
+            // tiny.en's special tokens (its tokenizer.json)
+            let sp = SpecialTokens {
+                eot: 50256,
+                sot: 50257,
+                no_timestamps: 50362,
+                no_speech: 50361,
+                timestamp_begin: 50363,
+                timestamp_end: 51863,
+            };
+            let opts = GenerateOptions {
+                beam_size: 5,
+                max_new_tokens: Some(16),
+                suppress_tokens: vec![1, 2, 7, 8, 9, 10, 14, 25, 26, 27, 28, 29, 31, 58],
+                begin_suppress_tokens: vec![220, 50256],
+                ..GenerateOptions::default()
+            };
+            // <|startofprev|> + 100 text tokens + <|startoftranscript|> [+ <|notimestamps|>]
+            let mut prev: Vec<u32> = vec![50360];
+            prev.extend((0..100u32).map(|i| 262 + (i * 37) % 5000));
+            prev.push(sp.sot);
+            for ts in [true, false] {
+                let mut prompt = prev.clone();
+                if !ts {
+                    prompt.push(sp.no_timestamps);
+                }
+                let name = if ts {
+                    "generate_beam5_prompt100_ts"
+                } else {
+                    "generate_beam5_prompt100_nots"
+                };
+                g.bench_function(name, |b| {
+                    b.iter(|| generate(&model, &mut st, &prompt, &sp, &opts).expect("generate"))
+                });
+            }
         }
         g.finish();
     }
