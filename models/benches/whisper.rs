@@ -91,6 +91,12 @@ fn bench(c: &mut Criterion) {
                 } else {
                     "generate_beam5_prompt100_nots"
                 };
+                let out = generate(&model, &mut st, &prompt, &sp, &opts).expect("generate");
+                eprintln!(
+                    "{name}: {} tokens generated, score {}",
+                    out.tokens.len(),
+                    out.score
+                );
                 g.bench_function(name, |b| {
                     b.iter(|| generate(&model, &mut st, &prompt, &sp, &opts).expect("generate"))
                 });
