@@ -133,6 +133,11 @@ impl Ruled {
     }
 }
 
+thread_local! {
+    /// A forced-prefix row before the logit rules (per thread, grow-only).
+    static RAW_ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `max + ln Σ exp(x - max)` of a row (max-shifted, f32, scalar `exp`, summed in
 /// order: the operations CTranslate2's CPU `log_softmax` performs, which keeps beam
 /// scores identical to faster-whisper's). A token's log-prob is `x - lse`.
@@ -320,17 +325,24 @@ pub fn generate(
         let logits = model.step_logits(st, prompt_length - 1, forced.len())?;
         let scored = par_rows(logits, v, forced.len(), |i, row| {
             let t = forced[i] as usize;
-            let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
-            let raw = x - row_lse(row);
-            let ruled = apply_rules(row, &forced[..i], opts, sp, timestamps);
-            let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
-            let ruled = x - ruled.lse(row);
-            // A prefix token the rules forbid is scored by the raw distribution.
-            if ruled.is_finite() {
-                ruled
-            } else {
-                raw
-            }
+            RAW_ROW.with(|raw_row| {
+                // The raw distribution is needed only when the rules forbid the token:
+                // keep a copy of the row (cheaper than its log-sum-exp) and compute that
+                // lse only then.
+                let mut raw_row = raw_row.borrow_mut();
+                raw_row.clear();
+                raw_row.extend_from_slice(row);
+                let ruled = apply_rules(row, &forced[..i], opts, sp, timestamps);
+                let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+                let ruled = x - ruled.lse(row);
+                // A prefix token the rules forbid is scored by the raw distribution.
+                if ruled.is_finite() {
+                    ruled
+                } else {
+                    let x = raw_row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+                    x - row_lse(&raw_row)
+                }
+            })
         });
         forced_score = scored.into_iter().fold(0f32, |a, b| a + b);
     }
