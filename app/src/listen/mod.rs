@@ -43,9 +43,9 @@
 //! and the final latency is the short pause plus the decode time, not the hangover.
 //! [`Event::UtteranceEnd`] marks the close (the transcript file ends the line there).
 //!
-//! The final decode uses the offline options (beam search, temperature fallback)
-//! without timestamp tokens (`hark listen --final-timestamps` keeps them) and is
-//! conditioned on the previous utterances' finals. Latency is measured honestly: from the
+//! The final decode uses the full offline options (beam search, temperature fallback,
+//! timestamps unless `--no-timestamps`) and is conditioned on the previous utterances'
+//! finals. Latency is measured honestly: from the
 //! arrival of the audio chunk holding the last voiced frame to the emission of the
 //! final text (so it includes the endpoint wait, or the hangover when the decode is
 //! faster than it).
