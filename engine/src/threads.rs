@@ -211,6 +211,40 @@ impl ThreadPool {
         }
     }
 
+    /// Runs `f(i, chunk)` on each of the first `count` chunks of `chunk` items of `data`
+    /// (the last may be shorter), spread over the pool, and returns the results in chunk
+    /// order. Each task owns its chunk, so the results do not depend on the number of
+    /// threads. Allocates one slot per chunk (unlike [`Self::parallel_for`]).
+    pub fn map_chunks_mut<T, R, F>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        count: usize,
+        f: F,
+    ) -> Vec<R>
+    where
+        T: Send,
+        R: Send,
+        F: Fn(usize, &mut [T]) -> R + Sync,
+    {
+        type Slot<'a, T, R> = Mutex<(Option<&'a mut [T]>, Option<R>)>;
+        let slots: Vec<Slot<'_, T, R>> = data
+            .chunks_mut(chunk.max(1))
+            .take(count)
+            .map(|c| Mutex::new((Some(c), None)))
+            .collect();
+        self.parallel_for(slots.len(), |i| {
+            let mut slot = lock(&slots[i]);
+            if let Some(c) = slot.0.take() {
+                slot.1 = Some(f(i, c));
+            }
+        });
+        slots
+            .into_iter()
+            .filter_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).1)
+            .collect()
+    }
+
     /// Splits `0..len` into at most `threads * 4` contiguous chunks of at least
     /// `min_chunk` items and runs `f(start, end)` on each in parallel.
     pub fn parallel_range<F: Fn(usize, usize) + Sync>(&self, len: usize, min_chunk: usize, f: F) {

@@ -29,6 +29,27 @@ fn pool_runs_every_task_exactly_once() {
 }
 
 #[test]
+fn pool_maps_each_chunk_once_in_order_with_any_thread_count() {
+    let data: Vec<u32> = (0..103).collect();
+    for threads in [1, 2, 3] {
+        let pool = ThreadPool::new(threads);
+        let mut d = data.clone();
+        // 11 chunks of 10 exist (the last of 3); map the first 8 only.
+        let sums = pool.map_chunks_mut(&mut d, 10, 8, |i, c| {
+            assert_eq!(c[0] as usize, i * 10);
+            c.iter_mut().for_each(|x| *x += 1000);
+            c.iter().sum::<u32>()
+        });
+        let want: Vec<u32> = (0..8u32)
+            .map(|i| (0..10).map(|j| 1000 + i * 10 + j).sum())
+            .collect();
+        assert_eq!(sums, want, "{threads} threads");
+        assert!(d[..80].iter().zip(&data).all(|(a, b)| *a == b + 1000));
+        assert_eq!(&d[80..], &data[80..], "chunks past `count` untouched");
+    }
+}
+
+#[test]
 fn pool_nested_and_concurrent_callers_run_inline_without_deadlock() {
     let pool = ThreadPool::new(2);
     let total = AtomicUsize::new(0);

@@ -133,11 +133,6 @@ impl Ruled {
     }
 }
 
-thread_local! {
-    /// A forced-prefix row before the logit rules (per thread, grow-only).
-    static RAW_ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `max + ln Σ exp(x - max)` of a row (max-shifted, f32, scalar `exp`, summed in
 /// order: the operations CTranslate2's CPU `log_softmax` performs, which keeps beam
 /// scores identical to faster-whisper's). A token's log-prob is `x - lse`.
@@ -325,24 +320,20 @@ pub fn generate(
         let logits = model.step_logits(st, prompt_length - 1, forced.len())?;
         let scored = par_rows(logits, v, forced.len(), |i, row| {
             let t = forced[i] as usize;
-            RAW_ROW.with(|raw_row| {
-                // The raw distribution is needed only when the rules forbid the token:
-                // keep a copy of the row (cheaper than its log-sum-exp) and compute that
-                // lse only then.
-                let mut raw_row = raw_row.borrow_mut();
-                raw_row.clear();
-                raw_row.extend_from_slice(row);
-                let ruled = apply_rules(row, &forced[..i], opts, sp, timestamps);
-                let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
-                let ruled = x - ruled.lse(row);
-                // A prefix token the rules forbid is scored by the raw distribution.
-                if ruled.is_finite() {
-                    ruled
-                } else {
-                    let x = raw_row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
-                    x - row_lse(&raw_row)
-                }
-            })
+            // The raw distribution is needed only when the rules forbid the token: keep
+            // a copy of the row (cheaper than its log-sum-exp; once per prefix token and
+            // decode) and compute that lse only then.
+            let raw_row = row.to_vec();
+            let ruled = apply_rules(row, &forced[..i], opts, sp, timestamps);
+            let x = row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+            let ruled = x - ruled.lse(row);
+            // A prefix token the rules forbid is scored by the raw distribution.
+            if ruled.is_finite() {
+                ruled
+            } else {
+                let x = raw_row.get(t).copied().unwrap_or(f32::NEG_INFINITY);
+                x - row_lse(&raw_row)
+            }
         });
         forced_score = scored.into_iter().fold(0f32, |a, b| a + b);
     }
@@ -625,32 +616,15 @@ fn beam_search(
 }
 
 /// Runs `f(r, row)` on each of the first `rows` rows (`v` values each) of `logits` in
-/// parallel on the engine's thread pool and returns the results in row order. Each
-/// row's work is independent of the others, so the results do not depend on the
-/// number of threads.
+/// parallel on the engine's thread pool, results in row order (each row's work is
+/// independent, so they do not depend on the number of threads).
 fn par_rows<T: Send, F: Fn(usize, &mut [f32]) -> T + Sync>(
     logits: &mut [f32],
     v: usize,
     rows: usize,
     f: F,
 ) -> Vec<T> {
-    use std::sync::Mutex;
-    type Slot<'a, T> = Mutex<(Option<&'a mut [f32]>, Option<T>)>;
-    let slots: Vec<Slot<'_, T>> = logits
-        .chunks_mut(v)
-        .take(rows)
-        .map(|row| Mutex::new((Some(row), None)))
-        .collect();
-    hark_engine::threads::pool().parallel_for(slots.len(), |r| {
-        let mut slot = slots[r].lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(row) = slot.0.take() {
-            slot.1 = Some(f(r, row));
-        }
-    });
-    slots
-        .into_iter()
-        .filter_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).1)
-        .collect()
+    hark_engine::threads::pool().map_chunks_mut(logits, v, rows, f)
 }
 
 /// The entries a scan of the row's log-probs must visit: `lo..hi` (outside it every
