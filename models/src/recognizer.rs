@@ -196,17 +196,11 @@ impl ConformerAsr {
         if words == 0 {
             return self.decode_piece(samples, beam_size);
         }
-        if let Some(forced) = self.prefix_tokens(prefix) {
-            match self.decode_piece_forced(samples, beam_size, &forced) {
-                Err(RecognizerError::Conformer(ConformerError::Input(_))) => {}
-                Ok(mut out) => {
-                    out.prefix_forced = true;
-                    return Ok(out);
-                }
-                Err(e) => return Err(e),
-            }
+        let forced = self.prefix_tokens(prefix).unwrap_or_default();
+        let mut out = self.decode_piece_forced(samples, beam_size, &forced)?;
+        if out.prefix_forced {
+            return Ok(out);
         }
-        let mut out = self.decode_piece(samples, beam_size)?;
         out.text = out
             .text
             .split_whitespace()
@@ -231,7 +225,8 @@ impl ConformerAsr {
     }
 
     /// The decode: the best hypothesis starting with `forced` (empty: any), its tokens
-    /// after `forced`.
+    /// after `forced`; when no path emits `forced`, the best free hypothesis, whole
+    /// (`prefix_forced` false). The audio is encoded once either way.
     fn decode_piece_forced(
         &self,
         samples: &[f32],
@@ -256,21 +251,32 @@ impl ConformerAsr {
         let enc = self.model.encode(&x)?;
         out.encoder_s = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
+        let beam = beam_size.max(1);
+        let mut forced = forced;
         let hyps = if self.model.ctc.is_some() {
-            self.model.ctc_attention_rescoring_forced(
+            match self.model.ctc_attention_rescoring_forced(
                 &enc,
-                beam_size.max(1),
+                beam,
                 CTC_RESCORING_WEIGHT,
                 forced,
-            )?
+            ) {
+                Err(ConformerError::Input(_)) if !forced.is_empty() => {
+                    forced = &[];
+                    self.model
+                        .ctc_attention_rescoring(&enc, beam, CTC_RESCORING_WEIGHT)?
+                }
+                r => r?,
+            }
         } else {
+            forced = &[];
             let opts = BeamSearchOptions {
-                beam_size: beam_size.max(1),
+                beam_size: beam,
                 ..Default::default()
             };
             self.model.beam_search(&enc, &opts)?
         };
         out.decoder_s = t.elapsed().as_secs_f64();
+        out.prefix_forced = !forced.is_empty();
         if let Some(h) = hyps.into_iter().next() {
             out.avg_logprob = h.score / (h.tokens.len().max(1) as f32);
             let rest = &h.tokens[forced.len().min(h.tokens.len())..];
