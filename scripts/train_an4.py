@@ -14,8 +14,15 @@ Recipe (what is known to work on small data):
     global CMVN from the training split, written as Kaldi cmvn.ark;
   * speed perturbation 0.9/1.0/1.1 (resampling; features of the three speeds are computed once
     and cached), one speed drawn per utterance and epoch;
-  * SpecAugment (2 frequency masks <= 27 bins, 2 time masks <= 40 frames, <= 20% of the frames);
-  * SentencePiece BPE vocabulary on the upper-cased training text (FireRedASR's tokenizer);
+  * SpecAugment (2 frequency masks <= 27 bins; --time-masks masks of <= --max-time-mask frames,
+    each <= 20% of the frames; the shipped model: 4 x <= 15 frames, shorter than a spelled
+    letter, so a mask rarely erases a whole label);
+  * SentencePiece BPE vocabulary on the upper-cased training text (FireRedASR's tokenizer;
+    --vocab 150 makes AN4's frequent words single pieces, so the model cannot spell non-words
+    such as "EIGHTHREE" for them, while letters and rare words are still spelled);
+  * --init-from: start from another run's weights wherever names and shapes match (the shipped
+    model fine-tunes a letter-vocabulary run's encoder and decoder layers with a new vocabulary;
+    the embeddings and the CTC head start afresh);
   * loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed (0.1) attention CE;
   * Adam(0.9, 0.98) with Noam warm-up / inverse-sqrt decay, gradient clipping;
   * a held-out dev split of train (never the test set) for model selection; the checkpoints of
@@ -307,6 +314,8 @@ def export(o, args, tok_files, logf):
     hist_path = os.path.join(o.workdir, "history.json")
     with open(hist_path) as f:
         hist = json.load(f)
+    if o.average_until:
+        hist = [h for h in hist if h["epoch"] <= o.average_until]
     ranked = sorted(hist, key=lambda h: (-h["dev"]["acc"], h["dev"]["loss_att"]))
     chosen = sorted(h["epoch"] for h in ranked[:o.average])
     log(f"averaging epochs {chosen}", logf)
@@ -361,6 +370,14 @@ def main():
     p.add_argument("--freq-mask", type=int, default=27, help="SpecAugment: max bins per frequency mask (2 masks)")
     p.add_argument("--time-mask-ratio", type=float, default=0.2,
                    help="SpecAugment: max fraction of the frames per time mask (2 masks, each <= 40 frames)")
+    p.add_argument("--time-masks", type=int, default=2, help="SpecAugment: number of time masks")
+    p.add_argument("--max-time-mask", type=int, default=40, help="SpecAugment: max frames per time mask")
+    p.add_argument("--init-from", default="",
+                   help="initialise every parameter whose name and shape match from this state dict "
+                        "(e.g. a previous run's averaged_with_ctc.pt: its encoder and decoder layers, when "
+                        "only the vocabulary changes); ignored with --resume")
+    p.add_argument("--average-until", type=int, default=0,
+                   help="average only among epochs <= this one (0: all); an earlier stop chosen on dev")
     p.add_argument("--average", type=int, default=10, help="checkpoints averaged at the end")
     # One thread: on this shared 2-core machine two intra-op threads were 8x slower than one
     # while other jobs compiled (every op waits for the slower thread).
@@ -420,6 +437,14 @@ def main():
         log(f"exported to {out}", logf)
         return
 
+    if o.init_from and not o.resume:
+        src = torch.load(o.init_from, map_location="cpu", weights_only=False)
+        own = model.state_dict()
+        taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(taken, strict=False)
+        skipped = sorted(k for k in own if k not in taken)
+        log(f"initialised {len(taken)}/{len(own)} tensors from {o.init_from}; left random: {skipped}", logf)
+
     opt = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(0.9, 0.98), eps=1e-9)
     step, start_epoch, hist = 0, 1, []
     last = os.path.join(o.workdir, "last.pt")
@@ -459,7 +484,8 @@ def main():
             lr = o.lr * min(step / o.warmup, math.sqrt(o.warmup / step))
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, xl = pad_feats([spec_augment(d["feat"].copy(), rng, max_f=o.freq_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
+            x, xl = pad_feats([spec_augment(d["feat"].copy(), rng, max_f=o.freq_mask, n_time=o.time_masks,
+                                            max_t=o.max_time_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
             ys = [data[i]["ids"] for i in b]
             loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing)
             opt.zero_grad()

@@ -5,7 +5,7 @@ Decodes a data dir (default: AN4 test) with `FireRedAsrAed.transcribe` (FireRedA
 batch_beam_search) on FireRedASR's features (KaldifeatFbank on int16-scale samples + CMVN), one
 utterance at a time, with the beam settings `hark eval` uses (beam 5, nbest 1, no length
 penalty, softmax_smoothing 1, eos_penalty 1). Writes `<id> <text>` lines and prints the WER
-(upper-case words, no punctuation). With --hark REPORT (the JSON written by
+(upper-case words, no punctuation). With --hark REPORT (repeatable; the JSON written by
 `hark eval ... --report REPORT`) it also prints how many utterances hark decoded to exactly the
 same text, and lists the ones that differ.
 
@@ -82,7 +82,8 @@ def main():
     p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "an4", "test"))
     p.add_argument("--out", required=True, help="hypotheses file to write (<id> <text>)")
     p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--hark", help="hark eval --report JSON to compare with")
+    p.add_argument("--hark", action="append", default=[],
+                   help="hark eval --report JSON to compare with (repeat for several: decoded once)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances")
     p.add_argument("--ctc-checkpoint", help="state dict with ctc.weight/ctc.bias: decode by CTC prefix beam "
@@ -138,13 +139,13 @@ def main():
     print(f"reference decode ({mode}, beam {o.beam}): {len(utts)} utts, WER {100.0 * errs / words:.2f}% "
           f"({errs}/{words}), {time.time() - t0:.0f}s")
 
-    if o.hark:
-        rep = json.load(open(o.hark))
+    for report in o.hark:
+        rep = json.load(open(report))
         hark = {}
         for u in rep.get("utterances", []):
             hark[u["id"]] = u.get("hypothesis_raw", u.get("hypothesis", u.get("hyp", "")))
         same = sum(1 for k in hyps if " ".join(norm(hark.get(k, "<missing>"))) == " ".join(norm(hyps[k])))
-        print(f"hark vs reference: {same}/{len(hyps)} identical ({100.0 * same / len(hyps):.1f}%)")
+        print(f"hark ({report}) vs reference: {same}/{len(hyps)} identical ({100.0 * same / len(hyps):.1f}%)")
         for k in hyps:
             if " ".join(norm(hark.get(k, "<missing>"))) != " ".join(norm(hyps[k])):
                 print(f"  {k}: ref {hyps[k]!r} hark {hark.get(k)!r}")
