@@ -23,10 +23,14 @@ Recipe (what is known to work on small data):
   * --init-from: start from another run's weights wherever names and shapes match (the shipped
     model fine-tunes a letter-vocabulary run's encoder and decoder layers with a new vocabulary;
     the embeddings and the CTC head start afresh);
+  * optional feature-domain babble (--babble-prob: another training utterance mixed in at
+    10-25 dB SNR in the mel power domain) and intermediate CTC (--inter-ctc-layer: the CTC head
+    also scores an inner encoder layer in training; inference is unchanged);
   * loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed (0.1) attention CE;
   * Adam(0.9, 0.98) with Noam warm-up / inverse-sqrt decay, gradient clipping;
-  * a held-out dev split of train (never the test set) for model selection; the checkpoints of
-    the best N epochs by dev token accuracy are averaged at the end.
+  * a held-out dev split of train (never the test set) for model selection, written as
+    <workdir>/dev/manifest.jsonl for `hark eval`; the checkpoints of the best N epochs by dev
+    token accuracy are averaged at the end.
 
 The run is wall-clock budgeted (--deadline HH:MM UTC): it stops starting new epochs when the next
 one would end after the deadline, then averages and exports. --resume continues from
@@ -85,6 +89,19 @@ def read_split(d):
             m = json.loads(line)
             utts.append((m["id"], os.path.join(d, m["audio_filepath"]), m["text"].strip()))
     return utts
+
+
+def write_dev_manifest(d, utts):
+    """<workdir>/dev/manifest.jsonl: the held-out split as a JSONL manifest, so
+    `hark eval <workdir>/dev --model M --normalizer upper` gives the dev WER a model was chosen on."""
+    import soundfile as sf
+
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "manifest.jsonl"), "w") as f:
+        for uid, path, text in sorted(utts):
+            path = os.path.abspath(path)
+            f.write(json.dumps(dict(id=uid, audio_filepath=path, duration=round(sf.info(path).duration, 3),
+                                    text=text)) + "\n")
 
 
 def speed_perturb(wav, speed):
@@ -162,6 +179,20 @@ def spec_augment(x, rng, n_freq=2, max_f=27, n_time=2, max_t=40, max_t_ratio=0.2
     return x
 
 
+def babble(x, other, rng, snr_lo, snr_hi):
+    """Mix another utterance into a raw log-mel fbank matrix at a random SNR, in the mel power
+    domain (log(exp(x) + g exp(n)), the expected mixture of two independent signals): feature-
+    domain babble noise, no waveform or FFT needed. `other` is tiled/cropped to x's length."""
+    T = x.shape[0]
+    n = np.tile(other, (T // other.shape[0] + 1, 1))
+    o0 = rng.randint(0, n.shape[0] - T)
+    n = n[o0:o0 + T]
+    px, pn = np.exp(x.astype(np.float64)), np.exp(n.astype(np.float64))
+    snr = rng.uniform(snr_lo, snr_hi)
+    g = px.mean() / max(pn.mean(), 1e-30) * 10.0 ** (-snr / 10.0)
+    return np.log(px + g * pn).astype(np.float32)
+
+
 def make_batches(lengths, max_frames, max_utts, rng):
     """Length-sorted buckets of up to max_frames padded frames; batch order shuffled."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -205,14 +236,31 @@ class AedWithCtc(torch.nn.Module):
         with torch.no_grad():
             self.aed.decoder.tgt_word_emb.weight.normal_(0.0, args.d_model ** -0.5)
 
-    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False):
+    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False, inter_layer=0, inter_weight=0.0):
         a = self.args
-        enc, enc_lens, enc_mask = self.aed.encoder(x, xlens)
+        inter = []
+        hook = None
+        if inter_layer and inter_weight > 0 and self.training:
+            # Intermediate CTC (Lee & Watanabe 2021): the same CTC head also scores the output of an
+            # inner encoder layer during training only; inference and the exported model are unchanged.
+            hook = self.aed.encoder.layer_stack[inter_layer - 1].register_forward_hook(
+                lambda _m, _i, out: inter.append(out))
+        try:
+            enc, enc_lens, enc_mask = self.aed.encoder(x, xlens)
+        finally:
+            if hook is not None:
+                hook.remove()
         # CTC over the encoder output (blank = 0).
         ylens = torch.tensor([len(y) for y in ys])
-        lp = F.log_softmax(self.ctc(enc), dim=-1).transpose(0, 1)
         flat = torch.tensor([t for y in ys for t in y], dtype=torch.long)
-        loss_ctc = F.ctc_loss(lp, flat, enc_lens.long(), ylens, blank=0, reduction="sum", zero_infinity=True)
+
+        def ctc_loss(h):
+            lp = F.log_softmax(self.ctc(h), dim=-1).transpose(0, 1)
+            return F.ctc_loss(lp, flat, enc_lens.long(), ylens, blank=0, reduction="sum", zero_infinity=True)
+
+        loss_ctc = ctc_loss(enc)
+        if inter:
+            loss_ctc = (1 - inter_weight) * loss_ctc + inter_weight * ctc_loss(inter[0])
         # Teacher-forced decoder: input <sos> y (padded with pad_id), target y <eos> (-1 ignored).
         dec = self.aed.decoder
         L = int(ylens.max()) + 1
@@ -379,6 +427,16 @@ def main():
     p.add_argument("--average-until", type=int, default=0,
                    help="average only among epochs <= this one (0: all); an earlier stop chosen on dev")
     p.add_argument("--average", type=int, default=10, help="checkpoints averaged at the end")
+    p.add_argument("--inter-ctc-layer", type=int, default=0,
+                   help="intermediate CTC: also score this encoder layer's output (1-based) with the CTC "
+                        "head during training (0: off)")
+    p.add_argument("--inter-ctc-weight", type=float, default=0.3,
+                   help="share of the CTC loss given to the intermediate layer")
+    p.add_argument("--babble-prob", type=float, default=0.0,
+                   help="probability of mixing another training utterance into an utterance (feature-domain "
+                        "babble noise)")
+    p.add_argument("--babble-snr", type=float, nargs=2, default=[10.0, 25.0], metavar=("LO", "HI"),
+                   help="babble SNR range in dB")
     # One thread: on this shared 2-core machine two intra-op threads were 8x slower than one
     # while other jobs compiled (every op waits for the slower thread).
     p.add_argument("--threads", type=int, default=1)
@@ -404,6 +462,7 @@ def main():
     dev_utts = [u for u in utts if u[0] in dev_ids]
     with open(os.path.join(o.workdir, "dev_ids.txt"), "w") as f:
         f.write("\n".join(sorted(dev_ids)) + "\n")
+    write_dev_manifest(os.path.join(o.workdir, "dev"), dev_utts)
 
     spm_prefix = os.path.join(o.workdir, f"train_bpe{o.vocab}")
     spm_model, tokens = train_spm([u[2] for u in train_utts], spm_prefix, o.vocab)
@@ -421,7 +480,10 @@ def main():
     def item(u, s):
         t, tid = tok.tokenize(u[2])
         assert tok.dict.unkid not in tid, f"{u[0]}: <unk> in {t}"
-        return dict(id=u[0], text=u[2].upper(), ids=tid, feat=cmvn(feats[(u[0], s)]).astype(np.float32))
+        d = dict(id=u[0], text=u[2].upper(), ids=tid, feat=cmvn(feats[(u[0], s)]).astype(np.float32))
+        if o.babble_prob > 0:
+            d["raw"] = feats[(u[0], s)]
+        return d
 
     train = {s: [item(u, s) for u in train_utts] for s in SPEEDS}
     dev = [item(u, 1.0) for u in dev_utts]
@@ -484,10 +546,17 @@ def main():
             lr = o.lr * min(step / o.warmup, math.sqrt(o.warmup / step))
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, xl = pad_feats([spec_augment(d["feat"].copy(), rng, max_f=o.freq_mask, n_time=o.time_masks,
+            def feat(d):
+                if o.babble_prob > 0 and rng.random() < o.babble_prob:
+                    other = data[rng.randrange(len(data))]["raw"]
+                    return cmvn(babble(d["raw"], other, rng, *o.babble_snr)).astype(np.float32)
+                return d["feat"].copy()
+
+            x, xl = pad_feats([spec_augment(feat(d), rng, max_f=o.freq_mask, n_time=o.time_masks,
                                             max_t=o.max_time_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
             ys = [data[i]["ids"] for i in b]
-            loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing)
+            loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing,
+                                       inter_layer=o.inter_ctc_layer, inter_weight=o.inter_ctc_weight)
             opt.zero_grad()
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
