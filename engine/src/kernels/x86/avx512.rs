@@ -1268,25 +1268,16 @@ unsafe fn attn_scores_impl(
 /// weight broadcast, no load/store of the accumulators per key. Keys are added in order
 /// with one FMA each, as the per-key `axpy` did (same results).
 pub(super) fn attn_pv(p: &[f32], ps: usize, values: &[&[f32]], acc: &mut [f32], d: usize) {
-    let rows = super::super::generic::attn_pv_dims(p, ps, values, acc, d);
-    if values.is_empty() {
-        return;
-    }
-    // SAFETY: lengths checked above; AVX-512 detected before install.
+    // SAFETY: AVX-512 detected before install.
     unsafe {
-        let (pp, ap) = (p.as_ptr(), acc.as_mut_ptr());
-        let mut r0 = 0;
-        while r0 < rows {
-            let nr = (rows - r0).min(4);
-            let (pr, ar) = (pp.add(r0 * ps), ap.add(r0 * d));
-            match nr {
-                1 => pv_tile::<1>(pr, ps, values, ar, d),
-                2 => pv_tile::<2>(pr, ps, values, ar, d),
-                3 => pv_tile::<3>(pr, ps, values, ar, d),
-                _ => pv_tile::<4>(pr, ps, values, ar, d),
-            }
-            r0 += nr;
-        }
+        super::attn_pv_rows(
+            p,
+            ps,
+            values,
+            acc,
+            d,
+            &[pv_tile::<1>, pv_tile::<2>, pv_tile::<3>, pv_tile::<4>],
+        )
     }
 }
 

@@ -29,6 +29,40 @@ pub(crate) unsafe fn quantize_row_i8_fma(x: &[f32], q: &mut [i8]) -> f32 {
     super::generic::quantize_row_i8_body(x, q)
 }
 
+/// One register tile of an `attn_pv` kernel: `R` query rows of weights (`p`, row stride `ps`)
+/// times all `values`, added into `R` rows of `acc` (row stride `d`). Index `R - 1` of the
+/// table handed to [`attn_pv_rows`].
+type PvTile = unsafe fn(*const f32, usize, &[&[f32]], *mut f32, usize);
+
+/// The row driver shared by the AVX2 and AVX-512 `attn_pv` kernels: checks the operands
+/// ([`super::generic::attn_pv_dims`]) and walks the query rows in tiles of up to 4, handing
+/// each to `tiles[rows_in_tile - 1]` (the instruction-set-specific register tiles).
+///
+/// # Safety
+/// Every tile must be a kernel whose CPU features were detected before install.
+unsafe fn attn_pv_rows(
+    p: &[f32],
+    ps: usize,
+    values: &[&[f32]],
+    acc: &mut [f32],
+    d: usize,
+    tiles: &[PvTile; 4],
+) {
+    let rows = super::generic::attn_pv_dims(p, ps, values, acc, d);
+    if values.is_empty() {
+        return;
+    }
+    let (pp, ap) = (p.as_ptr(), acc.as_mut_ptr());
+    let mut r0 = 0;
+    while r0 < rows {
+        let nr = (rows - r0).min(4);
+        // SAFETY: rows r0..r0+nr of p (stride ps) and acc (stride d) are in bounds (checked by
+        // attn_pv_dims); the caller guarantees the tile's CPU features.
+        unsafe { tiles[nr - 1](pp.add(r0 * ps), ps, values, ap.add(r0 * d), d) };
+        r0 += nr;
+    }
+}
+
 /// AVX2 + FMA + F16C present.
 pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
