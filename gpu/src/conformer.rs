@@ -32,11 +32,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, StageKind};
-use hark_engine::{DType, Precision, PrecisionPolicy, Tensor, Weights};
+use hark_engine::{DType, Tensor};
 
 use crate::context::{GpuContext, GpuTensor, Recorder};
 use crate::decoder_slot::DecoderSlot;
 use crate::kernels::{Act, GpuWeight};
+use crate::upload::WeightUploader;
 use crate::whisper::StageTimes;
 use crate::{GpuError, StageClock};
 
@@ -429,24 +430,9 @@ impl ConformerEncoderDelegate {
         let d = dims.d_model;
         let dk = d / dims.n_head;
         let c_sub = dims.subsampling_channels;
-        let w = Weights::open(
-            &[model_dir.join("model.safetensors")],
-            PrecisionPolicy::new(Precision::F32),
-        )?;
-        let bytes = std::cell::Cell::new(0u64);
-        let upload = |t: &Tensor| -> Result<GpuWeight, GpuError> {
-            let gw = GpuWeight::upload(&ctx, t)?;
-            bytes.set(bytes.get() + gw.device_bytes());
-            Ok(gw)
-        };
-        let vecf = |name: &str, n: usize| -> Result<GpuTensor, GpuError> {
-            Ok(ctx.upload(w.get_f32(name, &[n])?.as_f32()?))
-        };
-        let matrix = |name: &str, shape: &[usize]| -> Result<GpuWeight, GpuError> {
-            let t = w.get(&format!("{name}.weight"), shape)?;
-            let t = t.reshape(&[shape[0], shape[1..].iter().product()])?;
-            upload(&t)
-        };
+        let u = WeightUploader::open(&ctx, model_dir)?;
+        let vecf = |name: &str, n: usize| u.f32(name, &[n]);
+        let matrix = |name: &str, shape: &[usize]| u.matrix(&format!("{name}.weight"), shape);
         let lin = |name: &str, n: usize, k: usize, bias: bool| -> Result<Lin, GpuError> {
             Ok(Lin {
                 w: matrix(name, &[n, k])?,
@@ -468,10 +454,9 @@ impl ConformerEncoderDelegate {
         let mut cin = 1;
         for (i, &(k, s)) in dims.subsampling.iter().enumerate() {
             let q = format!("{p}.conv.{}", 2 * i);
-            let wt = w.get(&format!("{q}.weight"), &[c_sub, cin, k, k])?;
             convs.push((
                 Lin {
-                    w: upload(&wt.reshape(&[c_sub, cin * k * k])?)?,
+                    w: matrix(&q, &[c_sub, cin, k, k])?,
                     b: Some(vecf(&format!("{q}.bias"), c_sub)?),
                 },
                 k,
@@ -480,9 +465,11 @@ impl ConformerEncoderDelegate {
             cin = c_sub;
         }
         let f_sub = dims.subsampled(dims.idim).unwrap_or(0);
-        let out_w = w.get(&format!("{p}.out.weight"), &[d, c_sub * f_sub])?;
+        let out_w = u
+            .weights()
+            .get(&format!("{p}.out.weight"), &[d, c_sub * f_sub])?;
         let sub_out = Lin {
-            w: upload(&permute_cf(&out_w, c_sub, f_sub)?)?,
+            w: u.upload(&permute_cf(&out_w, c_sub, f_sub)?)?,
             b: Some(vecf(&format!("{p}.out.bias"), d)?),
         };
         let hidden = d * dims.ffn_mult;
@@ -511,10 +498,7 @@ impl ConformerEncoderDelegate {
             } else {
                 vec![norm(&format!("{m}.layer_norm"), d)?]
             };
-            let flat = |name: &str| -> Result<GpuTensor, GpuError> {
-                let t = w.get_f32(&format!("{m}.{name}"), &[dims.n_head, dk])?;
-                Ok(ctx.upload(t.as_f32()?))
-            };
+            let flat = |name: &str| u.f32(&format!("{m}.{name}"), &[dims.n_head, dk]);
             let mhsa = Mhsa {
                 norms,
                 w_q: lin(&format!("{m}.w_qs"), d, d, bias)?,
@@ -542,13 +526,10 @@ impl ConformerEncoderDelegate {
                     None
                 },
             };
-            let dw = w
-                .get_f32(&format!("{cv}.depthwise_conv.weight"), &[c, 1, kz])?
-                .contiguous();
             let conv = ConvModule {
                 pre_norm: norm(&format!("{cv}.pre_layer_norm"), d)?,
                 pw1,
-                dw: ctx.upload(dw.as_f32()?),
+                dw: u.f32(&format!("{cv}.depthwise_conv.weight"), &[c, 1, kz])?,
                 dw_b: if bias || !dims.conv_layer_norm {
                     Some(vecf(&format!("{cv}.depthwise_conv.bias"), c)?)
                 } else {
@@ -574,6 +555,8 @@ impl ConformerEncoderDelegate {
         } else {
             None
         };
+        let weight_bytes = u.bytes();
+        drop(u);
         ctx.check_errors("uploading conformer encoder weights")?;
         let name = format!("gpu:{}", ctx.adapter().name);
         Ok(ConformerEncoderDelegate {
@@ -585,7 +568,7 @@ impl ConformerEncoderDelegate {
             blocks,
             after_norm,
             bufs: Mutex::new(None),
-            weight_bytes: bytes.get(),
+            weight_bytes,
             clock,
             decoder: DecoderSlot::new(MODEL, "conformer decoder session", None),
         })

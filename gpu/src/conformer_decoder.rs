@@ -21,10 +21,11 @@
 
 use std::path::Path;
 
-use hark_engine::{DType, Precision, PrecisionPolicy, Tensor, Weights};
+use hark_engine::{DType, Tensor};
 
 use crate::context::GpuContext;
-use crate::kernels::{Act, GpuWeight};
+use crate::kernels::Act;
+use crate::upload::WeightUploader;
 use crate::whisper::{Linear, Norm};
 use crate::whisper_decoder::{DecoderDims, DecoderWeights, Layer, MAX_LEN};
 use crate::GpuError;
@@ -100,23 +101,13 @@ pub(crate) fn load(ctx: &GpuContext, model_dir: &Path) -> Result<DecoderWeights,
         n_text_layer: n_layers,
         n_audio_ctx: pe_maxlen,
     };
-    let w = Weights::open(
-        &[model_dir.join("model.safetensors")],
-        PrecisionPolicy::new(Precision::F32),
-    )?;
-    let bytes = std::cell::Cell::new(0u64);
-    let upload = |t: &Tensor| -> Result<GpuWeight, GpuError> {
-        let gw = GpuWeight::upload(ctx, t)?;
-        bytes.set(bytes.get() + gw.device_bytes());
-        Ok(gw)
-    };
-    let vec32 = |name: &str, n: usize| -> Result<Vec<f32>, GpuError> {
-        Ok(w.get_f32(name, &[n])?.to_f32_vec()?)
-    };
+    let u = WeightUploader::open(ctx, model_dir)?;
+    let w = u.weights();
+    let vec32 = |name: &str, n: usize| u.f32_host(name, &[n]);
     let norm = |name: &str| -> Result<Norm, GpuError> {
         Ok(Norm {
-            g: ctx.upload(&vec32(&format!("{name}.weight"), d)?),
-            b: ctx.upload(&vec32(&format!("{name}.bias"), d)?),
+            g: u.f32(&format!("{name}.weight"), &[d])?,
+            b: u.f32(&format!("{name}.bias"), &[d])?,
         })
     };
     // One Linear from the projections `names` (each `[n_i, k]`), their biases stacked
@@ -138,11 +129,11 @@ pub(crate) fn load(ctx: &GpuContext, model_dir: &Path) -> Result<DecoderWeights,
             concat_rows(&mats)?
         };
         Ok(Linear {
-            w: upload(&m)?,
+            w: u.upload(&m)?,
             b: ctx.upload(&bias),
         })
     };
-    let embed = upload(&w.get("decoder.tgt_word_emb.weight", &[vocab, d])?)?;
+    let embed = u.matrix("decoder.tgt_word_emb.weight", &[vocab, d])?;
     let mut pos = vec![0f32; dims.n_text_ctx * d];
     for (t, row) in pos.chunks_exact_mut(d).enumerate() {
         for (c, x) in row.iter_mut().enumerate() {
@@ -193,7 +184,7 @@ pub(crate) fn load(ctx: &GpuContext, model_dir: &Path) -> Result<DecoderWeights,
         pos: ctx.upload(&pos),
         layers,
         ln,
-        bytes: bytes.get(),
+        bytes: u.bytes(),
         family: crate::conformer::MODEL,
         eps,
         embed_scale: if flag("dec_embed_scale", true) {

@@ -29,6 +29,7 @@ pub mod conformer_decoder;
 pub mod context;
 mod decoder_slot;
 pub mod kernels;
+mod upload;
 pub mod whisper;
 pub mod whisper_decoder;
 

@@ -26,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hark_engine::delegate::{DecoderSession, Delegate, SessionRequest, Stage, StageKind};
-use hark_engine::{Precision, PrecisionPolicy, Weights};
 
 use crate::context::{GpuContext, GpuTensor};
 use crate::decoder_slot::DecoderSlot;
 use crate::kernels::{Act, GpuWeight, RowView};
+use crate::upload::{whisper_dim, WeightUploader};
 use crate::GpuError;
 
 /// Wall-clock time of the phases of one GPU encoder pass.
@@ -131,17 +131,6 @@ impl std::fmt::Debug for WhisperEncoderDelegate {
     }
 }
 
-fn dim(cfg: &serde_json::Value, path: &Path, key: &str) -> Result<usize, GpuError> {
-    cfg.get("dims")
-        .and_then(|d| d.get(key))
-        .and_then(|v| v.as_u64())
-        .map(|v| v as usize)
-        .ok_or_else(|| GpuError::Model {
-            path: path.join("config.json"),
-            reason: format!("missing dims.{key}"),
-        })
-}
-
 impl WhisperEncoderDelegate {
     /// Loads the encoder weights of the hark Whisper model in `model_dir` onto `ctx`'s
     /// device, in their stored precision.
@@ -158,11 +147,11 @@ impl WhisperEncoderDelegate {
             });
         }
         let dims = EncoderDims {
-            n_mels: dim(&cfg, model_dir, "n_mels")?,
-            n_audio_ctx: dim(&cfg, model_dir, "n_audio_ctx")?,
-            n_audio_state: dim(&cfg, model_dir, "n_audio_state")?,
-            n_audio_head: dim(&cfg, model_dir, "n_audio_head")?,
-            n_audio_layer: dim(&cfg, model_dir, "n_audio_layer")?,
+            n_mels: whisper_dim(&cfg, model_dir, "n_mels")?,
+            n_audio_ctx: whisper_dim(&cfg, model_dir, "n_audio_ctx")?,
+            n_audio_state: whisper_dim(&cfg, model_dir, "n_audio_state")?,
+            n_audio_head: whisper_dim(&cfg, model_dir, "n_audio_head")?,
+            n_audio_layer: whisper_dim(&cfg, model_dir, "n_audio_layer")?,
         };
         let d = dims.n_audio_state;
         if dims.n_audio_head == 0
@@ -174,65 +163,37 @@ impl WhisperEncoderDelegate {
                 reason: format!("unsupported heads: d {d}, {} heads", dims.n_audio_head),
             });
         }
-        // Policy only matters for get_matrix; `get` returns tensors as stored.
-        let w = Weights::open(
-            &[model_dir.join("model.safetensors")],
-            PrecisionPolicy::new(Precision::F32),
-        )?;
-        let mut bytes = 0u64;
-        let mut up_w = |w: &Weights, name: &str, shape: &[usize]| -> Result<GpuWeight, GpuError> {
-            let t = w.get(name, shape)?;
-            let t = t.reshape(&[shape[0], shape[1..].iter().product()])?;
-            let gw = GpuWeight::upload(&ctx, &t)?;
-            bytes += gw.device_bytes();
-            Ok(gw)
-        };
-        let vecf = |w: &Weights, name: &str, n: usize| -> Result<GpuTensor, GpuError> {
-            Ok(ctx.upload(w.get_f32(name, &[n])?.as_f32()?))
-        };
-        let conv1 = Linear {
-            w: up_w(&w, "encoder.conv1.weight", &[d, dims.n_mels, 3])?,
-            b: vecf(&w, "encoder.conv1.bias", d)?,
-        };
-        let conv2 = Linear {
-            w: up_w(&w, "encoder.conv2.weight", &[d, d, 3])?,
-            b: vecf(&w, "encoder.conv2.bias", d)?,
-        };
-        let pos = ctx.upload(
-            w.get_f32("encoder.embed_positions.weight", &[dims.n_audio_ctx, d])?
-                .as_f32()?,
-        );
-        let norm = |w: &Weights, name: &str| -> Result<Norm, GpuError> {
-            let w = w.pp(name);
-            Ok(Norm {
-                g: vecf(&w, "weight", d)?,
-                b: vecf(&w, "bias", d)?,
+        let u = WeightUploader::open(&ctx, model_dir)?;
+        let lin = |name: &str, n: usize, k: &[usize]| -> Result<Linear, GpuError> {
+            Ok(Linear {
+                w: u.matrix(&format!("{name}.weight"), &[&[n], k].concat())?,
+                b: u.f32(&format!("{name}.bias"), &[n])?,
             })
         };
+        let norm = |name: &str| -> Result<Norm, GpuError> {
+            Ok(Norm {
+                g: u.f32(&format!("{name}.weight"), &[d])?,
+                b: u.f32(&format!("{name}.bias"), &[d])?,
+            })
+        };
+        let conv1 = lin("encoder.conv1", d, &[dims.n_mels, 3])?;
+        let conv2 = lin("encoder.conv2", d, &[d, 3])?;
+        let pos = u.f32("encoder.embed_positions.weight", &[dims.n_audio_ctx, d])?;
         let mut layers = Vec::with_capacity(dims.n_audio_layer);
         for i in 0..dims.n_audio_layer {
-            let q = w.pp(&format!("encoder.layers.{i}"));
-            let mut lin = |name: &str, n: usize, k: usize| -> Result<Linear, GpuError> {
-                let c = q.pp(name);
-                Ok(Linear {
-                    w: up_w(&c, "weight", &[n, k])?,
-                    b: vecf(&c, "bias", n)?,
-                })
-            };
-            let qkv = lin("self_attn.qkv_proj", 3 * d, d)?;
-            let out = lin("self_attn.out_proj", d, d)?;
-            let fc1 = lin("fc1", 4 * d, d)?;
-            let fc2 = lin("fc2", d, 4 * d)?;
+            let q = format!("encoder.layers.{i}");
             layers.push(Layer {
-                ln1: norm(&q, "self_attn_layer_norm")?,
-                qkv,
-                out,
-                ln2: norm(&q, "final_layer_norm")?,
-                fc1,
-                fc2,
+                ln1: norm(&format!("{q}.self_attn_layer_norm"))?,
+                qkv: lin(&format!("{q}.self_attn.qkv_proj"), 3 * d, &[d])?,
+                out: lin(&format!("{q}.self_attn.out_proj"), d, &[d])?,
+                ln2: norm(&format!("{q}.final_layer_norm"))?,
+                fc1: lin(&format!("{q}.fc1"), 4 * d, &[d])?,
+                fc2: lin(&format!("{q}.fc2"), d, &[4 * d])?,
             });
         }
-        let ln_post = norm(&w, "encoder.layer_norm")?;
+        let ln_post = norm("encoder.layer_norm")?;
+        let bytes = u.bytes();
+        drop(u);
         let (t1, t2) = (2 * dims.n_audio_ctx, dims.n_audio_ctx);
         let bufs = Buffers {
             mel: ctx.zeros(dims.n_mels * t1),

@@ -37,10 +37,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hark_engine::delegate::{DecoderSession, StepRows};
-use hark_engine::{Precision, PrecisionPolicy, Weights};
 
 use crate::context::{grid_1d, GpuContext, GpuTensor, Recorder};
 use crate::kernels::{Act, GpuWeight, RowView, WeightFormat};
+use crate::upload::{whisper_dim, WeightUploader};
 use crate::whisper::{fingerprint, Buffers, Linear, Norm, StageTimes};
 use crate::GpuError;
 
@@ -124,28 +124,17 @@ impl std::fmt::Debug for DecoderWeights {
     }
 }
 
-fn dim(cfg: &serde_json::Value, path: &Path, key: &str) -> Result<usize, GpuError> {
-    cfg.get("dims")
-        .and_then(|d| d.get(key))
-        .and_then(|v| v.as_u64())
-        .map(|v| v as usize)
-        .ok_or_else(|| GpuError::Model {
-            path: path.join("config.json"),
-            reason: format!("missing dims.{key}"),
-        })
-}
-
 impl DecoderWeights {
     /// Uploads the decoder of the hark Whisper model in `model_dir`.
     pub fn load(ctx: &GpuContext, model_dir: &Path) -> Result<Self, GpuError> {
         let cfg = crate::read_config(model_dir)?;
         let dims = DecoderDims {
-            n_vocab: dim(&cfg, model_dir, "n_vocab")?,
-            n_text_ctx: dim(&cfg, model_dir, "n_text_ctx")?,
-            n_text_state: dim(&cfg, model_dir, "n_text_state")?,
-            n_text_head: dim(&cfg, model_dir, "n_text_head")?,
-            n_text_layer: dim(&cfg, model_dir, "n_text_layer")?,
-            n_audio_ctx: dim(&cfg, model_dir, "n_audio_ctx")?,
+            n_vocab: whisper_dim(&cfg, model_dir, "n_vocab")?,
+            n_text_ctx: whisper_dim(&cfg, model_dir, "n_text_ctx")?,
+            n_text_state: whisper_dim(&cfg, model_dir, "n_text_state")?,
+            n_text_head: whisper_dim(&cfg, model_dir, "n_text_head")?,
+            n_text_layer: whisper_dim(&cfg, model_dir, "n_text_layer")?,
+            n_audio_ctx: whisper_dim(&cfg, model_dir, "n_audio_ctx")?,
         };
         let d = dims.n_text_state;
         if dims.n_text_head == 0
@@ -160,62 +149,39 @@ impl DecoderWeights {
                 ),
             });
         }
-        let w = Weights::open(
-            &[model_dir.join("model.safetensors")],
-            PrecisionPolicy::new(Precision::F32),
-        )?;
-        let mut bytes = 0u64;
-        let mut up_w = |w: &Weights, name: &str, shape: &[usize]| -> Result<GpuWeight, GpuError> {
-            let gw = GpuWeight::upload(ctx, &w.get(name, shape)?)?;
-            bytes += gw.device_bytes();
-            Ok(gw)
-        };
-        let vecf = |w: &Weights, name: &str, n: usize| -> Result<GpuTensor, GpuError> {
-            Ok(ctx.upload(w.get_f32(name, &[n])?.as_f32()?))
-        };
-        let norm = |w: &Weights, name: &str| -> Result<Norm, GpuError> {
-            let w = w.pp(name);
-            Ok(Norm {
-                g: vecf(&w, "weight", d)?,
-                b: vecf(&w, "bias", d)?,
+        let u = WeightUploader::open(ctx, model_dir)?;
+        let lin = |name: &str, n: usize, k: usize| -> Result<Linear, GpuError> {
+            Ok(Linear {
+                w: u.matrix(&format!("{name}.weight"), &[n, k])?,
+                b: u.f32(&format!("{name}.bias"), &[n])?,
             })
         };
-        let embed = up_w(&w, "decoder.embed_tokens.weight", &[dims.n_vocab, d])?;
-        let pos = ctx.upload(
-            w.get_f32("decoder.embed_positions.weight", &[dims.n_text_ctx, d])?
-                .as_f32()?,
-        );
+        let norm = |name: &str| -> Result<Norm, GpuError> {
+            Ok(Norm {
+                g: u.f32(&format!("{name}.weight"), &[d])?,
+                b: u.f32(&format!("{name}.bias"), &[d])?,
+            })
+        };
+        let embed = u.matrix("decoder.embed_tokens.weight", &[dims.n_vocab, d])?;
+        let pos = u.f32("decoder.embed_positions.weight", &[dims.n_text_ctx, d])?;
         let mut layers = Vec::with_capacity(dims.n_text_layer);
         for i in 0..dims.n_text_layer {
-            let q = w.pp(&format!("decoder.layers.{i}"));
-            let mut lin = |name: &str, n: usize, k: usize| -> Result<Linear, GpuError> {
-                let c = q.pp(name);
-                Ok(Linear {
-                    w: up_w(&c, "weight", &[n, k])?,
-                    b: vecf(&c, "bias", n)?,
-                })
-            };
-            let qkv = lin("self_attn.qkv_proj", 3 * d, d)?;
-            let out = lin("self_attn.out_proj", d, d)?;
-            let xq = lin("encoder_attn.q_proj", d, d)?;
-            let xkv = lin("encoder_attn.kv_proj", 2 * d, d)?;
-            let xout = lin("encoder_attn.out_proj", d, d)?;
-            let fc1 = lin("fc1", 4 * d, d)?;
-            let fc2 = lin("fc2", d, 4 * d)?;
+            let q = format!("decoder.layers.{i}");
             layers.push(Layer {
-                ln1: norm(&q, "self_attn_layer_norm")?,
-                qkv,
-                out,
-                ln_x: norm(&q, "encoder_attn_layer_norm")?,
-                xq,
-                xkv,
-                xout,
-                ln2: norm(&q, "final_layer_norm")?,
-                fc1,
-                fc2,
+                ln1: norm(&format!("{q}.self_attn_layer_norm"))?,
+                qkv: lin(&format!("{q}.self_attn.qkv_proj"), 3 * d, d)?,
+                out: lin(&format!("{q}.self_attn.out_proj"), d, d)?,
+                ln_x: norm(&format!("{q}.encoder_attn_layer_norm"))?,
+                xq: lin(&format!("{q}.encoder_attn.q_proj"), d, d)?,
+                xkv: lin(&format!("{q}.encoder_attn.kv_proj"), 2 * d, d)?,
+                xout: lin(&format!("{q}.encoder_attn.out_proj"), d, d)?,
+                ln2: norm(&format!("{q}.final_layer_norm"))?,
+                fc1: lin(&format!("{q}.fc1"), 4 * d, d)?,
+                fc2: lin(&format!("{q}.fc2"), d, 4 * d)?,
             });
         }
-        let ln = norm(&w, "decoder.layer_norm")?;
+        let ln = norm("decoder.layer_norm")?;
+        let bytes = u.bytes();
         ctx.check_errors("uploading Whisper decoder weights")?;
         Ok(DecoderWeights {
             dims,
