@@ -39,6 +39,8 @@ one would end after the deadline, then averages and exports. --resume continues 
 Usage (from the repository root):
   python3 scripts/train_an4.py --workdir /tmp/an4_train --deadline 17:00 [--resume]
   python3 scripts/train_an4.py --workdir /tmp/an4_train --export-only   # average + export again
+  python3 scripts/train_an4.py --workdir /tmp/an4_train --export-only --average-until 40 \
+      --export-dir /tmp/an4_cand40        # a candidate beside the run's own export
 Then (the CTC head ships: hark decodes by CTC prefix beam search + attention rescoring):
   python3 scripts/convert_fireredasr.py /tmp/an4_train/export models/builtin/an4-conformer --dtype f16 \
       --ctc-checkpoint /tmp/an4_train/averaged_with_ctc.pt
@@ -377,12 +379,13 @@ def export(o, args, tok_files, logf):
                 avg[k] += sd[k].double()
     for k in avg:
         avg[k] = (avg[k] / len(chosen)).to(sd[k].dtype)
-    out = os.path.join(o.workdir, "export")
+    dest = o.export_dir or o.workdir
+    out = os.path.join(dest, "export")
     os.makedirs(out, exist_ok=True)
     aed_sd = {k[len("aed."):]: v for k, v in avg.items() if k.startswith("aed.")}
     aed_sd["decoder.tgt_word_prj.weight"] = aed_sd["decoder.tgt_word_emb.weight"]
     torch.save({"args": args, "model_state_dict": aed_sd}, os.path.join(out, "model.pth.tar"))
-    torch.save(avg, os.path.join(o.workdir, "averaged_with_ctc.pt"))
+    torch.save(avg, os.path.join(dest, "averaged_with_ctc.pt"))
     for src in tok_files:
         shutil.copyfile(src, os.path.join(out, os.path.basename(src)))
     with open(os.path.join(out, "averaged_epochs.json"), "w") as f:
@@ -427,6 +430,9 @@ def main():
     p.add_argument("--average-until", type=int, default=0,
                    help="average only among epochs <= this one (0: all); an earlier stop chosen on dev")
     p.add_argument("--average", type=int, default=10, help="checkpoints averaged at the end")
+    p.add_argument("--export-dir", default="",
+                   help="write export/ and averaged_with_ctc.pt here instead of the workdir (so that "
+                        "several --average-until candidates can sit side by side)")
     p.add_argument("--inter-ctc-layer", type=int, default=0,
                    help="intermediate CTC: also score this encoder layer's output (1-based) with the CTC "
                         "head during training (0: off)")
@@ -587,7 +593,8 @@ def main():
             f"({train_time:.0f}s train, {epoch_times[-1]:.0f}s total)", logf)
 
     out, chosen = export(o, args, tok_files, logf)
-    model.load_state_dict(torch.load(os.path.join(o.workdir, "averaged_with_ctc.pt"), weights_only=False))
+    model.load_state_dict(torch.load(os.path.join(o.export_dir or o.workdir, "averaged_with_ctc.pt"),
+                                     weights_only=False))
     res = evaluate(model, dev, tok, attention=True)
     log(f"averaged {chosen}: dev acc {res['acc']:.4f} WER ctc {res['wer_ctc']:.2f} att {res['wer_att']:.2f}", logf)
     log(f"exported to {out}", logf)
