@@ -357,29 +357,28 @@ def evaluate(model, data, tok, batch=32, attention=True):
                 wer_att=100.0 * errs_att / words if attention else None)
 
 
-def export(o, args, tok_files, logf):
-    """Average the best --average epochs (dev accuracy) and write a FireRedASR checkpoint dir."""
+def average_state_dicts(paths):
+    """The element-wise mean of the state dicts saved at `paths` (summed in float64, stored back in
+    each tensor's dtype); every dict must have the same names and shapes."""
+    avg, ref = None, None
+    for path in paths:
+        sd = torch.load(path, map_location="cpu", weights_only=False)
+        if avg is None:
+            avg, ref = {k: v.clone().double() for k, v in sd.items()}, sd
+            continue
+        if sd.keys() != avg.keys() or any(sd[k].shape != avg[k].shape for k in sd):
+            raise SystemExit(f"{path}: parameter names or shapes differ from {paths[0]}'s")
+        for k in avg:
+            avg[k] += sd[k].double()
+    return {k: (v / len(paths)).to(ref[k].dtype) for k, v in avg.items()}
+
+
+def write_export(dest, avg, args, tok_files, provenance):
+    """<dest>/averaged_with_ctc.pt (the whole model, CTC head included) and <dest>/export/: a
+    FireRedASR checkpoint dir (model.pth.tar, the tied output projection restored) + the tokenizer
+    and CMVN files + provenance.json, what convert_fireredasr.py reads. Returns the export dir."""
     import shutil
 
-    hist_path = os.path.join(o.workdir, "history.json")
-    with open(hist_path) as f:
-        hist = json.load(f)
-    if o.average_until:
-        hist = [h for h in hist if h["epoch"] <= o.average_until]
-    ranked = sorted(hist, key=lambda h: (-h["dev"]["acc"], h["dev"]["loss_att"]))
-    chosen = sorted(h["epoch"] for h in ranked[:o.average])
-    log(f"averaging epochs {chosen}", logf)
-    avg = None
-    for e in chosen:
-        sd = torch.load(os.path.join(o.workdir, f"epoch{e}.pt"), map_location="cpu", weights_only=False)
-        if avg is None:
-            avg = {k: v.clone().double() for k, v in sd.items()}
-        else:
-            for k in avg:
-                avg[k] += sd[k].double()
-    for k in avg:
-        avg[k] = (avg[k] / len(chosen)).to(sd[k].dtype)
-    dest = o.export_dir or o.workdir
     out = os.path.join(dest, "export")
     os.makedirs(out, exist_ok=True)
     aed_sd = {k[len("aed."):]: v for k, v in avg.items() if k.startswith("aed.")}
@@ -388,9 +387,26 @@ def export(o, args, tok_files, logf):
     torch.save(avg, os.path.join(dest, "averaged_with_ctc.pt"))
     for src in tok_files:
         shutil.copyfile(src, os.path.join(out, os.path.basename(src)))
-    with open(os.path.join(out, "averaged_epochs.json"), "w") as f:
-        json.dump(chosen, f)
-    return out, chosen
+    for name, value in provenance.items():
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(value, f, indent=1)
+    return out
+
+
+def export(o, args, tok_files, logf):
+    """Average the best --average epochs (dev accuracy) and write a FireRedASR checkpoint dir
+    (under --export-dir, default the workdir). Returns (export dir, epochs, averaged state dict)."""
+    hist_path = os.path.join(o.workdir, "history.json")
+    with open(hist_path) as f:
+        hist = json.load(f)
+    if o.average_until:
+        hist = [h for h in hist if h["epoch"] <= o.average_until]
+    ranked = sorted(hist, key=lambda h: (-h["dev"]["acc"], h["dev"]["loss_att"]))
+    chosen = sorted(h["epoch"] for h in ranked[:o.average])
+    log(f"averaging epochs {chosen}", logf)
+    avg = average_state_dicts([os.path.join(o.workdir, f"epoch{e}.pt") for e in chosen])
+    out = write_export(o.export_dir or o.workdir, avg, args, tok_files, {"averaged_epochs.json": chosen})
+    return out, chosen, avg
 
 
 def main():
@@ -501,7 +517,7 @@ def main():
     log(f"model: {n_params / 1e6:.2f} M parameters (without the CTC head); args {vars(args)}", logf)
     tok_files = [spm_model, dict_path, cmvn_path]
     if o.export_only:
-        out, _ = export(o, args, tok_files, logf)
+        out, _, _ = export(o, args, tok_files, logf)
         log(f"exported to {out}", logf)
         return
 
@@ -592,9 +608,8 @@ def main():
             f"loss_att {dev_res['loss_att']:.3f} WER ctc {dev_res['wer_ctc']:.2f} att {wa} "
             f"({train_time:.0f}s train, {epoch_times[-1]:.0f}s total)", logf)
 
-    out, chosen = export(o, args, tok_files, logf)
-    model.load_state_dict(torch.load(os.path.join(o.export_dir or o.workdir, "averaged_with_ctc.pt"),
-                                     weights_only=False))
+    out, chosen, avg = export(o, args, tok_files, logf)
+    model.load_state_dict(avg)
     res = evaluate(model, dev, tok, attention=True)
     log(f"averaged {chosen}: dev acc {res['acc']:.4f} WER ctc {res['wer_ctc']:.2f} att {res['wer_att']:.2f}", logf)
     log(f"exported to {out}", logf)

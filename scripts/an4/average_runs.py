@@ -14,11 +14,13 @@ the layout train_an4.py's export produces, so the result goes through the same c
 """
 import argparse
 import filecmp
-import json
 import os
-import shutil
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from train_an4 import average_state_dicts, write_export  # noqa: E402
 
 
 def pieces(spm_model):
@@ -46,29 +48,10 @@ def main():
             if not same:
                 raise SystemExit(f"{run}: {f} differs from {o.runs[0]}'s: not the same vocabulary/CMVN")
 
-    avg, ref = None, None
-    for run in o.runs:
-        sd = torch.load(os.path.join(run, "averaged_with_ctc.pt"), map_location="cpu", weights_only=False)
-        if avg is None:
-            avg, ref = {k: v.double().clone() for k, v in sd.items()}, sd
-        else:
-            if sd.keys() != avg.keys() or any(sd[k].shape != avg[k].shape for k in sd):
-                raise SystemExit(f"{run}: parameter names or shapes differ from {o.runs[0]}'s")
-            for k in avg:
-                avg[k] += sd[k].double()
-    avg = {k: (v / len(o.runs)).to(ref[k].dtype) for k, v in avg.items()}
-
-    out = os.path.join(o.out, "export")
-    os.makedirs(out, exist_ok=True)
+    avg = average_state_dicts([os.path.join(run, "averaged_with_ctc.pt") for run in o.runs])
     first = torch.load(os.path.join(first_export, "model.pth.tar"), map_location="cpu", weights_only=False)
-    aed_sd = {k[len("aed."):]: v for k, v in avg.items() if k.startswith("aed.")}
-    aed_sd["decoder.tgt_word_prj.weight"] = aed_sd["decoder.tgt_word_emb.weight"]
-    torch.save({"args": first["args"], "model_state_dict": aed_sd}, os.path.join(out, "model.pth.tar"))
-    torch.save(avg, os.path.join(o.out, "averaged_with_ctc.pt"))
-    for f in tok_files:
-        shutil.copyfile(os.path.join(first_export, f), os.path.join(out, f))
-    with open(os.path.join(out, "averaged_runs.json"), "w") as f:
-        json.dump([os.path.abspath(r) for r in o.runs], f, indent=1)
+    write_export(o.out, avg, first["args"], [os.path.join(first_export, f) for f in tok_files],
+                 {"averaged_runs.json": [os.path.abspath(r) for r in o.runs]})
     print(f"averaged {len(o.runs)} runs into {o.out}")
 
 
