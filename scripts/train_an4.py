@@ -12,8 +12,8 @@ Recipe (what is known to work on small data):
   * 80-bin Kaldi fbank (kaldi-native-fbank, 25/10 ms, povey window, dither 0, snip_edges) on
     int16-scale samples, as FireRedASR's KaldifeatFbank and hark compute it at inference;
     global CMVN from the training split, written as Kaldi cmvn.ark;
-  * speed perturbation 0.9/1.0/1.1 (resampling; features of the three speeds are computed once
-    and cached), one speed drawn per utterance and epoch;
+  * speed perturbation 0.9/1.0/1.1 (--speeds; resampling; features of every speed are computed
+    once and cached), one speed drawn per utterance and epoch;
   * SpecAugment (2 frequency masks <= 27 bins; --time-masks masks of <= --max-time-mask frames,
     each <= 20% of the frames; the shipped model: 4 x <= 15 frames, shorter than a spelled
     letter, so a mask rarely erases a whole label);
@@ -25,7 +25,7 @@ Recipe (what is known to work on small data):
     the embeddings and the CTC head start afresh);
   * optional feature-domain babble (--babble-prob: another training utterance mixed in at
     10-25 dB SNR in the mel power domain) and intermediate CTC (--inter-ctc-layer: the CTC head
-    also scores an inner encoder layer in training; inference is unchanged);
+    also scores inner encoder layers in training; inference is unchanged);
   * loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed (0.1) attention CE;
   * Adam(0.9, 0.98) with Noam warm-up / inverse-sqrt decay, gradient clipping;
   * a held-out dev split of train (never the test set) for model selection, written as
@@ -112,23 +112,30 @@ def speed_perturb(wav, speed):
         return wav
     from scipy.signal import resample_poly
 
-    up, down = 10, int(round(speed * 10))
-    return resample_poly(wav.astype(np.float64), up, down)
+    from fractions import Fraction
+
+    f = Fraction(speed).limit_denominator(100)  # 0.9 -> 9/10: 10 output samples per 9 input
+    return resample_poly(wav.astype(np.float64), f.denominator, f.numerator)
 
 
 def compute_feats(utts, cache_path, speeds):
-    """{(utt_id, speed): fbank float32 (T, 80)} for every utterance and speed, cached on disk."""
-    if os.path.exists(cache_path):
-        return torch.load(cache_path, weights_only=False)
+    """{(utt_id, speed): fbank float32 (T, 80)} for every utterance and speed, cached on disk (a
+    cache missing some speeds is completed and saved again)."""
+    feats = torch.load(cache_path, weights_only=False) if os.path.exists(cache_path) else {}
+    missing = [(u, s) for u in utts for s in speeds if (u[0], s) not in feats]
+    if not missing:
+        return feats
     import soundfile as sf
 
     fbank = KaldifeatFbank(num_mel_bins=80, frame_length=25, frame_shift=10, dither=0.0)
-    feats = {}
     t0 = time.time()
     for i, (uid, path, _) in enumerate(utts):
+        todo = [s for s in speeds if (uid, s) not in feats]
+        if not todo:
+            continue
         wav, sr = sf.read(path, dtype="int16")
         assert sr == 16000, f"{path}: sample rate {sr}"
-        for s in speeds:
+        for s in todo:
             w = speed_perturb(wav.astype(np.float32), s).astype(np.float32)
             feats[(uid, s)] = fbank((sr, w)).astype(np.float32)
         if i % 200 == 0:
@@ -238,19 +245,19 @@ class AedWithCtc(torch.nn.Module):
         with torch.no_grad():
             self.aed.decoder.tgt_word_emb.weight.normal_(0.0, args.d_model ** -0.5)
 
-    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False, inter_layer=0, inter_weight=0.0):
+    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False, inter_layers=(), inter_weight=0.0):
         a = self.args
         inter = []
-        hook = None
-        if inter_layer and inter_weight > 0 and self.training:
-            # Intermediate CTC (Lee & Watanabe 2021): the same CTC head also scores the output of an
-            # inner encoder layer during training only; inference and the exported model are unchanged.
-            hook = self.aed.encoder.layer_stack[inter_layer - 1].register_forward_hook(
-                lambda _m, _i, out: inter.append(out))
+        hooks = []
+        if inter_weight > 0 and self.training:
+            # Intermediate CTC (Lee & Watanabe 2021): the same CTC head also scores the output of
+            # inner encoder layers during training only; inference and the exported model are unchanged.
+            hooks = [self.aed.encoder.layer_stack[i - 1].register_forward_hook(
+                lambda _m, _i, out: inter.append(out)) for i in inter_layers if i]
         try:
             enc, enc_lens, enc_mask = self.aed.encoder(x, xlens)
         finally:
-            if hook is not None:
+            for hook in hooks:
                 hook.remove()
         # CTC over the encoder output (blank = 0).
         ylens = torch.tensor([len(y) for y in ys])
@@ -262,7 +269,8 @@ class AedWithCtc(torch.nn.Module):
 
         loss_ctc = ctc_loss(enc)
         if inter:
-            loss_ctc = (1 - inter_weight) * loss_ctc + inter_weight * ctc_loss(inter[0])
+            inter_loss = sum(ctc_loss(h) for h in inter) / len(inter)
+            loss_ctc = (1 - inter_weight) * loss_ctc + inter_weight * inter_loss
         # Teacher-forced decoder: input <sos> y (padded with pad_id), target y <eos> (-1 ignored).
         dec = self.aed.decoder
         L = int(ylens.max()) + 1
@@ -449,11 +457,13 @@ def main():
     p.add_argument("--export-dir", default="",
                    help="write export/ and averaged_with_ctc.pt here instead of the workdir (so that "
                         "several --average-until candidates can sit side by side)")
-    p.add_argument("--inter-ctc-layer", type=int, default=0,
-                   help="intermediate CTC: also score this encoder layer's output (1-based) with the CTC "
+    p.add_argument("--inter-ctc-layer", type=int, nargs="+", default=[0],
+                   help="intermediate CTC: also score these encoder layers' outputs (1-based) with the CTC "
                         "head during training (0: off)")
     p.add_argument("--inter-ctc-weight", type=float, default=0.3,
-                   help="share of the CTC loss given to the intermediate layer")
+                   help="share of the CTC loss given to the intermediate layers (their mean)")
+    p.add_argument("--speeds", type=float, nargs="+", default=list(SPEEDS),
+                   help="speed perturbation factors (one drawn per utterance and epoch)")
     p.add_argument("--babble-prob", type=float, default=0.0,
                    help="probability of mixing another training utterance into an utterance (feature-domain "
                         "babble noise)")
@@ -494,7 +504,8 @@ def main():
             f.write(f"{t} {i}\n")
     tok = ChineseCharEnglishSpmTokenizer(dict_path, spm_model)
 
-    feats = compute_feats(read_split(os.path.join(o.data, "train")), o.feat_cache, SPEEDS)
+    speeds = sorted(set(o.speeds) | {1.0})
+    feats = compute_feats(read_split(os.path.join(o.data, "train")), o.feat_cache, speeds)
     cmvn_path = os.path.join(o.workdir, "cmvn.ark")
     write_cmvn(cmvn_path, [feats[(u[0], 1.0)] for u in train_utts])
     cmvn = CMVN(cmvn_path)
@@ -507,7 +518,7 @@ def main():
             d["raw"] = feats[(u[0], s)]
         return d
 
-    train = {s: [item(u, s) for u in train_utts] for s in SPEEDS}
+    train = {s: [item(u, s) for u in train_utts] for s in o.speeds}
     dev = [item(u, 1.0) for u in dev_utts]
     log(f"train {len(train_utts)} utts, dev {len(dev)} utts, vocab {len(tokens)}", logf)
 
@@ -559,8 +570,8 @@ def main():
                 break
         t0 = time.time()
         rng = random.Random(o.seed * 1000 + epoch)
-        speeds = [rng.choice(SPEEDS) for _ in train_utts]
-        data = [train[s][i] for i, s in enumerate(speeds)]
+        drawn = [rng.choice(o.speeds) for _ in train_utts]
+        data = [train[s][i] for i, s in enumerate(drawn)]
         batches = make_batches([d["feat"].shape[0] for d in data], o.max_frames, o.max_utts, rng)
         tot, tot_ctc, tot_att, corr, ntok = 0.0, 0.0, 0.0, 0, 0
         for bi, b in enumerate(batches):
@@ -578,7 +589,7 @@ def main():
                                             max_t=o.max_time_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
             ys = [data[i]["ids"] for i in b]
             loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing,
-                                       inter_layer=o.inter_ctc_layer, inter_weight=o.inter_ctc_weight)
+                                       inter_layers=o.inter_ctc_layer, inter_weight=o.inter_ctc_weight)
             opt.zero_grad()
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
