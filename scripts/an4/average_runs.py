@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from train_an4 import average_state_dicts, write_export  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from an4_checkpoints import average_state_dicts, write_export  # noqa: E402
 
 
 def pieces(spm_model):
