@@ -56,6 +56,10 @@ MODEL_ARGS = [
 ]
 # Options that only matter for training (dropout); accepted and ignored.
 TRAINING_ONLY_ARGS = ["residual_dropout", "dropout_rate"]
+# Optional options that change the model, with the value meaning "absent": `causal_conv` (set by
+# scripts/train_an4.py --causal-conv, scripts/conformer/streaming.py) pads the depthwise
+# convolutions on the left only.
+OPTIONAL_MODEL_ARGS = {"causal_conv": False}
 
 # Conv2dSubsampling's out_channels (fixed at 32 in FireRedASR's conformer_encoder.py).
 SUBSAMPLING_CHANNELS = 32
@@ -132,13 +136,16 @@ def read_args(args_obj, allow_unknown):
     missing = [k for k in MODEL_ARGS if k not in a]
     if missing:
         raise ConvertError(f"checkpoint args: missing option(s) {', '.join(missing)}")
-    unknown = sorted(k for k in a if k not in MODEL_ARGS and k not in TRAINING_ONLY_ARGS)
+    unknown = sorted(k for k in a if k not in MODEL_ARGS and k not in TRAINING_ONLY_ARGS
+                     and k not in OPTIONAL_MODEL_ARGS)
     if unknown and not allow_unknown:
         raise ConvertError(
             f"checkpoint args: unknown option(s) {', '.join(unknown)} "
             "(hark does not know whether they change the model; pass --allow-unknown-args to ignore)"
         )
     out = {k: int(a[k]) for k in MODEL_ARGS}
+    if bool(a.get("causal_conv", False)):
+        out["causal_conv"] = True
     if out["d_model"] % out["n_head"] != 0:
         raise ConvertError(f"checkpoint args: d_model {out['d_model']} is not divisible by n_head {out['n_head']}")
     if out["kernel_size"] % 2 != 1:

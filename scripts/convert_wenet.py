@@ -28,13 +28,14 @@ espnet2/asr/encoder/conformer_encoder.py, which share the state-dict layout):
     (--allow-unknown-options to ignore them), and so are missing/unexpected tensors and
     mismatched shapes, each message naming the option or tensor.
 
-Full-context decoding only: a model trained with a static chunk size (static_chunk_size > 0)
-or causal convolutions is rejected. The checkpoint is a pickle: only convert files you trust.
+Causal convolutions (encoder_conf.causal, WeNet's streaming U2/U2++ models) are kept
+(`causal_conv` in config.json: kernel-1 zeros on the left, none on the right); hark decodes at
+full context or with a chunk attention mask (`--chunk-ms`). A model trained with a static chunk
+size (static_chunk_size > 0) is rejected. The checkpoint is a pickle: only convert files you trust.
 """
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -67,7 +68,7 @@ ENCODER_OPTIONS = {
     "selfattention_layer_type": {"rel_selfattn", "legacy_rel_selfattn"},
     "rel_pos_type": {"latest", "legacy"},
     "positionwise_layer_type": {"linear"},
-    "causal": {False},
+    "causal": {False, True},
     "static_chunk_size": {0},
     "zero_triu": {False},
     "norm_eps": None,
@@ -149,8 +150,9 @@ def structure(y, enc, dec, eps_override):
         raise ConvertError(f"train.yaml: linear_units {lu} must be a multiple of output_size {d} and equal in "
                            "encoder_conf and decoder_conf")
     kernel = int(enc.get("cnn_module_kernel", 15))
-    if kernel % 2 != 1:
-        raise ConvertError(f"train.yaml: encoder_conf.cnn_module_kernel {kernel} must be odd")
+    causal = bool(enc.get("causal", False))
+    if kernel % 2 != 1 and not causal:
+        raise ConvertError(f"train.yaml: encoder_conf.cnn_module_kernel {kernel} must be odd (or causal: true)")
     espnet = "rel_pos_type" in enc
     pos = enc.get("pos_enc_layer_type", "rel_pos")
     if enc.get("rel_pos_type") == "legacy":
@@ -186,6 +188,7 @@ def structure(y, enc, dec, eps_override):
         "tied_output": False,
         "linear_bias": True,
         "enc_after_norm": True,
+        **({"causal_conv": True} if causal else {}),
     }
 
 
@@ -508,6 +511,7 @@ def convert(model_dir, out_dir, dtype="f32", allow_unknown=False, layer_norm_eps
         "enc_after_norm": True,
         "ctc": c["ctc"],
         "blank_id": blank,
+        **({"causal_conv": True} if c.get("causal_conv") else {}),
     }
     os.makedirs(out_dir, exist_ok=True)
     write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors)

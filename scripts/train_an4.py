@@ -26,6 +26,9 @@ Recipe (what is known to work on small data):
   * optional feature-domain babble (--babble-prob: another training utterance mixed in at
     10-25 dB SNR in the mel power domain) and intermediate CTC (--inter-ctc-layer: the CTC head
     also scores inner encoder layers in training; inference is unchanged);
+  * optional streaming (--causal-conv --dynamic-chunk, scripts/conformer/streaming.py): causal
+    depthwise convolutions and WeNet U2's dynamic chunk attention masks, so the model also
+    decodes chunk by chunk (dev is then scored at full context and with --eval-chunk frames);
   * loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed (0.1) attention CE;
   * Adam(0.9, 0.98) with Noam warm-up / inverse-sqrt decay, gradient clipping;
   * a held-out dev split of train (never the test set) for model selection, written as
@@ -66,10 +69,12 @@ for p in ("/tmp/fireredasr_pkg",):
         sys.path.append(p)
 
 sys.path.insert(0, os.path.join(HERE, "an4"))
+sys.path.insert(0, HERE)
 
 from an4_data import (SPECIALS, SPEEDS, babble, compute_feats, make_batches, pad_feats,  # noqa: E402
                       read_split, spec_augment, train_spm, write_cmvn, write_dev_manifest)
 from an4_checkpoints import average_state_dicts, write_export  # noqa: E402
+from conformer.streaming import causal_from_centred, draw_chunk, encode, make_causal  # noqa: E402
 from fireredasr.data.asr_feat import CMVN  # noqa: E402
 from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
 from fireredasr.tokenizer.aed_tokenizer import ChineseCharEnglishSpmTokenizer  # noqa: E402
@@ -94,6 +99,8 @@ class AedWithCtc(torch.nn.Module):
     def __init__(self, args):
         super().__init__()
         self.aed = FireRedAsrAed.from_args(args)
+        if getattr(args, "causal_conv", False):
+            make_causal(self.aed.encoder)
         self.ctc = torch.nn.Linear(args.d_model, args.odim)
         self.args = args
         # nn.Embedding's N(0, 1) init with the tied output projection gives logits of std
@@ -102,7 +109,8 @@ class AedWithCtc(torch.nn.Module):
         with torch.no_grad():
             self.aed.decoder.tgt_word_emb.weight.normal_(0.0, args.d_model ** -0.5)
 
-    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False, inter_layers=(), inter_weight=0.0):
+    def forward(self, x, xlens, ys, ctc_weight, smoothing, return_enc=False, inter_layers=(), inter_weight=0.0,
+                chunk=0):
         a = self.args
         inter = []
         hooks = []
@@ -112,7 +120,7 @@ class AedWithCtc(torch.nn.Module):
             hooks = [self.aed.encoder.layer_stack[i - 1].register_forward_hook(
                 lambda _m, _i, out: inter.append(out)) for i in inter_layers if i]
         try:
-            enc, enc_lens, enc_mask = self.aed.encoder(x, xlens)
+            enc, enc_lens, enc_mask = encode(self.aed.encoder, x, xlens, chunk)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -188,21 +196,22 @@ def build_args(o, odim):
         idim=80, odim=odim, d_model=o.d_model, n_head=o.n_head, n_layers_enc=o.n_layers_enc,
         n_layers_dec=o.n_layers_dec, kernel_size=o.kernel_size, pe_maxlen=5000,
         sos_id=SPECIALS.index("<sos>"), eos_id=SPECIALS.index("<eos>"), pad_id=SPECIALS.index("<pad>"),
-        residual_dropout=o.dropout, dropout_rate=o.dropout)
+        residual_dropout=o.dropout, dropout_rate=o.dropout, causal_conv=o.causal_conv)
 
 
-def evaluate(model, data, tok, batch=32, attention=True):
-    """Dev: teacher-forced token accuracy / attention loss, CTC greedy WER, attention greedy WER."""
+def evaluate(model, data, tok, batch=32, attention=True, chunk=0):
+    """Dev: teacher-forced token accuracy / attention loss, CTC greedy WER, attention greedy WER
+    (chunk > 0: with that chunk attention mask, in encoder frames)."""
     model.eval()
     errs_ctc = errs_att = words = correct = total = 0
     loss_att = 0.0
     with torch.no_grad():
         for i in range(0, len(data), batch):
-            chunk = data[i:i + batch]
-            x, xl = pad_feats([d["feat"] for d in chunk])
-            ys = [d["ids"] for d in chunk]
-            _, _, la, c, n, (enc, enc_lens, enc_mask) = model(x, xl, ys, 0.0, 0.0, return_enc=True)
-            loss_att += la * len(chunk)
+            part = data[i:i + batch]
+            x, xl = pad_feats([d["feat"] for d in part])
+            ys = [d["ids"] for d in part]
+            _, _, la, c, n, (enc, enc_lens, enc_mask) = model(x, xl, ys, 0.0, 0.0, return_enc=True, chunk=chunk)
+            loss_att += la * len(part)
             correct += c
             total += n
             hyps_ctc = ctc_greedy(model.ctc(enc), enc_lens)
@@ -210,7 +219,7 @@ def evaluate(model, data, tok, batch=32, attention=True):
             if attention:
                 nb = model.aed.decoder.batch_beam_search(enc, enc_mask, 1, 1, 0, 1.0, 0.0, 1.0)
                 hyps_att = [h[0]["yseq"].tolist() for h in nb]
-            for j, d in enumerate(chunk):
+            for j, d in enumerate(part):
                 e, w = word_errors(d["text"], tok.detokenize(hyps_ctc[j]))
                 errs_ctc += e
                 words += w
@@ -282,6 +291,17 @@ def main():
                         "head during training (0: off)")
     p.add_argument("--inter-ctc-weight", type=float, default=0.3,
                    help="share of the CTC loss given to the intermediate layers (their mean)")
+    p.add_argument("--causal-conv", action="store_true",
+                   help="causal depthwise convolutions (left padding only; for streaming, with --dynamic-chunk)")
+    p.add_argument("--centred-init", action="store_true",
+                   help="with --causal-conv: the --init-from model has centred convolutions; its depthwise "
+                        "kernels start the causal ones with their future taps dropped")
+    p.add_argument("--dynamic-chunk", action="store_true",
+                   help="dynamic chunk attention masks (WeNet U2): per batch full context or a chunk of "
+                        "1..--max-chunk encoder frames")
+    p.add_argument("--max-chunk", type=int, default=25, help="largest dynamic chunk, encoder frames (40 ms)")
+    p.add_argument("--eval-chunk", type=int, default=16,
+                   help="with --dynamic-chunk, dev is also scored at this chunk size (16 = 640 ms)")
     p.add_argument("--speeds", type=float, nargs="+", default=list(SPEEDS),
                    help="speed perturbation factors (one drawn per utterance and epoch)")
     p.add_argument("--babble-prob", type=float, default=0.0,
@@ -347,6 +367,20 @@ def main():
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("ctc."))
     log(f"model: {n_params / 1e6:.2f} M parameters (without the CTC head); args {vars(args)}", logf)
     tok_files = [spm_model, dict_path, cmvn_path]
+    # The architecture flags a run was trained with; --export-only / --resume must repeat them
+    # (a causal model exported as a centred one would convert and run, wrongly).
+    arch = {k: getattr(o, k) for k in ("vocab", "d_model", "n_head", "n_layers_enc", "n_layers_dec",
+                                       "kernel_size", "causal_conv")}
+    arch_path = os.path.join(o.workdir, "architecture.json")
+    if os.path.exists(arch_path):
+        with open(arch_path) as f:
+            trained = json.load(f)
+        diff = {k: (v, arch.get(k)) for k, v in trained.items() if arch.get(k) != v}
+        if diff:
+            raise SystemExit(f"{o.workdir} was trained with other architecture flags (trained, now): {diff}")
+    elif not o.export_only:
+        with open(arch_path, "w") as f:
+            json.dump(arch, f, indent=1)
     if o.export_only:
         out, _, _ = export(o, args, tok_files, logf)
         log(f"exported to {out}", logf)
@@ -355,6 +389,8 @@ def main():
     if o.init_from and not o.resume:
         src = torch.load(o.init_from, map_location="cpu", weights_only=False)
         own = model.state_dict()
+        if o.causal_conv and o.centred_init:
+            src = {k: causal_from_centred(v) if k.endswith("depthwise_conv.weight") else v for k, v in src.items()}
         taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(taken, strict=False)
         skipped = sorted(k for k in own if k not in taken)
@@ -408,8 +444,10 @@ def main():
             x, xl = pad_feats([spec_augment(feat(d), rng, max_f=o.freq_mask, n_time=o.time_masks,
                                             max_t=o.max_time_mask, max_t_ratio=o.time_mask_ratio) for d in (data[i] for i in b)])
             ys = [data[i]["ids"] for i in b]
+            chunk = draw_chunk(rng, x.shape[1] // 4, o.max_chunk) if o.dynamic_chunk else 0
             loss, lc, la, c, n = model(x, xl, ys, o.ctc_weight, o.label_smoothing,
-                                       inter_layers=o.inter_ctc_layer, inter_weight=o.inter_ctc_weight)
+                                       inter_layers=o.inter_ctc_layer, inter_weight=o.inter_ctc_weight,
+                                       chunk=chunk)
             opt.zero_grad()
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -426,6 +464,8 @@ def main():
                     f"acc {corr / max(ntok, 1):.3f} {time.time() - t0:.0f}s", logf)
         train_time = time.time() - t0
         dev_res = evaluate(model, dev, tok, attention=(epoch % 3 == 0 or epoch >= 25))
+        if o.dynamic_chunk:
+            dev_res["chunk"] = evaluate(model, dev, tok, attention=False, chunk=o.eval_chunk)
         torch.save(model.state_dict(), os.path.join(o.workdir, f"epoch{epoch}.pt"))
         hist.append(dict(epoch=epoch, step=step, train_loss=tot / len(batches), dev=dev_res, time=train_time))
         with open(os.path.join(o.workdir, "history.json"), "w") as f:
@@ -437,12 +477,18 @@ def main():
         wa = "-" if dev_res["wer_att"] is None else f"{dev_res['wer_att']:.2f}"
         log(f"END epoch {epoch} train_loss {tot / len(batches):.3f} dev acc {dev_res['acc']:.4f} "
             f"loss_att {dev_res['loss_att']:.3f} WER ctc {dev_res['wer_ctc']:.2f} att {wa} "
-            f"({train_time:.0f}s train, {epoch_times[-1]:.0f}s total)", logf)
+            + (f"chunk {o.eval_chunk}: acc {dev_res['chunk']['acc']:.4f} WER ctc {dev_res['chunk']['wer_ctc']:.2f} "
+               if o.dynamic_chunk else "")
+            + f"({train_time:.0f}s train, {epoch_times[-1]:.0f}s total)", logf)
 
     out, chosen, avg = export(o, args, tok_files, logf)
     model.load_state_dict(avg)
     res = evaluate(model, dev, tok, attention=True)
     log(f"averaged {chosen}: dev acc {res['acc']:.4f} WER ctc {res['wer_ctc']:.2f} att {res['wer_att']:.2f}", logf)
+    if o.dynamic_chunk:
+        res = evaluate(model, dev, tok, attention=True, chunk=o.eval_chunk)
+        log(f"averaged, chunk {o.eval_chunk}: dev acc {res['acc']:.4f} WER ctc {res['wer_ctc']:.2f} "
+            f"att {res['wer_att']:.2f}", logf)
     log(f"exported to {out}", logf)
 
 

@@ -9,6 +9,10 @@ penalty, softmax_smoothing 1, eos_penalty 1). Writes `<id> <text>` lines and pri
 `hark eval ... --report REPORT`) it also prints how many utterances hark decoded to exactly the
 same text, and lists the ones that differ.
 
+A model with causal convolutions (checkpoint `args.causal_conv`) is run as such, and --chunk N
+applies a chunk attention mask of N encoder frames (scripts/conformer/streaming.py), as
+`hark eval --chunk-ms` does (N x 40 ms).
+
 With --ctc-checkpoint (a state dict holding the training-time CTC head `ctc.weight`/`ctc.bias`,
 e.g. scripts/train_an4.py's averaged_with_ctc.pt, the same head that
 `convert_fireredasr.py --ctc-checkpoint` ships) it decodes as hark does for a model with a CTC
@@ -40,6 +44,7 @@ for p in ("/tmp/fireredasr_pkg",):
         sys.path.append(p)
 
 from conformer.ctc_search import attention_rescoring, best, ctc_prefix_beam_search  # noqa: E402
+from conformer.streaming import encode, make_causal  # noqa: E402
 from fireredasr.data.asr_feat import CMVN, KaldifeatFbank  # noqa: E402
 from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
 from fireredasr.tokenizer.aed_tokenizer import ChineseCharEnglishSpmTokenizer  # noqa: E402
@@ -89,6 +94,8 @@ def main():
     p.add_argument("--ctc-checkpoint", help="state dict with ctc.weight/ctc.bias: decode by CTC prefix beam "
                    "search + attention rescoring instead of the attention beam search")
     p.add_argument("--ctc-weight", type=float, default=0.5, help="CTC weight in attention rescoring")
+    p.add_argument("--chunk", type=int, default=0,
+                   help="chunk attention mask, encoder frames (16 = 640 ms; `hark eval --chunk-ms`); 0: full context")
     o = p.parse_args()
     torch.set_num_threads(o.threads)
 
@@ -96,6 +103,8 @@ def main():
     model = FireRedAsrAed.from_args(pkg["args"])
     model.load_state_dict(pkg["model_state_dict"], strict=True)
     model.eval()
+    if getattr(pkg["args"], "causal_conv", False):
+        make_causal(model.encoder)
     ctc = None
     if o.ctc_checkpoint:
         sd = torch.load(o.ctc_checkpoint, map_location="cpu", weights_only=False)
@@ -116,13 +125,18 @@ def main():
         for u in utts:
             wav, sr = sf.read(os.path.join(o.data, u["audio_filepath"]), dtype="int16")
             x = torch.from_numpy(cmvn(fbank((sr, wav.astype(np.float32)))).astype(np.float32)).unsqueeze(0)
-            if ctc is None:
+            xl = torch.tensor([x.shape[1]])
+            if ctc is None and o.chunk > 0:
+                enc, _, enc_mask = encode(model.encoder, x, xl, o.chunk)
+                nbest = model.decoder.batch_beam_search(enc, enc_mask, o.beam, 1, 0, 1.0, 0.0, 1.0)
+                ids = nbest[0][0]["yseq"].tolist()
+            elif ctc is None:
                 nbest = model.transcribe(x, torch.tensor([x.shape[1]]), beam_size=o.beam, nbest=1,
                                          decode_max_len=0, softmax_smoothing=1.0, length_penalty=0.0,
                                          eos_penalty=1.0)
                 ids = nbest[0][0]["yseq"].tolist()
             else:
-                enc, _, enc_mask = model.encoder(x, torch.tensor([x.shape[1]]))
+                enc, _, enc_mask = encode(model.encoder, x, xl, o.chunk)
                 logp = torch.log_softmax(ctc(enc), dim=-1)[0]
                 cands = ctc_prefix_beam_search(logp, o.beam, blank)
                 rescored = attention_rescoring(decoder_score(model, enc, enc_mask), cands, o.ctc_weight)
@@ -136,6 +150,8 @@ def main():
         for k, v in hyps.items():
             f.write(f"{k} {v}\n")
     mode = "attention beam" if ctc is None else f"CTC prefix beam + attention rescoring (ctc weight {o.ctc_weight})"
+    if o.chunk > 0:
+        mode += f", chunk {o.chunk} frames"
     print(f"reference decode ({mode}, beam {o.beam}): {len(utts)} utts, WER {100.0 * errs / words:.2f}% "
           f"({errs}/{words}), {time.time() - t0:.0f}s")
 

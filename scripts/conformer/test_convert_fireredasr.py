@@ -59,6 +59,14 @@ class ConverterErrors(unittest.TestCase):
             self.assertEqual(cfg["family"], "conformer_aed")
             self.assertTrue(os.path.exists(os.path.join(d, "out", "model.safetensors")))
 
+    def test_causal_convolutions_are_recorded(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_model(d)
+            self.assertNotIn("causal_conv", cf.convert(d, os.path.join(d, "out")))
+        with tempfile.TemporaryDirectory() as d:
+            write_model(d, args={**ARGS, "causal_conv": True})
+            self.assertTrue(cf.convert(d, os.path.join(d, "out"))["causal_conv"])
+
     def test_optional_ctc_head_is_exported(self):
         def add_ctc(sd):
             sd["ctc.weight"] = torch.randn(ARGS["odim"], ARGS["d_model"])

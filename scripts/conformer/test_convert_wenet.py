@@ -175,6 +175,26 @@ class WenetConverter(unittest.TestCase):
         e = self.convert_err(mutate_yaml=lambda y: y["encoder_conf"].__setitem__("input_layer", "conv2d2"))
         self.assertIn("encoder_conf.input_layer = 'conv2d2'", e)
 
+    def test_causal_model_converts_with_causal_convolutions(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_exp(d, mutate_yaml=lambda y: y["encoder_conf"].__setitem__("causal", True))
+            self.assertTrue(cw.convert(d, os.path.join(d, "out"))["causal_conv"])
+
+    def test_even_kernel_needs_causal_convolutions(self):
+        def even(sd):
+            sd["encoder.encoders.0.conv_module.depthwise_conv.weight"] = torch.randn(D, 1, K + 1)
+
+        def even_yaml(y):
+            y["encoder_conf"]["cnn_module_kernel"] = K + 1
+
+        e = self.convert_err(mutate_sd=even, mutate_yaml=even_yaml)
+        self.assertIn("cnn_module_kernel 6 must be odd", e)
+        with tempfile.TemporaryDirectory() as d:
+            write_exp(d, mutate_sd=even,
+                      mutate_yaml=lambda y: (even_yaml(y), y["encoder_conf"].__setitem__("causal", True)))
+            cfg = cw.convert(d, os.path.join(d, "out"))
+            self.assertEqual((cfg["kernel_size"], cfg["causal_conv"]), (K + 1, True))
+
     def test_chunk_trained_model_is_rejected(self):
         e = self.convert_err(mutate_yaml=lambda y: y["encoder_conf"].__setitem__("static_chunk_size", 16))
         self.assertIn("encoder_conf.static_chunk_size", e)
