@@ -86,6 +86,9 @@ pub struct ConformerDims {
     pub linear_bias: bool,
     /// Final LayerNorm after the last block.
     pub enc_after_norm: bool,
+    /// Causal depthwise convolutions (`causal_conv`): `kernel_size - 1` zeros on the left,
+    /// none on the right.
+    pub causal_conv: bool,
 }
 
 fn cfg_err(dir: &Path, reason: String) -> GpuError {
@@ -165,6 +168,7 @@ impl ConformerDims {
             relu: act == "relu",
             linear_bias: flag("linear_bias", false),
             enc_after_norm: flag("enc_after_norm", false),
+            causal_conv: flag("causal_conv", false),
         };
         let d = dims.d_model;
         if d == 0 || dims.n_head == 0 || !d.is_multiple_of(dims.n_head) {
@@ -173,7 +177,7 @@ impl ConformerDims {
                 format!("{} heads do not divide d_model {d}", dims.n_head),
             ));
         }
-        if dims.kernel_size.is_multiple_of(2) {
+        if dims.kernel_size == 0 || (dims.kernel_size.is_multiple_of(2) && !dims.causal_conv) {
             return Err(cfg_err(
                 dir,
                 format!("even kernel_size {}", dims.kernel_size),
@@ -831,7 +835,11 @@ impl ConformerEncoderDelegate {
             r.clear(h, valid * d, (t - valid) * d)?;
             r.linear(h, t, &cv.pw1.w, cv.pw1.b.as_ref(), &b.a2, Act::None, false)?;
             r.glu(&b.a2, t, c, &b.g)?;
-            let pad = dm.kernel_size / 2;
+            let left = if dm.causal_conv {
+                dm.kernel_size - 1
+            } else {
+                dm.kernel_size / 2
+            };
             r.depthwise_conv1d(
                 &b.g,
                 t,
@@ -839,7 +847,7 @@ impl ConformerEncoderDelegate {
                 &cv.dw,
                 dm.kernel_size,
                 cv.dw_b.as_ref(),
-                (pad, pad),
+                (left, dm.kernel_size - 1 - left),
                 &b.y,
             )?;
             let conv_out = match &cv.norm {

@@ -112,8 +112,9 @@ fn an4_conformer_encode_stage_runs_on_the_gpu_delegate() {
 
 /// The other variants on their random-weight fixtures (the ones the CPU path is golden
 /// tested on): WeNet (no rel_shift, BatchNorm folded, biases, after_norm, xscale), ESPnet
-/// ×6 subsampling with ReLU, and FireRedASR with 2 heads and kernel 7, on AN4-like input
-/// (hello.wav features through each model's CMVN).
+/// ×6 subsampling with ReLU, FireRedASR with 2 heads and kernel 7, and a streaming
+/// FireRedASR-layout model with causal convolutions, on AN4-like input (hello.wav features
+/// through each model's CMVN).
 #[test]
 fn conformer_variants_gpu_encoder_matches_cpu() {
     let Some(ctx) = ctx() else { return };
@@ -122,6 +123,7 @@ fn conformer_variants_gpu_encoder_matches_cpu() {
         "conformer_wenet/wenet_bn_k15",
         "conformer_wenet/espnet_latest_sub6_k7",
         "conformer/firered_d32_h2_k7",
+        "conformer/firered_causal_d32_k7",
     ] {
         let dir = fx.join(name);
         let model = ConformerAed::load_with_precision(&dir, Precision::F32).unwrap();

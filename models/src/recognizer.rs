@@ -69,6 +69,9 @@ pub enum RecognizerError {
     /// The audio cannot be transcribed.
     #[error("transcribing: {0}")]
     Input(String),
+    /// A decoding setting does not apply to this model.
+    #[error("decoding setting: {0}")]
+    Setting(String),
 }
 
 /// Model families a hark model directory can hold.
@@ -387,6 +390,31 @@ impl Recognizer {
         }
     }
 
+    /// Decode with a chunk attention mask of `chunk_ms` milliseconds (0 = full context): the
+    /// encoder output of each chunk then depends only on that chunk and earlier audio, as
+    /// in chunk-by-chunk streaming ([`ConformerAed::set_attention_chunk`]). Conformer-AED
+    /// models only; `chunk_ms` must be a whole number of encoder frames (40 ms for 4x
+    /// subsampling). Meant for models trained with dynamic chunks and causal convolutions
+    /// (`causal_conv`): a full-context model runs, but loses accuracy.
+    pub fn set_chunk_ms(&mut self, chunk_ms: u32) -> Result<(), RecognizerError> {
+        match self {
+            Recognizer::Whisper(_) => Err(RecognizerError::Setting(
+                "chunked attention (--chunk-ms) needs a conformer-AED model; Whisper attends to its whole 30 s window"
+                    .into(),
+            )),
+            Recognizer::ConformerAed(c) => {
+                let frame = c.model.frame_ms() as u32;
+                if !chunk_ms.is_multiple_of(frame) {
+                    return Err(RecognizerError::Setting(format!(
+                        "chunk of {chunk_ms} ms is not a whole number of {frame} ms encoder frames"
+                    )));
+                }
+                c.model.set_attention_chunk((chunk_ms / frame) as usize);
+                Ok(())
+            }
+        }
+    }
+
     /// The Whisper model, when this is one.
     pub fn as_whisper(&self) -> Option<&Whisper> {
         match self {
@@ -591,6 +619,27 @@ mod tests {
         let dir =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer/firered_d32_k15");
         Recognizer::load(&dir, None).expect("fixture conformer model")
+    }
+
+    #[test]
+    fn chunk_ms_sets_whole_encoder_frames_and_names_a_bad_size() {
+        let mut rec = fixture_conformer();
+        rec.set_chunk_ms(640).unwrap();
+        let Recognizer::ConformerAed(c) = &rec else {
+            unreachable!()
+        };
+        assert_eq!(c.model.frame_ms(), 40);
+        assert_eq!(c.model.attention_chunk(), 16);
+        let err = rec.set_chunk_ms(50).unwrap_err().to_string();
+        assert!(
+            err.contains("50 ms") && err.contains("40 ms"),
+            "error names the size and the frame: {err}"
+        );
+        rec.set_chunk_ms(0).unwrap();
+        let Recognizer::ConformerAed(c) = &rec else {
+            unreachable!()
+        };
+        assert_eq!(c.model.attention_chunk(), 0, "0 = full context");
     }
 
     #[test]

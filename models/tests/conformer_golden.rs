@@ -6,6 +6,10 @@
 //! reference's fbank + CMVN of an AN4 test file). Weights are f16-representable, so the f16
 //! storage is lossless and every stage must match the f32 reference within 1e-4 (relative to
 //! max(|reference|, 1)); n-best token sequences must match exactly.
+//!
+//! `firered_causal_d32_k7` is a streaming model (causal convolutions,
+//! `scripts/conformer/streaming.py`); its fixture also holds the reference's encoder and
+//! search with a chunk attention mask (`chunk<c>.*`).
 
 mod conformer_common;
 
@@ -18,12 +22,20 @@ use hark_models::conformer_aed::{BeamSearchOptions, ConformerAed};
 use hark_test_support::fixtures::json_u32s;
 use hark_test_support::{max_abs_diff, nmse, shared_dir};
 
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer")
+}
+
 fn fixture_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformer");
-    let dirs: Vec<PathBuf> = ["firered_d32_k15", "firered_d32_h2_k7"]
-        .iter()
-        .map(|n| root.join(n))
-        .collect();
+    let root = fixture_root();
+    let dirs: Vec<PathBuf> = [
+        "firered_d32_k15",
+        "firered_d32_h2_k7",
+        "firered_causal_d32_k7",
+    ]
+    .iter()
+    .map(|n| root.join(n))
+    .collect();
     for d in &dirs {
         assert!(
             d.join("config.json").exists(),
@@ -86,7 +98,9 @@ fn check_nbest(key: &str) {
             .unwrap()
             .iter()
             .find(|(k, v)| {
-                (key == "beam1") == (k.as_str() == "beam1") && v["beam_size"].as_u64().is_some()
+                (key == "beam1") == (k.as_str() == "beam1")
+                    && !k.starts_with("chunk")
+                    && v["beam_size"].as_u64().is_some()
             })
             .map(|(_, v)| v.clone())
             .unwrap();
@@ -143,7 +157,7 @@ fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
             .as_object()
             .unwrap()
             .iter()
-            .find(|(k, _)| k.as_str() != "beam1")
+            .find(|(k, _)| k.as_str() != "beam1" && !k.starts_with("chunk"))
             .unwrap()
             .1
             .clone();
@@ -154,6 +168,108 @@ fn conformer_wav_to_nbest_matches_fireredasr_pipeline() {
             assert_eq!(h.tokens, toks, "{}: n-best from wav", dir.display());
         }
     }
+}
+
+/// Streaming fixture: with a chunk attention mask, every encoder block, the encoder output
+/// and the n-best of the beam search over it match the reference's masked forward
+/// (`streaming.encode` + `batch_beam_search`); `ConformerAed::encode` after
+/// `set_attention_chunk` gives the same output; and the mask changes the output (so the
+/// comparison is not the full-context one again).
+#[test]
+fn conformer_chunk_attention_matches_reference() {
+    let dir = fixture_root().join("firered_causal_d32_k7");
+    let model = ConformerAed::load(&dir).expect("load");
+    assert!(model.config.causal_conv, "fixture is a causal model");
+    let meta = meta(&dir);
+    let mut g = golden(&dir);
+    let feats = take(&mut g, "feats");
+    let full = take(&mut g, "encoder_out");
+    let mut checked = 0;
+    for (key, res) in meta["results"].as_object().unwrap() {
+        let Some(chunk) = res["chunk"].as_u64().map(|c| c as usize) else {
+            continue;
+        };
+        let enc = model
+            .encoder
+            .forward_chunked(&feats, chunk, true)
+            .expect("encode");
+        for i in 0..model.config.n_layers_enc {
+            assert_close(
+                &format!("{key} encoder block {i}"),
+                &enc.stages[i + 1],
+                &take(&mut g, &format!("chunk{chunk}.encoder.block{i}")),
+            );
+        }
+        assert_close(
+            &format!("{key} encoder output"),
+            &enc.hidden,
+            &take(&mut g, &format!("chunk{chunk}.encoder_out")),
+        );
+        let diff = max_abs_diff(&enc.hidden, &full);
+        assert!(
+            diff > 1e-2,
+            "{key}: chunked output equals full context ({diff})"
+        );
+        let mut chunked = model.clone();
+        chunked.set_attention_chunk(chunk);
+        assert_eq!(chunked.attention_chunk(), chunk);
+        assert_eq!(
+            chunked.encode(&feats).expect("encode").hidden,
+            enc.hidden,
+            "{key}: ConformerAed::encode with the chunk set"
+        );
+        let hyps = model
+            .beam_search(&enc, &search_options(&meta, res))
+            .expect("beam search");
+        let want = res["hyps"].as_array().unwrap();
+        assert_eq!(hyps.len(), want.len(), "{key}: n-best size");
+        for (i, (h, w)) in hyps.iter().zip(want).enumerate() {
+            assert_eq!(h.tokens, json_u32s(&w["tokens"]), "{key} hyp {i} tokens");
+            let s = w["score"].as_f64().unwrap() as f32;
+            assert_close(&format!("{key} hyp {i} score"), &[h.score], &[s]);
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no chunk results in {}", dir.display());
+}
+
+/// What chunk-by-chunk streaming relies on: with causal convolutions and a chunk mask, the
+/// encoder output of the first chunks does not change when the audio after them is cut off
+/// (keeping the subsampling's look-ahead of `pad_context` frames), for every cut point.
+#[test]
+fn conformer_chunked_causal_encoder_ignores_later_audio() {
+    let dir = fixture_root().join("firered_causal_d32_k7");
+    let model = ConformerAed::load(&dir).expect("load");
+    let idim = model.config.idim;
+    let mut g = golden(&dir);
+    let feats = take(&mut g, "feats");
+    let chunk = 4;
+    let full = model
+        .encoder
+        .forward_chunked(&feats, chunk, false)
+        .expect("encode");
+    let d = model.config.d_model;
+    let sub = model.encoder.subsampling();
+    let frames = feats.len() / idim;
+    let mut cuts = 0;
+    for m in 1.. {
+        let keep = sub * chunk * m + model.config.pad_context;
+        if keep >= frames {
+            break;
+        }
+        let part = model
+            .encoder
+            .forward_chunked(&feats[..keep * idim], chunk, false)
+            .expect("encode prefix");
+        let n = chunk * m * d;
+        let diff = max_abs_diff(&part.hidden[..n], &full.hidden[..n]);
+        assert!(
+            diff < 1e-4,
+            "first {m} chunks change by {diff} when the audio after them is cut"
+        );
+        cuts += 1;
+    }
+    assert!(cuts >= 3, "utterance too short for the check ({cuts} cuts)");
 }
 
 /// Reduced-precision weights against the f32 reference: the fixtures' weights are

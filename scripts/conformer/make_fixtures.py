@@ -34,6 +34,7 @@ for p in ("/tmp/fireredasr_pkg",):
         sys.path.append(p)
 
 import convert_fireredasr  # noqa: E402
+from conformer.streaming import encode, make_causal  # noqa: E402
 from fireredasr.data.asr_feat import CMVN, KaldifeatFbank  # noqa: E402
 from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
 
@@ -47,6 +48,11 @@ CONFIGS = [
     # Different heads / kernel, longer utterance, default decoding options.
     dict(name="firered_d32_h2_k7", d_model=32, n_head=2, n_layers_enc=1, n_layers_dec=1, kernel_size=7,
          wav="an402-mdms2-b", beam=2, nbest=2, softmax_smoothing=1.0, length_penalty=0.0, eos_penalty=1.0),
+    # Streaming: causal convolutions (scripts/conformer/streaming.py); the encoder and the
+    # search are also run with a chunk attention mask of 4 encoder frames (160 ms).
+    dict(name="firered_causal_d32_k7", d_model=32, n_head=4, n_layers_enc=2, n_layers_dec=2, kernel_size=7,
+         causal=True, chunks=[4], wav="an392-mjwl-b", beam=3, nbest=3, softmax_smoothing=1.25,
+         length_penalty=0.6, eos_penalty=0.9),
 ]
 
 SPECIALS = ["<blank>", "<unk>", "<pad>", "<sos>", "<eos>"]
@@ -154,8 +160,12 @@ def make(cfg, tmp, spm_model, tokens, fbank):
         n_layers_enc=cfg["n_layers_enc"], n_layers_dec=cfg["n_layers_dec"], kernel_size=cfg["kernel_size"],
         pe_maxlen=5000, sos_id=SPECIALS.index("<sos>"), eos_id=SPECIALS.index("<eos>"),
         pad_id=SPECIALS.index("<pad>"), residual_dropout=0.1, dropout_rate=0.1)
+    if cfg.get("causal"):
+        args.causal_conv = True
     torch.manual_seed(0)
     model = FireRedAsrAed.from_args(args)
+    if cfg.get("causal"):
+        make_causal(model.encoder)
     randomize(model, seed=len(name))
     model.eval()
     torch.save({"args": args, "model_state_dict": model.state_dict()}, os.path.join(src, "model.pth.tar"))
@@ -216,6 +226,29 @@ def make(cfg, tmp, spm_model, tokens, fbank):
                 "hyps": [{"tokens": [int(t) for t in hy["yseq"]], "score": s}
                          for hy, s in zip(hyps[0], final_scores)],
             }
+
+        # Chunk attention masks: every block's output, the encoder output and the beam search
+        # over it (FireRedASR's batch_beam_search, as transcribe calls it).
+        for c in cfg.get("chunks", []):
+            stage.clear()
+            hooks = [layer.register_forward_hook(lambda m, i, o, li=li: stage.__setitem__(f"block{li}", o))
+                     for li, layer in enumerate(enc.layer_stack)]
+            c_out, _, c_mask = encode(enc, x, lengths, chunk=c)
+            for h in hooks:
+                h.remove()
+            for li in range(len(enc.layer_stack)):
+                golden[f"chunk{c}.encoder.block{li}"] = stage[f"block{li}"][0].numpy()
+            golden[f"chunk{c}.encoder_out"] = c_out[0].numpy()
+            with TopkRecorder() as rec:
+                hyps = model.decoder.batch_beam_search(c_out, c_mask, cfg["beam"], cfg["nbest"], 0,
+                                                       cfg["softmax_smoothing"], cfg["length_penalty"],
+                                                       cfg["eos_penalty"])
+            final_scores = rec.calls[-1][0][0].tolist()
+            results[f"chunk{c}.beam{cfg['beam']}"] = {
+                "beam_size": cfg["beam"], "nbest": cfg["nbest"], "chunk": c,
+                "hyps": [{"tokens": [int(t) for t in hy["yseq"]], "score": s}
+                         for hy, s in zip(hyps[0], final_scores)],
+            }
     convert_fireredasr.write_safetensors(os.path.join(out, "golden.safetensors"),
                                          {k: np.ascontiguousarray(v) for k, v in golden.items()})
     meta = {
@@ -257,12 +290,17 @@ def tokenizer_golden(spm_model, tokens):
 
 
 def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", action="append", default=[], help="regenerate only this fixture (repeatable)")
+    o = p.parse_args()
     fbank = KaldifeatFbank(num_mel_bins=80, frame_length=25, frame_shift=10, dither=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         spm_model, tokens = train_spm(tmp)
-        tokenizer_golden(spm_model, tokens)
+        if not o.only:
+            tokenizer_golden(spm_model, tokens)
         for cfg in CONFIGS:
-            make(cfg, tmp, spm_model, tokens, fbank)
+            if not o.only or cfg["name"] in o.only:
+                make(cfg, tmp, spm_model, tokens, fbank)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,11 @@ pub struct Args {
     /// Where the heavy stages run: auto (a hardware GPU if present, else the CPU), cpu, gpu.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub device: Device,
+    /// Conformer-AED models: encode with a chunk attention mask of MS milliseconds (a
+    /// multiple of 40), as chunk-by-chunk streaming would (WER of a streaming model at
+    /// that latency). Default: full context.
+    #[arg(long, value_name = "MS")]
+    pub chunk_ms: Option<u32>,
 }
 
 /// How the model is run: the decoding flags of `hark eval`, validated.
@@ -89,6 +94,8 @@ pub struct ModelOptions {
     pub threads: Option<usize>,
     /// Where the heavy stages run.
     pub device: Device,
+    /// Chunk attention mask, ms (`None`: full context; conformer-AED only).
+    pub chunk_ms: Option<u32>,
 }
 
 impl Default for ModelOptions {
@@ -99,6 +106,7 @@ impl Default for ModelOptions {
             precision: None,
             threads: None,
             device: Device::Auto,
+            chunk_ms: None,
         }
     }
 }
@@ -148,6 +156,9 @@ pub fn load_transcriber(
     let mut recognizer = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
     recognizer.set_delegates(crate::device::delegates_for(&dir, opts.device)?);
+    if let Some(ms) = opts.chunk_ms {
+        recognizer.set_chunk_ms(ms).context("--chunk-ms")?;
+    }
     let topts = TranscribeOptions {
         language: opts.language.clone(),
         beam_size: opts.beam,
@@ -184,6 +195,9 @@ pub fn load_transcriber(
     );
     decoding.insert("model_dir".to_string(), dir.display().to_string());
     decoding.insert("family".to_string(), facts.family.to_string());
+    if let Some(ms) = opts.chunk_ms {
+        decoding.insert("chunk_ms".to_string(), ms.to_string());
+    }
     let info = ModelInfo {
         precision: precision.to_string(),
         threads: hark_engine::threads::pool().threads(),
@@ -234,6 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     precision: args.precision,
                     threads: args.threads,
                     device: args.device,
+                    chunk_ms: args.chunk_ms,
                 };
                 let (mut model, info) = load_transcriber(&args.model, &mopts)?;
                 let f = move |u: &Utterance| -> Result<Transcription, TranscribeError> {

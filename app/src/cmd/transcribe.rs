@@ -114,6 +114,10 @@ pub struct Args {
     /// Where the heavy stages run: auto (a hardware GPU if present, else the CPU), cpu, gpu.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub device: Device,
+    /// Conformer-AED models: encode with a chunk attention mask of MS milliseconds (a
+    /// multiple of 40), as chunk-by-chunk streaming would. Default: full context.
+    #[arg(long, value_name = "MS")]
+    pub chunk_ms: Option<u32>,
     /// Files transcribed at the same time, sharing one loaded model (each with
     /// threads/jobs compute threads).
     #[arg(long, short = 'j', default_value_t = 1)]
@@ -345,6 +349,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut w = Recognizer::load(&dir, args.precision)
         .with_context(|| format!("loading model {}", dir.display()))?;
     w.set_delegates(crate::device::delegates_for(&dir, args.device)?);
+    if let Some(ms) = args.chunk_ms {
+        w.set_chunk_ms(ms).context("--chunk-ms")?;
+    }
     if let Some(n) = args.audio_ctx {
         match w.as_whisper() {
             Some(wh) => {

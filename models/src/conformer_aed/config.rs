@@ -32,7 +32,7 @@ pub struct ConformerConfig {
     pub n_layers_enc: usize,
     /// Decoder layers (`args.n_layers_dec`).
     pub n_layers_dec: usize,
-    /// Depthwise convolution kernel size (`args.kernel_size`, odd).
+    /// Depthwise convolution kernel size (`args.kernel_size`; odd unless `causal_conv`).
     pub kernel_size: usize,
     /// Positional-encoding table length (`args.pe_maxlen`); bounds frames and tokens.
     pub pe_maxlen: usize,
@@ -93,6 +93,12 @@ pub struct ConformerConfig {
     /// A final LayerNorm after the last block (`encoder.after_norm`, ESPnet/WeNet).
     #[serde(default)]
     pub enc_after_norm: bool,
+    /// Causal depthwise convolutions (WeNet `causal: true`, hark's streaming AN4 recipe):
+    /// `kernel_size - 1` zeros on the left and none on the right, so an encoder frame never
+    /// depends on later frames through the convolution modules (with a chunk attention mask
+    /// the encoder can then run chunk by chunk). Otherwise `(kernel_size - 1) / 2` each side.
+    #[serde(default)]
+    pub causal_conv: bool,
     /// The checkpoint has a CTC head (`ctc.ctc_lo`), enabling CTC prefix beam search +
     /// attention rescoring.
     #[serde(default)]
@@ -214,8 +220,12 @@ impl ConformerConfig {
                 "must be even (sinusoidal encodings)",
             ));
         }
-        if self.kernel_size.is_multiple_of(2) {
-            return Err(bad("kernel_size", self.kernel_size, "must be odd"));
+        if self.kernel_size == 0 || (self.kernel_size.is_multiple_of(2) && !self.causal_conv) {
+            return Err(bad(
+                "kernel_size",
+                self.kernel_size,
+                "must be odd (even kernels need causal_conv)",
+            ));
         }
         if self.subsampled_idim() == 0 {
             return Err(bad(

@@ -28,12 +28,38 @@
 //! One utterance at a time: the padding mask then only covers the appended context frames,
 //! but it is applied exactly as the reference applies it (keys in attention, rows in the
 //! convolution module) because those frames do reach the output.
+//!
+//! Streaming models (WeNet U2, `scripts/conformer/streaming.py`): with `causal_conv` the
+//! depthwise convolutions pad only on the left, and [`ConformerEncoder::forward_chunked`]
+//! adds a chunk attention mask (frame i sees the frames of its own chunk of `chunk` frames and
+//! of every earlier chunk). Together they make a chunk's output independent of later audio
+//! (beyond the subsampling's 60 ms look-ahead), which is what decoding chunk by chunk needs.
 
 use super::config::ConformerConfig;
 use super::error::ConformerError;
 use super::nn::{gemm_f32, relu, sigmoid, softmax, swish, LayerNorm, Linear, Weight};
 use super::weights::TensorStore;
 use hark_engine::ops::{attention, AttentionOpts, RelPosTerm, Rows};
+
+/// Which keys a query may attend to: keys before `valid` (the padding mask) and, with a
+/// chunk size, only those of the query's chunk and earlier chunks.
+#[derive(Debug, Clone, Copy)]
+struct KeyMask {
+    valid: usize,
+    /// Chunk size in encoder frames; 0 = full context.
+    chunk: usize,
+}
+
+impl KeyMask {
+    fn visible(&self, i: usize, j: usize) -> bool {
+        j < self.valid && (self.chunk == 0 || j < (i / self.chunk + 1) * self.chunk)
+    }
+
+    /// Whether every key is visible from every one of `t` queries (no mask needed).
+    fn is_full(&self, t: usize) -> bool {
+        self.valid >= t && (self.chunk == 0 || self.chunk >= t)
+    }
+}
 
 /// Conformer feed-forward module (`ConformerFeedForward`).
 #[derive(Debug, Clone)]
@@ -108,14 +134,14 @@ impl RelPosAttention {
         })
     }
 
-    /// `x`: `[t × d]`; `pos`: the positional table of `shift` (`[np × d]`); keys at or
-    /// after `valid` are masked. Returns `x + attention(x)`.
+    /// `x`: `[t × d]`; `pos`: the positional table of `shift` (`[np × d]`); keys that `mask`
+    /// hides are masked. Returns `x + attention(x)`.
     fn forward(
         &self,
         x: &[f32],
         pos: &[f32],
         t: usize,
-        valid: usize,
+        mask: KeyMask,
         n_head: usize,
         shift: PosShift,
     ) -> Vec<f32> {
@@ -140,18 +166,18 @@ impl RelPosAttention {
         let mut ctx = vec![0.0f32; t * d];
         if shift != PosShift::Legacy {
             // The engine's multi-threaded attention (GEMM tiles) with ESPnet's relative term.
-            let mask: Vec<f32> = if valid < t {
+            let bias: Vec<f32> = if mask.is_full(t) {
+                Vec::new()
+            } else {
                 (0..t * t)
                     .map(|ij| {
-                        if ij % t < valid {
+                        if mask.visible(ij / t, ij % t) {
                             0.0
                         } else {
                             f32::NEG_INFINITY
                         }
                     })
                     .collect()
-            } else {
-                Vec::new()
             };
             let mut opts = AttentionOpts::new(n_head, dk).with_rel(RelPosTerm {
                 pos: Rows::new(&p, np, d),
@@ -159,8 +185,8 @@ impl RelPosAttention {
                 bias_v: &self.pos_bias_v,
                 shift: shift == PosShift::Latest,
             });
-            if !mask.is_empty() {
-                opts = opts.with_mask(&mask);
+            if !bias.is_empty() {
+                opts = opts.with_mask(&bias);
             }
             attention(
                 Rows::new(&q, t, d),
@@ -171,7 +197,7 @@ impl RelPosAttention {
             )
             .expect("encoder attention with shapes checked at load");
         } else {
-            self.legacy_core(&q, &k, &v, &p, t, valid, n_head, &mut ctx);
+            self.legacy_core(&q, &k, &v, &p, t, mask, n_head, &mut ctx);
         }
         let mut out = self.fc.forward(&ctx);
         for (o, &r) in out.iter_mut().zip(x) {
@@ -190,7 +216,7 @@ impl RelPosAttention {
         v: &[f32],
         p: &[f32],
         t: usize,
-        valid: usize,
+        mask: KeyMask,
         n_head: usize,
         ctx: &mut [f32],
     ) {
@@ -230,7 +256,7 @@ impl RelPosAttention {
                     } else {
                         bd[(i + 1) * np + (j - i - 2)]
                     };
-                    *s = if j < valid {
+                    *s = if mask.visible(i, j) {
                         (*s + b) * scale
                     } else {
                         f32::NEG_INFINITY
@@ -262,6 +288,9 @@ struct ConvModule {
     /// Depthwise bias (ESPnet/WeNet, and where a BatchNorm was folded in).
     depthwise_bias: Option<Vec<f32>>,
     kernel: usize,
+    /// Left padding of the depthwise convolution: `kernel - 1` when causal, else
+    /// `(kernel - 1) / 2` (the rest of `kernel - 1` goes on the right).
+    left_pad: usize,
     /// LayerNorm after the depthwise convolution (FireRedASR); `None` when a BatchNorm was
     /// folded into the depthwise weights at conversion.
     norm: Option<LayerNorm>,
@@ -306,6 +335,7 @@ impl ConvModule {
             depthwise,
             depthwise_bias: dw_b,
             kernel: kz,
+            left_pad: if cfg.causal_conv { kz - 1 } else { kz / 2 },
             norm: if batch_norm {
                 None
             } else {
@@ -340,8 +370,9 @@ impl ConvModule {
                 g[i * c + ch] = row[ch] * sigmoid(row[c + ch]);
             }
         }
-        // Depthwise convolution over time, zero padding (kernel-1)/2 on both sides.
-        let pad = self.kernel / 2;
+        // Depthwise convolution over time, zero padding `left_pad` before the first frame and
+        // `kernel - 1 - left_pad` after the last.
+        let pad = self.left_pad;
         let mut y = vec![0.0f32; t * c];
         if let Some(b) = &self.depthwise_bias {
             for row in y.chunks_exact_mut(c) {
@@ -599,6 +630,11 @@ impl ConformerEncoder {
         n
     }
 
+    /// Input frames per output frame (the product of the subsampling strides).
+    pub fn subsampling(&self) -> usize {
+        self.sub_layers.iter().map(|l| l.1).product()
+    }
+
     /// Model width (columns of [`EncoderOutput::hidden`]).
     pub fn d_model(&self) -> usize {
         self.d_model
@@ -635,8 +671,21 @@ impl ConformerEncoder {
         Ok((frames, t, valid))
     }
 
-    /// Encodes `[frames × idim]` normalised features. With `trace`, keeps every stage.
+    /// Encodes `[frames × idim]` normalised features at full context. With `trace`, keeps
+    /// every stage.
     pub fn forward(&self, feats: &[f32], trace: bool) -> Result<EncoderOutput, ConformerError> {
+        self.forward_chunked(feats, 0, trace)
+    }
+
+    /// [`Self::forward`] with a chunk attention mask of `chunk` encoder frames (0 = full
+    /// context): frame i attends to the frames before `(i / chunk + 1) * chunk`, as the
+    /// reference's masked forward (`scripts/conformer/streaming.py`) does.
+    pub fn forward_chunked(
+        &self,
+        feats: &[f32],
+        chunk: usize,
+        trace: bool,
+    ) -> Result<EncoderOutput, ConformerError> {
         let idim = self.idim;
         let (frames, t, valid) = self.geometry(feats)?;
         let padded_frames = frames + self.pad_context;
@@ -671,7 +720,14 @@ impl ConformerEncoder {
         }
         for b in &self.blocks {
             let y = b.ffn1.half_step(&h);
-            let y = b.mhsa.forward(&y, &pos, t, valid, self.n_head, self.shift);
+            let y = b.mhsa.forward(
+                &y,
+                &pos,
+                t,
+                KeyMask { valid, chunk },
+                self.n_head,
+                self.shift,
+            );
             let y = b.conv.forward(&y, t, valid);
             let mut y = b.ffn2.half_step(&y);
             b.norm.forward_inplace(&mut y);

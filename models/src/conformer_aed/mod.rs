@@ -79,6 +79,8 @@ pub struct ConformerAed {
     /// CTC head, when the checkpoint has one (`config.ctc`).
     pub ctc: Option<CtcHead>,
     delegates: EncoderDelegates,
+    /// Chunk attention mask of [`Self::encode`], encoder frames (0 = full context).
+    chunk: usize,
 }
 
 /// The model name an encoder stage carries (`Stage::model`).
@@ -161,6 +163,7 @@ impl ConformerAed {
             decoder,
             ctc,
             delegates: EncoderDelegates::default(),
+            chunk: 0,
         })
     }
 
@@ -243,6 +246,25 @@ impl ConformerAed {
         Ok(())
     }
 
+    /// Milliseconds of audio per encoder frame (10 ms fbank frames times the subsampling).
+    pub fn frame_ms(&self) -> usize {
+        10 * self.encoder.subsampling()
+    }
+
+    /// Makes [`Self::encode`] apply a chunk attention mask of `frames` encoder frames
+    /// ([`ConformerEncoder::forward_chunked`]; 0 = full context, the default). Meant for
+    /// streaming models (`config.causal_conv`, trained with dynamic chunks): their output
+    /// for a chunk then does not depend on later audio. Chunked encoding runs on the CPU
+    /// (the delegates' encoders have no chunk mask).
+    pub fn set_attention_chunk(&mut self, frames: usize) {
+        self.chunk = frames;
+    }
+
+    /// The chunk size [`Self::encode`] uses, encoder frames (0 = full context).
+    pub fn attention_chunk(&self) -> usize {
+        self.chunk
+    }
+
     /// Encodes CMVN-normalised features, on the first delegate that accepts the stage,
     /// else on the CPU.
     pub fn encode(&self, feats: &[f32]) -> Result<EncoderOutput, ConformerError> {
@@ -251,8 +273,8 @@ impl ConformerAed {
                 *last = Some(e);
             }
         };
-        if self.delegates.list.is_empty() {
-            let out = self.encoder.forward(feats, false)?;
+        if self.delegates.list.is_empty() || self.chunk > 0 {
+            let out = self.encoder.forward_chunked(feats, self.chunk, false)?;
             record(Executor::Cpu);
             return Ok(out);
         }
