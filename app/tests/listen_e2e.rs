@@ -411,6 +411,53 @@ fn listen_runs_a_conformer_aed_model_through_the_same_pipeline() {
     );
 }
 
+/// `--chunk-ms` on a streaming conformer (the causal random-weight fixture): the pipeline
+/// runs with the chunk attention mask; a size that is not a whole number of encoder frames
+/// is refused before any audio is read, naming the flag and the frame length.
+#[test]
+fn listen_chunk_ms_runs_a_streaming_conformer_and_refuses_partial_frames() {
+    let tmp = tempdir();
+    let wav = tmp.join("chunk.wav");
+    // 0.5 s silence, 1.5 s of a 440 Hz tone with a 300 Hz overtone, 1 s silence.
+    let x: Vec<f32> = (0..48000)
+        .map(|i| {
+            let t = i as f32 / 16000.0;
+            if (0.5..2.0).contains(&t) {
+                0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+                    + 0.1 * (2.0 * std::f32::consts::PI * 300.0 * t).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write_wav(&wav, &x, 16000, 1);
+    let causal = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/tests/fixtures/conformer/firered_causal_d32_k7"
+    ));
+    let run = |chunk: &str| {
+        Command::new(HARK)
+            .args(["listen", "--no-tui", "--stats", "--realtime-speed", "8"])
+            .args(["--chunk-ms", chunk, "--model"])
+            .arg(causal)
+            .arg("--input")
+            .arg(&wav)
+            .output()
+            .unwrap()
+    };
+    let out = run("160");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stats: finals: 1;"), "{stderr}");
+    let out = run("50");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "50 ms accepted: {stderr}");
+    assert!(
+        stderr.contains("--chunk-ms") && stderr.contains("40 ms"),
+        "{stderr}"
+    );
+}
+
 /// The built-in an4-conformer with soft finals (`--final-pause-ms 250`, opt-in for
 /// conformer-AED models): text becomes final at pauses inside an utterance, and the rest
 /// of the utterance is decoded with that text forced on the CTC prefix search, so the

@@ -120,6 +120,12 @@ pub struct Args {
     /// transcribe` does by default).
     #[arg(long, conflicts_with = "audio_ctx_margin")]
     pub full_audio_ctx: bool,
+    /// Conformer-AED streaming models (causal convolutions, trained with dynamic chunks):
+    /// encode with a chunk attention mask of MS milliseconds (a multiple of 40), so the
+    /// encoder output of audio already heard does not change as the utterance grows.
+    /// Default: full context.
+    #[arg(long, value_name = "MS")]
+    pub chunk_ms: Option<u32>,
 }
 
 /// Default of `--final-pause-ms` for Whisper models. Measured with tiny.en on AN4 test utterances joined
@@ -249,6 +255,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut model = Recognizer::load(&dir, Some(precision))
         .with_context(|| format!("loading model {}", dir.display()))?;
     model.set_delegates(crate::device::delegates_for(&dir, args.compute)?);
+    if let Some(ms) = args.chunk_ms {
+        model.set_chunk_ms(ms).context("--chunk-ms")?;
+    }
     let audio_ctx_margin =
         (facts.family == Family::Whisper && !args.full_audio_ctx).then_some(args.audio_ctx_margin);
     if let (Some(w), Some(_)) = (model.as_whisper(), audio_ctx_margin) {
