@@ -33,6 +33,8 @@ for p in ("/tmp/fireredasr_pkg",):
     if os.path.isdir(p):
         sys.path.append(p)
 
+sys.path.insert(0, os.path.join(ROOT, "scripts", "an4"))
+import an4_data  # noqa: E402
 import convert_fireredasr  # noqa: E402
 from conformer.streaming import encode, make_causal  # noqa: E402
 from fireredasr.data.asr_feat import CMVN, KaldifeatFbank  # noqa: E402
@@ -89,20 +91,14 @@ def load_int16(name):
 
 
 def write_cmvn(path, fbank):
-    """Global CMVN stats over a few AN4 train files, in Kaldi's binary matrix format."""
-    import kaldiio
-
+    """Global CMVN stats over a few AN4 train files, in Kaldi's binary matrix format (the AN4
+    recipe's writer)."""
     names = sorted(f for f in os.listdir(os.path.join(SHARED, "train")) if f.endswith(".flac"))[:8]
     feats = []
     for n in names:
         wav, sr = sf.read(os.path.join(SHARED, "train", n), dtype="int16")
         feats.append(fbank((sr, wav.astype(np.float32))))
-    x = np.concatenate(feats).astype(np.float64)
-    stats = np.zeros((2, x.shape[1] + 1))
-    stats[0, :-1] = x.sum(0)
-    stats[1, :-1] = (x * x).sum(0)
-    stats[0, -1] = x.shape[0]
-    kaldiio.save_mat(path, stats)
+    an4_data.write_cmvn(path, feats)
 
 
 def randomize(model, seed):
