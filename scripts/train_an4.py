@@ -73,7 +73,7 @@ sys.path.insert(0, HERE)
 
 from an4_data import (SPECIALS, SPEEDS, babble, compute_feats, make_batches, pad_feats,  # noqa: E402
                       read_split, spec_augment, train_spm, write_cmvn, write_dev_manifest)
-from an4_checkpoints import average_state_dicts, write_export  # noqa: E402
+from an4_checkpoints import average_state_dicts, load_init, write_export  # noqa: E402
 from conformer.streaming import causal_from_centred, draw_chunk, encode, make_causal  # noqa: E402
 from fireredasr.data.asr_feat import CMVN  # noqa: E402
 from fireredasr.models.fireredasr_aed import FireRedAsrAed  # noqa: E402
@@ -279,7 +279,8 @@ def main():
     p.add_argument("--init-from", default="",
                    help="initialise every parameter whose name and shape match from this state dict "
                         "(e.g. a previous run's averaged_with_ctc.pt: its encoder and decoder layers, when "
-                        "only the vocabulary changes); ignored with --resume")
+                        "only the vocabulary changes) or from a hark model directory (models/builtin/"
+                        "an4-conformer: its f16 weights); ignored with --resume")
     p.add_argument("--average-until", type=int, default=0,
                    help="average only among epochs <= this one (0: all); an earlier stop chosen on dev")
     p.add_argument("--average", type=int, default=10, help="checkpoints averaged at the end")
@@ -343,6 +344,12 @@ def main():
         for i, t in enumerate(tokens):
             f.write(f"{t} {i}\n")
     tok = ChineseCharEnglishSpmTokenizer(dict_path, spm_model)
+    init_dict = os.path.join(o.init_from, "dict.txt") if o.init_from and os.path.isdir(o.init_from) else ""
+    if init_dict and not o.resume:
+        with open(init_dict, encoding="utf8") as a, open(dict_path, encoding="utf8") as b:
+            if a.read() != b.read():
+                raise SystemExit(f"{init_dict} differs from this run's vocabulary {dict_path}: the embeddings "
+                                 "would not line up (use the same --vocab and training data)")
 
     speeds = sorted(set(o.speeds) | {1.0})
     feats = compute_feats(read_split(os.path.join(o.data, "train")), o.feat_cache, speeds)
@@ -387,7 +394,7 @@ def main():
         return
 
     if o.init_from and not o.resume:
-        src = torch.load(o.init_from, map_location="cpu", weights_only=False)
+        src = load_init(o.init_from)
         own = model.state_dict()
         if o.causal_conv and o.centred_init:
             src = {k: causal_from_centred(v) if k.endswith("depthwise_conv.weight") else v for k, v in src.items()}

@@ -4,7 +4,9 @@ torch)."""
 
 import json
 import os
+import struct
 
+import numpy as np
 import torch
 
 
@@ -41,4 +43,32 @@ def write_export(dest, avg, args, tok_files, provenance):
     for name, value in provenance.items():
         with open(os.path.join(out, name), "w") as f:
             json.dump(value, f, indent=1)
+    return out
+
+
+def load_init(path):
+    """A state dict in the training model's names (`aed.` + FireRedASR's names, `ctc.ctc_lo.*`) from
+    either a run's averaged_with_ctc.pt or a hark model directory written by convert_fireredasr.py
+    (its model.safetensors keeps the reference's names; f16 weights come back as float32, the
+    CMVN tensors are dropped: the recipe recomputes them from the same training data)."""
+    if not os.path.isdir(path):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    st = os.path.join(path, "model.safetensors")
+    if not os.path.exists(st):
+        raise SystemExit(f"{path}: a directory without model.safetensors is not a hark model")
+    with open(st, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    dtypes = {"F32": np.float32, "F16": np.float16}
+    out = {}
+    for name, v in header.items():
+        if name == "__metadata__" or name.startswith("cmvn."):
+            continue
+        if v["dtype"] not in dtypes:
+            raise SystemExit(f"{st}: tensor {name} has dtype {v['dtype']}, expected F32 or F16")
+        a, b = v["data_offsets"]
+        arr = np.frombuffer(data[a:b], dtype=dtypes[v["dtype"]]).reshape(v["shape"]).astype(np.float32)
+        key = "ctc." + name[len("ctc.ctc_lo."):] if name.startswith("ctc.ctc_lo.") else "aed." + name
+        out[key] = torch.from_numpy(arr.copy())
     return out
