@@ -78,6 +78,56 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// The shipped AN4 model's shapes with causal convolutions (a streaming model), random
+/// weights.
+const STREAMING_CONFIG: &str = r#"{
+  "family": "conformer_aed", "source": "fireredasr", "idim": 80, "odim": 154,
+  "d_model": 144, "n_head": 4, "n_layers_enc": 8, "n_layers_dec": 3, "kernel_size": 15,
+  "pe_maxlen": 5000, "sos_id": 3, "eos_id": 4, "pad_id": 2, "subsampling": "conv2d4",
+  "subsampling_channels": 32, "pad_context": 6, "layer_norm_eps": 1e-05, "ffn_mult": 4,
+  "conv_inner_mult": 2, "conv_norm": "layer_norm", "qkv_layer_norm": true, "rel_shift": true,
+  "xscale": false, "dec_embed_scale": true, "dec_activation": "gelu", "tied_output": true,
+  "weights_dtype": "f16", "dict": "dict.txt", "spm_model": "train_bpe150.model",
+  "causal_conv": true
+}"#;
+
+/// Live re-decoding of one 10 s utterance with 640 ms chunks, the encoder output refreshed
+/// every 160 ms (what `hark listen --chunk-ms 640` asks for): re-encoding the whole
+/// utterance each time (`forward_chunked`) against the incremental stream (only new
+/// chunks, plus the unfinished last one). Time per 10 s utterance. Run with
+/// `cargo bench -p hark-models --bench conformer_aed -- streaming_`.
+fn bench_streaming(c: &mut Criterion) {
+    let cfg = ConformerConfig::from_json(STREAMING_CONFIG, Path::new("<bench>")).expect("config");
+    let model = ConformerAed::synthetic(cfg, Precision::F16, 7).expect("synthetic model");
+    let frames = 1000; // 10 s
+    let feats: Vec<f32> = (0..frames * 80)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let (chunk, step) = (16usize, 16usize); // 640 ms chunks, a refresh every 160 ms
+    let enc = &model.encoder;
+    let mut g = c.benchmark_group("streaming_10s_utterance_640ms_chunks");
+    g.sample_size(10).warm_up_time(Duration::from_millis(1));
+    g.bench_function("recompute_every_160ms", |b| {
+        b.iter(|| {
+            for end in (step..=frames).step_by(step) {
+                enc.forward_chunked(&feats[..end * 80], chunk, false)
+                    .expect("encode");
+            }
+        })
+    });
+    g.bench_function("incremental_every_160ms", |b| {
+        b.iter(|| {
+            let mut st = enc.stream(chunk).expect("stream");
+            for start in (0..frames).step_by(step) {
+                enc.stream_push(&mut st, &feats[start * 80..(start + step).min(frames) * 80])
+                    .expect("push");
+                enc.stream_output(&mut st).expect("output");
+            }
+        })
+    });
+    g.finish();
+}
+
 /// One encoder-sized product (FFN expand: 100 frames × 1280 → 5120) through the engine's
 /// `matmul_nt` at f16 and int8: isolates the GEMM from the rest of the encoder. Run with
 /// `cargo bench -p hark-models --bench conformer_aed -- linear_`.
@@ -129,5 +179,5 @@ fn bench_linear(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_linear, bench);
+criterion_group!(benches, bench_streaming, bench_linear, bench);
 criterion_main!(benches);

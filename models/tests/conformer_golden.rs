@@ -272,6 +272,91 @@ fn conformer_chunked_causal_encoder_ignores_later_audio() {
     assert!(cuts >= 3, "utterance too short for the check ({cuts} cuts)");
 }
 
+/// Incremental encoding (`ConformerEncoder::stream`): features pushed in uneven pieces give,
+/// after every push, what `forward_chunked` gives for the features so far, and at the end
+/// the reference's masked forward; the chunks kept for good are never recomputed.
+#[test]
+fn conformer_stream_matches_chunked_forward_and_reference() {
+    let dir = fixture_root().join("firered_causal_d32_k7");
+    let model = ConformerAed::load(&dir).expect("load");
+    let idim = model.config.idim;
+    let d = model.config.d_model;
+    let mut g = golden(&dir);
+    let feats = take(&mut g, "feats");
+    let chunk = 4;
+    let want = take(&mut g, &format!("chunk{chunk}.encoder_out"));
+    let frames = feats.len() / idim;
+    let enc = &model.encoder;
+    let mut st = enc.stream(chunk).expect("stream");
+    assert!(
+        enc.stream_output(&mut st).is_err(),
+        "no audio yet: too short to subsample"
+    );
+    let (mut at, mut checks, mut kept) = (0, 0, 0);
+    for piece in [1usize, 2, 7, 3, 16, 5, 11, 1, 9].iter().cycle() {
+        if at >= frames {
+            break;
+        }
+        let end = (at + piece).min(frames);
+        enc.stream_push(&mut st, &feats[at * idim..end * idim])
+            .expect("push");
+        at = end;
+        assert_eq!(st.frames_in(), at);
+        assert!(st.committed() >= kept, "kept chunks are never dropped");
+        kept = st.committed();
+        assert_eq!(kept % chunk, 0, "only whole chunks are kept");
+        if enc.output_frames(at) == 0 {
+            continue;
+        }
+        let got = enc.stream_output(&mut st).expect("output");
+        let reference = enc
+            .forward_chunked(&feats[..at * idim], chunk, false)
+            .expect("chunked forward");
+        assert_eq!((got.frames, got.valid), (reference.frames, reference.valid));
+        let diff = max_abs_diff(&got.hidden, &reference.hidden);
+        assert!(
+            diff < 1e-4,
+            "after {at} frames the stream differs from forward_chunked by {diff}"
+        );
+        checks += 1;
+    }
+    assert!(
+        kept + 2 * chunk > enc.output_frames(frames),
+        "{kept} of {} frames kept: whole chunks are kept as soon as their audio is in",
+        enc.output_frames(frames)
+    );
+    assert!(checks >= 5, "{checks} checks");
+    let got = enc.stream_output(&mut st).expect("output");
+    assert_close("stream vs reference", &got.hidden, &want);
+    assert_eq!(got.hidden.len() / d, got.frames);
+    // Asking twice changes nothing (the unfinished chunk is not kept).
+    let again = enc.stream_output(&mut st).expect("output");
+    assert_eq!(again.hidden, got.hidden);
+}
+
+/// The stream refuses what it cannot do, naming why.
+#[test]
+fn conformer_stream_needs_a_causal_model_and_a_chunk() {
+    let causal = ConformerAed::load(&fixture_root().join("firered_causal_d32_k7")).expect("load");
+    let err = causal.encoder.stream(0).unwrap_err().to_string();
+    assert!(err.contains("chunk"), "{err}");
+    let mut st = causal.encoder.stream(4).expect("stream");
+    let err = causal
+        .encoder
+        .stream_push(&mut st, &[0.0; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("frames"), "{err}");
+    for dir in fixture_dirs() {
+        let model = ConformerAed::load(&dir).expect("load");
+        if model.config.causal_conv {
+            continue;
+        }
+        let err = model.encoder.stream(4).unwrap_err().to_string();
+        assert!(err.contains("causal"), "{}: {err}", dir.display());
+    }
+}
+
 /// Reduced-precision weights against the f32 reference: the fixtures' weights are
 /// f16-exact, so f16 storage only changes the kernels' summation order (bound 1e-4, same as
 /// f32); int8 (per-row symmetric) is bounded by a normalised error on the encoder output and

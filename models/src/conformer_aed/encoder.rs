@@ -55,9 +55,10 @@ impl KeyMask {
         j < self.valid && (self.chunk == 0 || j < (i / self.chunk + 1) * self.chunk)
     }
 
-    /// Whether every key is visible from every one of `t` queries (no mask needed).
-    fn is_full(&self, t: usize) -> bool {
-        self.valid >= t && (self.chunk == 0 || self.chunk >= t)
+    /// Whether all of `tk` keys are visible from every query from frame `q0` on (no mask
+    /// needed).
+    fn is_full(&self, q0: usize, tk: usize) -> bool {
+        self.valid >= tk && (self.chunk == 0 || (q0 / self.chunk + 1) * self.chunk >= tk)
     }
 }
 
@@ -134,20 +135,9 @@ impl RelPosAttention {
         })
     }
 
-    /// `x`: `[t × d]`; `pos`: the positional table of `shift` (`[np × d]`); keys that `mask`
-    /// hides are masked. Returns `x + attention(x)`.
-    fn forward(
-        &self,
-        x: &[f32],
-        pos: &[f32],
-        t: usize,
-        mask: KeyMask,
-        n_head: usize,
-        shift: PosShift,
-    ) -> Vec<f32> {
-        let d = self.w_q.n;
-        let dk = d / n_head;
-        let (q, k, v) = if self.norms.len() == 3 {
+    /// Queries, keys and values of `[t × d]` rows (through the LayerNorm(s)).
+    fn qkv(&self, x: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        if self.norms.len() == 3 {
             (
                 self.w_q.forward(&self.norms[0].forward(x)),
                 self.w_k.forward(&self.norms[1].forward(x)),
@@ -160,50 +150,92 @@ impl RelPosAttention {
                 self.w_k.forward(&h),
                 self.w_v.forward(&h),
             )
-        };
+        }
+    }
+
+    /// `x`: `[t × d]`; `pos`: the positional table of `shift` (`[np × d]`); keys that `mask`
+    /// hides are masked. Returns `x + attention(x)`.
+    fn forward(
+        &self,
+        x: &[f32],
+        pos: &[f32],
+        t: usize,
+        mask: KeyMask,
+        n_head: usize,
+        shift: PosShift,
+    ) -> Vec<f32> {
+        let d = self.w_q.n;
+        let (q, k, v) = self.qkv(x);
         let p = self.w_pos.forward(pos);
-        let np = pos.len() / d;
         let mut ctx = vec![0.0f32; t * d];
         if shift != PosShift::Legacy {
-            // The engine's multi-threaded attention (GEMM tiles) with ESPnet's relative term.
-            let bias: Vec<f32> = if mask.is_full(t) {
-                Vec::new()
-            } else {
-                (0..t * t)
-                    .map(|ij| {
-                        if mask.visible(ij / t, ij % t) {
-                            0.0
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    })
-                    .collect()
-            };
-            let mut opts = AttentionOpts::new(n_head, dk).with_rel(RelPosTerm {
-                pos: Rows::new(&p, np, d),
-                bias_u: &self.pos_bias_u,
-                bias_v: &self.pos_bias_v,
-                shift: shift == PosShift::Latest,
-            });
-            if !bias.is_empty() {
-                opts = opts.with_mask(&bias);
-            }
-            attention(
-                Rows::new(&q, t, d),
-                Rows::new(&k, t, d),
-                Rows::new(&v, t, d),
-                &opts,
-                &mut ctx,
-            )
-            .expect("encoder attention with shapes checked at load");
+            self.core(&q, &k, &v, &p, 0, mask, n_head, shift, &mut ctx);
         } else {
             self.legacy_core(&q, &k, &v, &p, t, mask, n_head, &mut ctx);
         }
+        self.finish(ctx, x)
+    }
+
+    /// `x + fc(ctx)`.
+    fn finish(&self, ctx: Vec<f32>, x: &[f32]) -> Vec<f32> {
         let mut out = self.fc.forward(&ctx);
         for (o, &r) in out.iter_mut().zip(x) {
             *o += r;
         }
         out
+    }
+
+    /// The engine's multi-threaded attention (GEMM tiles) with ESPnet's relative term, for
+    /// the last `q.len() / d` of the `k.len() / d` key frames (`q0` = the first query's
+    /// frame): `p` is the projected table of `shift` for at least that many keys (with
+    /// `rel_shift`, an odd number of rows whose middle row is relative position 0).
+    #[allow(clippy::too_many_arguments)]
+    fn core(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        p: &[f32],
+        q0: usize,
+        mask: KeyMask,
+        n_head: usize,
+        shift: PosShift,
+        ctx: &mut [f32],
+    ) {
+        let d = self.w_q.n;
+        let dk = d / n_head;
+        let (tq, tk) = (q.len() / d, k.len() / d);
+        debug_assert_eq!(q0 + tq, tk, "queries are the last key frames");
+        let bias: Vec<f32> = if mask.is_full(q0, tk) {
+            Vec::new()
+        } else {
+            (0..tq * tk)
+                .map(|ij| {
+                    if mask.visible(q0 + ij / tk, ij % tk) {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+                .collect()
+        };
+        let mut opts = AttentionOpts::new(n_head, dk).with_rel(RelPosTerm {
+            pos: Rows::new(p, p.len() / d, d),
+            bias_u: &self.pos_bias_u,
+            bias_v: &self.pos_bias_v,
+            shift: shift == PosShift::Latest,
+        });
+        if !bias.is_empty() {
+            opts = opts.with_mask(&bias);
+        }
+        attention(
+            Rows::new(q, tq, d),
+            Rows::new(k, tk, d),
+            Rows::new(v, tk, d),
+            &opts,
+            ctx,
+        )
+        .expect("encoder attention with shapes checked at load");
     }
 
     /// ESPnet's legacy relative-position attention (reversed table, Transformer-XL shift
@@ -357,22 +389,44 @@ impl ConvModule {
     }
 
     fn forward(&self, x: &[f32], t: usize, valid: usize) -> Vec<f32> {
+        self.forward_with_history(x, t, valid, &mut Vec::new(), false)
+    }
+
+    /// [`Self::forward`] for `t` rows that follow the rows whose GLU outputs `history` holds
+    /// (`[h × channels]`, at most `left_pad` rows; empty at the start, which is the zero
+    /// padding): the depthwise convolution reads them as its left context instead of zeros.
+    /// With `keep`, `history` becomes the last `left_pad` GLU rows, for the next call;
+    /// otherwise it is left as it was.
+    /// Rows from `valid` on are padding (zeroed, as in [`Self::forward`]).
+    fn forward_with_history(
+        &self,
+        x: &[f32],
+        t: usize,
+        valid: usize,
+        history: &mut Vec<f32>,
+        keep: bool,
+    ) -> Vec<f32> {
         let d = self.pointwise2.n;
         let c = self.pointwise2.k;
         let mut h = self.pre_norm.forward(x);
         h[valid * d..].fill(0.0);
         let a = self.pointwise1.forward(&h);
-        // GLU over channels: first half * sigmoid(second half).
-        let mut g = vec![0.0f32; t * c];
+        // History, then the GLU over channels: first half * sigmoid(second half).
+        let hist = history.len() / c;
+        let mut g = Vec::with_capacity((hist + t) * c);
+        g.extend_from_slice(history);
+        g.resize((hist + t) * c, 0.0);
         for i in 0..t {
             let row = &a[i * 2 * c..][..2 * c];
+            let out = &mut g[(hist + i) * c..][..c];
             for ch in 0..c {
-                g[i * c + ch] = row[ch] * sigmoid(row[c + ch]);
+                out[ch] = row[ch] * sigmoid(row[c + ch]);
             }
         }
-        // Depthwise convolution over time, zero padding `left_pad` before the first frame and
-        // `kernel - 1 - left_pad` after the last.
+        // Depthwise convolution over time: output row i reads rows i - left_pad .. of the
+        // history + new rows, zeros before the first (history) row and after the last.
         let pad = self.left_pad;
+        let n = hist + t;
         let mut y = vec![0.0f32; t * c];
         if let Some(b) = &self.depthwise_bias {
             for row in y.chunks_exact_mut(c) {
@@ -382,8 +436,8 @@ impl ConvModule {
         for i in 0..t {
             let out = &mut y[i * c..][..c];
             for j in 0..self.kernel {
-                let src = i + j;
-                if src < pad || src - pad >= t {
+                let src = hist + i + j;
+                if src < pad || src - pad >= n {
                     continue;
                 }
                 let inp = &g[(src - pad) * c..][..c];
@@ -392,6 +446,11 @@ impl ConvModule {
                     *o += xv * wv;
                 }
             }
+        }
+        if keep {
+            let rows = n.min(pad);
+            g.drain(..(n - rows) * c);
+            *history = g;
         }
         if let Some(norm) = &self.norm {
             norm.forward_inplace(&mut y);
@@ -508,6 +567,8 @@ pub struct ConformerEncoder {
     pad_context: usize,
     xscale: bool,
     pe_maxlen: usize,
+    /// Causal depthwise convolutions (`config.causal_conv`): what [`Self::stream`] needs.
+    causal: bool,
 }
 
 /// Encoder result for one utterance.
@@ -615,6 +676,7 @@ impl ConformerEncoder {
             pad_context: cfg.pad_context,
             xscale: cfg.xscale,
             pe_maxlen: cfg.pe_maxlen,
+            causal: cfg.causal_conv,
         })
     }
 
@@ -745,5 +807,288 @@ impl ConformerEncoder {
             valid,
             stages,
         })
+    }
+
+    /// Whether [`Self::stream`] can encode this model incrementally (causal convolutions, a
+    /// length-independent relative-position table).
+    pub fn streams(&self) -> bool {
+        self.causal && self.shift != PosShift::Legacy
+    }
+
+    /// Starts incremental encoding with a chunk attention mask of `chunk` encoder frames
+    /// (WeNet's `forward_chunk` idea): [`Self::stream_push`] runs each chunk through the
+    /// blocks once, as soon as its audio (plus the subsampling's look-ahead) has arrived,
+    /// keeping every block's keys and values and the convolutions' last `kernel - 1` rows;
+    /// [`Self::stream_output`] gives what [`Self::forward_chunked`] gives for all the
+    /// features pushed so far, computing only the unfinished last chunk. The cost of a push
+    /// is bounded by its own audio (plus attention over the frames before it), not by the
+    /// utterance's length. Needs a streaming model: causal convolutions (`causal_conv`) and
+    /// a relative-position table that does not depend on the length (not `legacy_rel_pos`).
+    pub fn stream(&self, chunk: usize) -> Result<EncoderStream, ConformerError> {
+        if chunk == 0 {
+            return Err(ConformerError::Input(
+                "incremental encoding needs a chunk size (encoder frames), not 0".into(),
+            ));
+        }
+        if !self.causal {
+            return Err(ConformerError::Input(
+                "incremental encoding needs causal convolutions (config.json causal_conv): a centred \
+                 convolution reads frames of the next chunk"
+                    .into(),
+            ));
+        }
+        if self.shift == PosShift::Legacy {
+            return Err(ConformerError::Input(
+                "incremental encoding does not support legacy_rel_pos (its table depends on the length)"
+                    .into(),
+            ));
+        }
+        Ok(EncoderStream {
+            chunk,
+            feats: Vec::new(),
+            frames_in: 0,
+            pending: Vec::new(),
+            committed: 0,
+            out: Vec::new(),
+            layers: vec![LayerCache::default(); self.blocks.len()],
+            pos_keys: 0,
+        })
+    }
+
+    /// Appends `[frames × idim]` normalised features to the stream and encodes every chunk
+    /// that is now complete.
+    pub fn stream_push(&self, st: &mut EncoderStream, feats: &[f32]) -> Result<(), ConformerError> {
+        let idim = self.idim;
+        if !feats.len().is_multiple_of(idim) {
+            return Err(ConformerError::Input(format!(
+                "{} values is not a whole number of {idim}-dim frames",
+                feats.len()
+            )));
+        }
+        let frames_in = st.frames_in + feats.len() / idim;
+        let t = self.output_frames(frames_in);
+        if t > self.pe_maxlen {
+            return Err(ConformerError::Input(format!(
+                "{frames_in} frames give {t} encoder frames, more than pe_maxlen {}",
+                self.pe_maxlen
+            )));
+        }
+        st.feats.extend_from_slice(feats);
+        st.frames_in = frames_in;
+        let stride = self.subsampling();
+        if let Some((rows, n)) = self.subsample_complete(&st.feats) {
+            st.feats.drain(..n * stride * idim);
+            st.pending.extend_from_slice(&rows);
+        }
+        let d = self.d_model;
+        while st.pending.len() >= st.chunk * d {
+            let rest = st.pending.split_off(st.chunk * d);
+            let x = std::mem::replace(&mut st.pending, rest);
+            let y = self.stream_blocks(st, &x, st.committed, usize::MAX);
+            st.out.extend_from_slice(&y);
+            st.committed += st.chunk;
+        }
+        Ok(())
+    }
+
+    /// The encoder output for every feature pushed so far, as [`Self::forward_chunked`]
+    /// gives it for them (the audio ending here: the context padding is appended and the
+    /// last, unfinished chunk is encoded without being kept).
+    pub fn stream_output(&self, st: &mut EncoderStream) -> Result<EncoderOutput, ConformerError> {
+        let frames = st.frames_in;
+        let t = self.output_frames(frames);
+        if t == 0 || frames == 0 {
+            return Err(ConformerError::Input(format!(
+                "{frames} frames is too short to subsample"
+            )));
+        }
+        let stride = self.subsampling();
+        let valid = (0..t).filter(|j| stride * j < frames).count();
+        let mut buf = st.feats.clone();
+        buf.resize(buf.len() + self.pad_context * self.idim, 0.0);
+        let mut rows = st.pending.clone();
+        if let Some((tail, _)) = self.subsample_complete(&buf) {
+            rows.extend_from_slice(&tail);
+        }
+        let d = self.d_model;
+        debug_assert_eq!(st.committed + rows.len() / d, t);
+        let kept: Vec<(usize, Vec<f32>)> = st
+            .layers
+            .iter()
+            .map(|l| (l.k.len(), l.conv.clone()))
+            .collect();
+        let mut hidden = Vec::with_capacity(t * d);
+        hidden.extend_from_slice(&st.out);
+        for piece in rows.chunks(st.chunk * d) {
+            let q0 = hidden.len() / d;
+            let y = self.stream_blocks(st, piece, q0, valid);
+            hidden.extend_from_slice(&y);
+        }
+        for (l, (len, conv)) in st.layers.iter_mut().zip(kept) {
+            l.k.truncate(len);
+            l.v.truncate(len);
+            l.conv = conv;
+        }
+        Ok(EncoderOutput {
+            hidden,
+            frames: t,
+            valid,
+            stages: Vec::new(),
+        })
+    }
+
+    /// Subsamples every window wholly inside `buf` (`[rows × idim]`, starting at a multiple
+    /// of the stride): `(rows × d_model, count)`, with `xscale` applied; `None` when no
+    /// window fits.
+    fn subsample_complete(&self, buf: &[f32]) -> Option<(Vec<f32>, usize)> {
+        let idim = self.idim;
+        let stride = self.subsampling();
+        let field = self
+            .sub_layers
+            .iter()
+            .rev()
+            .fold(1, |rf, &(k, s)| (rf - 1) * s + k);
+        let n = buf.len() / idim;
+        if n < field {
+            return None;
+        }
+        let count = (n - field) / stride + 1;
+        let used = (count - 1) * stride + field;
+        let (mut h, t) = self.sub.forward(&buf[..used * idim], used, idim);
+        debug_assert_eq!(t, count);
+        if self.xscale {
+            let s = (self.d_model as f32).sqrt();
+            h.iter_mut().for_each(|v| *v *= s);
+        }
+        Some((h, count))
+    }
+
+    /// Runs `x` (rows of one chunk, the first at frame `q0`) through every block, keeping
+    /// their keys, values and convolution history in `st` (the caller truncates them again
+    /// for a chunk it does not keep). Frames from `valid` on are padding.
+    fn stream_blocks(
+        &self,
+        st: &mut EncoderStream,
+        x: &[f32],
+        q0: usize,
+        valid: usize,
+    ) -> Vec<f32> {
+        let d = self.d_model;
+        let tq = x.len() / d;
+        self.stream_positions(st, q0 + tq);
+        let mask = KeyMask {
+            valid,
+            chunk: st.chunk,
+        };
+        let valid_rows = valid.saturating_sub(q0).min(tq);
+        let mut h = x.to_vec();
+        for (b, cache) in self.blocks.iter().zip(st.layers.iter_mut()) {
+            let y = b.ffn1.half_step(&h);
+            let (q, k, v) = b.mhsa.qkv(&y);
+            cache.k.extend_from_slice(&k);
+            cache.v.extend_from_slice(&v);
+            let mut ctx = vec![0.0f32; tq * d];
+            b.mhsa.core(
+                &q,
+                &cache.k,
+                &cache.v,
+                &cache.pos,
+                q0,
+                mask,
+                self.n_head,
+                self.shift,
+                &mut ctx,
+            );
+            let y = b.mhsa.finish(ctx, &y);
+            let y = b
+                .conv
+                .forward_with_history(&y, tq, valid_rows, &mut cache.conv, true);
+            let mut y = b.ffn2.half_step(&y);
+            b.norm.forward_inplace(&mut y);
+            h = y;
+        }
+        if let Some(n) = &self.after_norm {
+            n.forward_inplace(&mut h);
+        }
+        h
+    }
+
+    /// Makes every block's projected positional table cover `keys` key frames, growing it
+    /// by doubling (the table for `R` keys serves any shorter stream: with `rel_shift` its
+    /// middle row is relative position 0; without, row j is position j).
+    fn stream_positions(&self, st: &mut EncoderStream, keys: usize) {
+        if st.pos_keys >= keys {
+            return;
+        }
+        let r = keys.next_power_of_two().max(64);
+        let d = self.d_model;
+        let np = if self.shift == PosShift::Latest {
+            2 * r - 1
+        } else {
+            r
+        };
+        let mut pos = vec![0.0f32; np * d];
+        for row in 0..np {
+            let rel = match self.shift {
+                PosShift::Latest => (r - 1) as f32 - row as f32,
+                _ => row as f32,
+            };
+            for col in 0..d {
+                pos[row * d + col] = super::nn::sinusoid(rel, col, d);
+            }
+        }
+        for (b, cache) in self.blocks.iter().zip(st.layers.iter_mut()) {
+            cache.pos = b.mhsa.w_pos.forward(&pos);
+        }
+        st.pos_keys = r;
+    }
+}
+
+/// One block's state in an [`EncoderStream`].
+#[derive(Debug, Clone, Default)]
+struct LayerCache {
+    /// Keys and values of every kept frame, `[frames × d_model]`.
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// The convolution module's last `kernel - 1` GLU rows.
+    conv: Vec<f32>,
+    /// `linear_pos` of the stream's positional table.
+    pos: Vec<f32>,
+}
+
+/// Incremental encoding state of one utterance ([`ConformerEncoder::stream`]).
+#[derive(Debug, Clone)]
+pub struct EncoderStream {
+    /// Chunk size, encoder frames.
+    chunk: usize,
+    /// Input rows not yet consumed by the subsampling (from a multiple of its stride).
+    feats: Vec<f32>,
+    /// Input rows pushed.
+    frames_in: usize,
+    /// Subsampled rows waiting for their chunk to fill (fewer than `chunk`).
+    pending: Vec<f32>,
+    /// Encoder frames kept (whole chunks).
+    committed: usize,
+    /// Encoder output of the kept frames.
+    out: Vec<f32>,
+    layers: Vec<LayerCache>,
+    /// Key frames the positional tables cover.
+    pos_keys: usize,
+}
+
+impl EncoderStream {
+    /// Feature frames pushed so far.
+    pub fn frames_in(&self) -> usize {
+        self.frames_in
+    }
+
+    /// Encoder frames encoded for good (whole chunks).
+    pub fn committed(&self) -> usize {
+        self.committed
+    }
+
+    /// The chunk size, encoder frames.
+    pub fn chunk(&self) -> usize {
+        self.chunk
     }
 }

@@ -59,7 +59,7 @@ pub use hark_engine::Precision;
 pub use config::ConformerConfig;
 pub use ctc::CtcHead;
 pub use decoder::TransformerDecoder;
-pub use encoder::{ConformerEncoder, EncoderOutput};
+pub use encoder::{ConformerEncoder, EncoderOutput, EncoderStream};
 pub use error::ConformerError;
 pub use search::{beam_search, BeamSearchOptions, Hypothesis};
 pub use tokenizer::FireRedTokenizer;
@@ -305,6 +305,22 @@ impl ConformerAed {
             valid,
             stages: Vec::new(),
         })
+    }
+
+    /// Pushes CMVN-normalised features into an incremental encoding
+    /// ([`ConformerEncoder::stream`]) and returns the encoder output for everything pushed
+    /// so far, as [`Self::encode`] with the chunk set gives it; on the CPU.
+    pub fn encode_stream(
+        &self,
+        st: &mut EncoderStream,
+        feats: &[f32],
+    ) -> Result<EncoderOutput, ConformerError> {
+        self.encoder.stream_push(st, feats)?;
+        let out = self.encoder.stream_output(st)?;
+        if let Ok(mut last) = self.delegates.last.lock() {
+            *last = Some(Executor::Cpu);
+        }
+        Ok(out)
     }
 
     /// Teacher-forced decoder logits (`[prefix.len() × vocab]`) for a token prefix
