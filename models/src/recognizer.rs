@@ -469,6 +469,16 @@ impl Recognizer {
         }
     }
 
+    /// Whether the model was built for streaming: a conformer-AED model with causal
+    /// convolutions (`config.json` `causal_conv`, trained with chunk masks), whose output
+    /// does not rely on audio after a chunk. Whisper and full-context conformers: false.
+    pub fn is_streaming(&self) -> bool {
+        match self {
+            Recognizer::Whisper(_) => false,
+            Recognizer::ConformerAed(c) => c.model.config.causal_conv,
+        }
+    }
+
     /// The model family.
     pub fn family(&self) -> Family {
         match self {
