@@ -267,23 +267,34 @@ impl ConformerAsr {
         out: &mut PieceResult,
     ) -> Result<EncoderOutput, RecognizerError> {
         let chunk = self.model.attention_chunk();
-        let mut guard = self
-            .stream
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let continues = guard.as_ref().is_some_and(|s| {
+        // Workers sharing the model (`--jobs`) do not wait for each other: a decode that
+        // finds the cache in use encodes on a stream of its own.
+        let mut own: Option<AudioStream> = None;
+        let mut guard;
+        let slot: &mut Option<AudioStream> = match self.stream.try_lock() {
+            Ok(g) => {
+                guard = g;
+                &mut guard
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                guard = p.into_inner();
+                &mut guard
+            }
+            Err(std::sync::TryLockError::WouldBlock) => &mut own,
+        };
+        let continues = slot.as_ref().is_some_and(|s| {
             s.enc.chunk() == chunk
                 && samples.len() >= s.samples.len()
                 && samples[..s.samples.len()] == s.samples[..]
         });
         if !continues {
-            *guard = Some(AudioStream {
+            *slot = Some(AudioStream {
                 samples: Vec::new(),
                 frames: 0,
                 enc: self.model.encoder.stream(chunk)?,
             });
         }
-        let s = guard.as_mut().expect("stream set above");
+        let s = slot.as_mut().expect("stream set above");
         let t = std::time::Instant::now();
         let shift = self.fbank.frame_opts().window_shift();
         let start = s.frames * shift;
@@ -301,7 +312,7 @@ impl ConformerAsr {
         let enc = match self.model.encode_stream(&mut s.enc, &x) {
             Ok(enc) => enc,
             Err(e) => {
-                *guard = None;
+                *slot = None;
                 return Err(e.into());
             }
         };
@@ -814,6 +825,50 @@ mod tests {
             f.stream.lock().unwrap().is_none(),
             "full context: no stream"
         );
+    }
+
+    /// Decodes on several threads with a chunk set do not wait for the shared stream cache
+    /// (one of them encodes on a stream of its own) and give the single-thread results.
+    #[test]
+    fn concurrent_chunked_decodes_share_the_model() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/conformer/firered_causal_d32_k7");
+        let mut rec = Recognizer::load(&dir, None).expect("fixture causal model");
+        rec.set_chunk_ms(160).unwrap();
+        let Recognizer::ConformerAed(c) = &rec else {
+            unreachable!()
+        };
+        let clips: Vec<Vec<f32>> = (0..4u32)
+            .map(|k| {
+                let mut seed = 777 + k;
+                (0..16000 + 4000 * k as usize)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                        0.3 * ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+                    })
+                    .collect()
+            })
+            .collect();
+        let want: Vec<PieceResult> = clips
+            .iter()
+            .map(|x| c.decode_piece(x, 3).unwrap())
+            .collect();
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    sc.spawn(|| {
+                        for _ in 0..3 {
+                            for (x, w) in clips.iter().zip(&want) {
+                                assert_eq!(c.decode_piece(x, 3).unwrap().tokens, w.tokens);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        });
     }
 
     #[test]
