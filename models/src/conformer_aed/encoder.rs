@@ -764,22 +764,7 @@ impl ConformerEncoder {
             let s = (d as f32).sqrt();
             h.iter_mut().for_each(|v| *v *= s);
         }
-        let np = if self.shift == PosShift::Latest {
-            2 * t - 1
-        } else {
-            t
-        };
-        let mut pos = vec![0.0f32; np * d];
-        for r in 0..np {
-            let rel = match self.shift {
-                PosShift::Latest => (t - 1) as f32 - r as f32,
-                PosShift::None => r as f32,
-                PosShift::Legacy => (self.pe_maxlen.max(t) - 1 - r) as f32,
-            };
-            for col in 0..d {
-                pos[r * d + col] = super::nn::sinusoid(rel, col, d);
-            }
-        }
+        let pos = self.positions(t);
         for b in &self.blocks {
             let y = b.ffn1.half_step(&h);
             let y = b.mhsa.forward(
@@ -1013,6 +998,29 @@ impl ConformerEncoder {
         h
     }
 
+    /// The positional table of `shift` for `t` frames (`[np × d]`): with `rel_shift` the
+    /// 2t-1 relative positions t-1 … -(t-1); without, positions 0 … t-1; legacy, L-1 … L-t.
+    fn positions(&self, t: usize) -> Vec<f32> {
+        let d = self.d_model;
+        let np = if self.shift == PosShift::Latest {
+            2 * t - 1
+        } else {
+            t
+        };
+        let mut pos = vec![0.0f32; np * d];
+        for r in 0..np {
+            let rel = match self.shift {
+                PosShift::Latest => (t - 1) as f32 - r as f32,
+                PosShift::None => r as f32,
+                PosShift::Legacy => (self.pe_maxlen.max(t) - 1 - r) as f32,
+            };
+            for col in 0..d {
+                pos[r * d + col] = super::nn::sinusoid(rel, col, d);
+            }
+        }
+        pos
+    }
+
     /// Makes every block's projected positional table cover `keys` key frames, growing it
     /// by doubling (the table for `R` keys serves any shorter stream: with `rel_shift` its
     /// middle row is relative position 0; without, row j is position j).
@@ -1021,22 +1029,7 @@ impl ConformerEncoder {
             return;
         }
         let r = keys.next_power_of_two().max(64);
-        let d = self.d_model;
-        let np = if self.shift == PosShift::Latest {
-            2 * r - 1
-        } else {
-            r
-        };
-        let mut pos = vec![0.0f32; np * d];
-        for row in 0..np {
-            let rel = match self.shift {
-                PosShift::Latest => (r - 1) as f32 - row as f32,
-                _ => row as f32,
-            };
-            for col in 0..d {
-                pos[row * d + col] = super::nn::sinusoid(rel, col, d);
-            }
-        }
+        let pos = self.positions(r);
         for (b, cache) in self.blocks.iter().zip(st.layers.iter_mut()) {
             cache.pos = b.mhsa.w_pos.forward(&pos);
         }
