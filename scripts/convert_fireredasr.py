@@ -203,6 +203,25 @@ def read_kaldi_cmvn(path):
     return means.astype(np.float32), istd.astype(np.float32)
 
 
+def read_safetensors(path):
+    """The tensors of a safetensors file written by write_safetensors (F32/F16/I32), as float32
+    numpy arrays by name ("__metadata__" skipped)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    dtypes = {"F32": np.float32, "F16": np.float16, "I32": np.int32}
+    out = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        if v["dtype"] not in dtypes:
+            raise ConvertError(f"{path}: tensor {name} has dtype {v['dtype']}, expected F32, F16 or I32")
+        a, b = v["data_offsets"]
+        out[name] = np.frombuffer(data[a:b], dtype=dtypes[v["dtype"]]).reshape(v["shape"]).astype(np.float32)
+    return out
+
+
 def write_safetensors(path, tensors):
     """Minimal safetensors writer (header JSON + little-endian raw data), numpy only."""
     names = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int32): "I32"}

@@ -4,9 +4,8 @@ torch)."""
 
 import json
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 
 
@@ -56,19 +55,13 @@ def load_init(path):
     st = os.path.join(path, "model.safetensors")
     if not os.path.exists(st):
         raise SystemExit(f"{path}: a directory without model.safetensors is not a hark model")
-    with open(st, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    dtypes = {"F32": np.float32, "F16": np.float16}
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from convert_fireredasr import read_safetensors
+
     out = {}
-    for name, v in header.items():
-        if name == "__metadata__" or name.startswith("cmvn."):
+    for name, arr in read_safetensors(st).items():
+        if name.startswith("cmvn."):
             continue
-        if v["dtype"] not in dtypes:
-            raise SystemExit(f"{st}: tensor {name} has dtype {v['dtype']}, expected F32 or F16")
-        a, b = v["data_offsets"]
-        arr = np.frombuffer(data[a:b], dtype=dtypes[v["dtype"]]).reshape(v["shape"]).astype(np.float32)
         key = "ctc." + name[len("ctc.ctc_lo."):] if name.startswith("ctc.ctc_lo.") else "aed." + name
         out[key] = torch.from_numpy(arr.copy())
     return out

@@ -18,6 +18,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import convert_wenet as cw  # noqa: E402
+from convert_fireredasr import read_safetensors  # noqa: E402
 
 D, H, F, K, V = 16, 2, 32, 5, 10
 ENC = dict(output_size=D, attention_heads=H, linear_units=F, num_blocks=1, input_layer="conv2d",
@@ -218,23 +219,6 @@ class WenetConverter(unittest.TestCase):
 
         e = self.convert_err(mutate_sd=shift)
         self.assertIn("global_cmvn", e)
-
-
-def read_safetensors(path):
-    import struct
-
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "F16": np.float16, "I32": np.int32}[v["dtype"]]
-        a, b = v["data_offsets"]
-        out[k] = np.frombuffer(data[a:b], dtype=dt).reshape(v["shape"]).astype(np.float32)
-    return out
 
 
 if __name__ == "__main__":
